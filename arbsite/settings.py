@@ -1,0 +1,135 @@
+"""Django settings for Arbitrage Sniper.
+
+Everything is read from the environment (and `.env` at the repository root
+when present) through the strict helpers in `arbsite.env`. The defaults make
+a fresh clone run: SQLite, a local Redis, the demo exchange simulator.
+Every setting is listed with its meaning in `.env.example`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine_worker.config import parse_fees, parse_quote_groups
+
+from arbsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str, load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+load_dotenv(BASE_DIR / ".env")
+
+# --- Django ---------------------------------------------------------------
+DEBUG = env_bool("DEBUG", False)
+# Only a development default: set SECRET_KEY in any deployment.
+SECRET_KEY = env_str("SECRET_KEY", "insecure-dev-key-change-me")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "signals_app",
+    "ingest_worker",
+    "engine_worker",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "arbsite.urls"
+ASGI_APPLICATION = "arbsite.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+
+def _database(url: str) -> dict[str, object]:
+    """A minimal DATABASE_URL reader: sqlite:///path or postgres://user:pass@host:port/name."""
+    from urllib.parse import unquote, urlparse
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        name = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or str(BASE_DIR / "db.sqlite3")}
+    if parsed.scheme in ("postgres", "postgresql"):
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": parsed.path.lstrip("/"),
+            "USER": unquote(parsed.username or ""),
+            "PASSWORD": unquote(parsed.password or ""),
+            "HOST": parsed.hostname or "",
+            "PORT": str(parsed.port or ""),
+        }
+    raise ImproperlyConfigured(f"DATABASE_URL={url!r}: use sqlite:///PATH or postgres://USER:PASS@HOST:PORT/NAME")
+
+
+DATABASES = {"default": _database(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")).upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+}
+
+# --- Pipeline (names from ../shared/DESIGN.md) -----------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+# ZeroMQ has no authentication: whoever can push ticks can forge signals, so loopback by default.
+ZMQ_ENDPOINT = env_str("ZMQ_ENDPOINT", "tcp://127.0.0.1:5555")
+HEALTH_PORT = env_int("HEALTH_PORT", 8080, minimum=1, maximum=65535)
+PORT = env_int("PORT", 3000, minimum=1, maximum=65535)
+MARKET_SOURCE = env_choice("MARKET_SOURCE", "sim", ("sim", "live"))
+EXCHANGES = [name.lower() for name in env_list("EXCHANGES", ["binance", "coinbase"])]
+BINANCE_ENABLED = env_bool("BINANCE_ENABLED", True)
+COINBASE_ENABLED = env_bool("COINBASE_ENABLED", True)
+# Canonical BASE/QUOTE markets to subscribe to; empty means every listed market of the demo assets.
+SYMBOLS = [symbol.upper() for symbol in env_list("SYMBOLS", [])]
+
+SPREAD_THRESHOLD_PCT = env_float("SPREAD_THRESHOLD_PCT", 0.5, minimum=0.0)
+FEES_PCT = parse_fees(env_str("FEES", ""))
+STALE_MS = env_int("STALE_MS", 2000, minimum=1)
+SIGNAL_UPDATE_MS = env_int("SIGNAL_UPDATE_MS", 1000, minimum=0)
+QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EURC"))
+# `live` (rates from reference markets on the feeds) arrives with issue 6; refuse it until then
+# rather than silently treating it as `fixed`.
+QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
+MAX_TICK_AGE_S = env_float("MAX_TICK_AGE_S", 60.0, minimum=0.0)
+
+# --- Celery (background jobs; broker is the same Redis) --------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_IGNORE_RESULT = True

@@ -1,0 +1,1 @@
+"""The ingestor: one module per exchange in `venues/`, parsing frames into ticks."""

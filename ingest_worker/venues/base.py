@@ -1,0 +1,205 @@
+"""What every venue parser shares: drop counting, rate-limited warnings, tick validation.
+
+A parser turns one frame (text or bytes, exactly as received) and its receive
+time into zero or more ticks. It never raises and never reads a clock: bad
+data is dropped and counted under a reason, control frames (subscription
+answers, heartbeats) are counted as such, and channels we do not use are
+counted as ignored.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar
+
+from ingest_worker.symbols import SymbolTable
+from signals_app.contracts import tick as tick_contract
+from signals_app.contracts.tick import Tick
+
+log = logging.getLogger("ingest_worker.parse")
+
+# Drop reasons; a counter exists for each so that /metrics shows zeros too.
+MALFORMED_JSON = "malformed_json"
+MISSING_FIELD = "missing_field"
+BAD_PRICE = "bad_price"
+BAD_SIZE = "bad_size"
+CROSSED_BOOK = "crossed_book"
+STALE = "stale"
+UNKNOWN_SYMBOL = "unknown_symbol"
+UNKNOWN_MESSAGE = "unknown_message"
+BAD_TIMESTAMP = "bad_timestamp"
+UNEXPECTED = "unexpected"
+DROP_REASONS = (
+    MALFORMED_JSON,
+    MISSING_FIELD,
+    BAD_PRICE,
+    BAD_SIZE,
+    CROSSED_BOOK,
+    STALE,
+    UNKNOWN_SYMBOL,
+    UNKNOWN_MESSAGE,
+    BAD_TIMESTAMP,
+    UNEXPECTED,
+)
+
+# Beyond these a number is a feed bug, not a market: no asset trades above ten
+# billion of its quote, and no top-of-book size reaches a quadrillion units.
+MAX_PRICE = 1e10
+MAX_SIZE = 1e15
+INF = float("inf")
+NO_TICKS: list[Tick] = []  # shared empty answer; callers must not mutate it
+
+LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
+
+
+class ParseStats:
+    """Counters of one parser: frames seen, ticks made, control frames, ignored and dropped frames."""
+
+    __slots__ = ("control", "dropped", "frames", "ignored", "ticks")
+
+    def __init__(self) -> None:
+        self.frames = 0
+        self.ticks = 0
+        self.control: dict[str, int] = {}
+        self.ignored: dict[str, int] = {}
+        self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "frames": self.frames,
+            "ticks": self.ticks,
+            "control": dict(sorted(self.control.items())),
+            "ignored": dict(sorted(self.ignored.items())),
+            "dropped": {reason: count for reason, count in sorted(self.dropped.items()) if count},
+        }
+
+
+class VenueParser:
+    """Base of the venue parsers. Subclasses implement `_parse`; `parse` is the safe entry point."""
+
+    name: ClassVar[str]
+
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+        self.symbols = symbols if symbols is not None else self.default_symbols()
+        # Reject ticks whose exchange time is further than this from the receive time
+        # (the injected clock); None turns the check off (`normalize` without --max-age-s).
+        self.max_age_ms = max_age_ms
+        self.stats = ParseStats()
+        self._last_log_ns: dict[str, int] = {}
+        self._suppressed: dict[str, int] = {}
+
+    @classmethod
+    def default_symbols(cls) -> SymbolTable:
+        raise NotImplementedError
+
+    def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
+        """Ticks in `frame`; never raises, whatever the bytes."""
+        self.stats.frames += 1
+        try:
+            ticks = self._parse(frame, recv_ns)
+        except Exception as exc:  # noqa: BLE001 - the safety net: a parser bug must not kill the feed
+            return self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
+        self.stats.ticks += len(ticks)
+        return ticks
+
+    def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
+        raise NotImplementedError
+
+    # --- outcomes other than ticks -------------------------------------------
+    def drop(self, reason: str, recv_ns: int, detail: object = "") -> list[Tick]:
+        """Count a dropped frame and warn (rate-limited)."""
+        self.stats.dropped[reason] = self.stats.dropped.get(reason, 0) + 1
+        self._warn(reason, recv_ns, "dropped frame (%s): %.200s", reason, detail)
+        return NO_TICKS
+
+    def exchange_error(self, recv_ns: int, frame: object) -> list[Tick]:
+        """An error frame from the exchange: a control frame, but one an operator must see."""
+        self.control("error")
+        self._warn("error", recv_ns, "exchange error: %.300s", frame)
+        return NO_TICKS
+
+    def _warn(self, key: str, recv_ns: int, message: str, *args: object) -> None:
+        """Log at most once per key every 10 s of receive time, saying how many were held back."""
+        last = self._last_log_ns.get(key)
+        if last is None or recv_ns - last >= LOG_EVERY_NS or recv_ns < last:
+            suppressed = self._suppressed.pop(key, 0)
+            more = f" (+{suppressed} more since the last warning)" if suppressed else ""
+            log.warning("%s: " + message + "%s", self.name, *args, more)
+            self._last_log_ns[key] = recv_ns
+        else:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+
+    def control(self, kind: str) -> list[Tick]:
+        self.stats.control[kind] = self.stats.control.get(kind, 0) + 1
+        return NO_TICKS
+
+    def ignore(self, kind: str) -> list[Tick]:
+        self.stats.ignored[kind] = self.stats.ignored.get(kind, 0) + 1
+        return NO_TICKS
+
+    # --- validation ----------------------------------------------------------
+    def make_quote(
+        self,
+        symbol: str,
+        raw_bid: object,
+        raw_ask: object,
+        raw_bid_size: object,
+        raw_ask_size: object,
+        timestamp: int,
+        recv_ns: int,
+    ) -> list[Tick]:
+        """One validated quote tick, or a counted drop. Sizes may be None (the feed gives none)."""
+        try:
+            bid = _number(raw_bid)
+            ask = _number(raw_ask)
+        except (TypeError, ValueError):
+            return self.drop(BAD_PRICE, recv_ns, f"{symbol} bid={raw_bid!r} ask={raw_ask!r}")
+        # One chained comparison rejects NaN (every comparison is False), inf, zero and negatives.
+        if not (0.0 < bid < MAX_PRICE and 0.0 < ask < MAX_PRICE):
+            return self.drop(BAD_PRICE, recv_ns, f"{symbol} bid={raw_bid!r} ask={raw_ask!r}")
+        if bid >= ask:
+            return self.drop(CROSSED_BOOK, recv_ns, f"{symbol} bid={bid} >= ask={ask}")
+        bid_size: float | None = None
+        ask_size: float | None = None
+        try:
+            if raw_bid_size is not None:
+                bid_size = _number(raw_bid_size)
+                if not 0.0 < bid_size < MAX_SIZE:
+                    raise ValueError
+            if raw_ask_size is not None:
+                ask_size = _number(raw_ask_size)
+                if not 0.0 < ask_size < MAX_SIZE:
+                    raise ValueError
+        except (TypeError, ValueError):
+            return self.drop(BAD_SIZE, recv_ns, f"{symbol} sizes {raw_bid_size!r}/{raw_ask_size!r}")
+        if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
+            return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
+        return [tick_contract.quote(self.name, symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)]
+
+    def make_trade(self, symbol: str, raw_price: object, raw_size: object, timestamp: int, recv_ns: int) -> list[Tick]:
+        """One validated trade tick, or a counted drop."""
+        try:
+            price = _number(raw_price)
+        except (TypeError, ValueError):
+            return self.drop(BAD_PRICE, recv_ns, f"{symbol} price={raw_price!r}")
+        if not 0.0 < price < MAX_PRICE:
+            return self.drop(BAD_PRICE, recv_ns, f"{symbol} price={raw_price!r}")
+        try:
+            size = _number(raw_size)
+        except (TypeError, ValueError):
+            return self.drop(BAD_SIZE, recv_ns, f"{symbol} size={raw_size!r}")
+        if not 0.0 < size < MAX_SIZE:
+            return self.drop(BAD_SIZE, recv_ns, f"{symbol} size={raw_size!r}")
+        if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
+            return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
+        return [tick_contract.trade(self.name, symbol, price, size, timestamp, recv_ns)]
+
+
+def _number(value: object) -> float:
+    """A price or size from the wire: a decimal string or a JSON number, never a boolean."""
+    cls = value.__class__
+    if cls is str:
+        return float(value)  # type: ignore[arg-type]
+    if cls is float or cls is int:
+        return float(value)  # type: ignore[arg-type]
+    raise TypeError(f"not a number: {value!r}")

@@ -1,0 +1,1 @@
+"""The Django app people touch (signal model, admin, API, Channels) and the shared contracts."""
