@@ -1,0 +1,140 @@
+"""The engine's step: one tick in, the signals it causes out. Pure: the clock is an argument.
+
+`on_tick` stores a quote and re-evaluates every pair of exchanges the tick can
+change: the tick's exchange against each other exchange quoting the asset, in
+both directions. Opportunities whose quotes went stale are closed by `expire`,
+which `on_tick` also runs first, so a caller that never runs a timer still
+closes them at the instant they went stale, on the next tick.
+"""
+
+from __future__ import annotations
+
+from engine_worker.book import AssetBook, Book, Quote
+from engine_worker.config import EngineConfig
+from engine_worker.lifecycle import Key, Lifecycle
+from engine_worker.spread import Figures, figures
+from signals_app.contracts.signal import Signal
+from signals_app.contracts.tick import QUOTE, Tick
+
+# Per quote group of one asset: exchange -> (its best fresh ask market, its best fresh bid market).
+Bests = list[dict[str, tuple[Quote, Quote]]]
+
+
+class Engine:
+    """Top of book, spread detection and signal lifecycle for every asset."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        if config.quote_rates != "fixed":
+            raise ValueError(f"QUOTE_RATES={config.quote_rates!r} is not supported yet (only 'fixed')")
+        self.config = config
+        self.book = Book(config.quote_groups)
+        self.lifecycle = Lifecycle(config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct)
+        self._stale_ms = config.stale_ms
+        self._fee: dict[str, float] = {}  # exchange -> taker fee as a fraction
+        self.ticks = 0
+        self.trades = 0
+
+    # --- steps -----------------------------------------------------------------
+    def on_tick(self, tick: Tick, now_ms: int) -> list[Signal]:
+        """Apply one tick at engine clock `now_ms`; returns the signals it causes, in order."""
+        self.ticks += 1
+        out: list[Signal] = []
+        if now_ms > self.lifecycle.next_stale_after:
+            out.extend(self.expire(now_ms))
+        if tick.type != QUOTE:
+            self.trades += 1  # trades feed the display and metrics, not the spread
+            return out
+        _, asset_book, _ = self.book.apply(tick)
+        exchange = tick.exchange
+        if len(asset_book.exchanges) < 2:
+            return out
+        bests = self._bests(asset_book, now_ms)
+        observe = self.lifecycle.observe
+        asset = asset_book.asset
+        recv_ns = tick.recv_ns
+        for other in asset_book.exchanges:
+            if other == exchange:
+                continue
+            for buy, sell in ((exchange, other), (other, exchange)):
+                signal = observe((asset, buy, sell), self._best_pair(bests, buy, sell), now_ms, recv_ns)
+                if signal is not None:
+                    out.append(signal)
+        return out
+
+    def expire(self, now_ms: int) -> list[Signal]:
+        """The timer step: re-evaluate open opportunities with a quote gone stale by `now_ms`.
+
+        Each is evaluated at the instant its quote went stale, so a replay (where
+        timers run on capture time) closes it at the same instant as a live engine.
+        """
+        out: list[Signal] = []
+        for opportunity in self.lifecycle.due(now_ms):
+            clock = opportunity.stale_after + 1
+            asset_book = self.book.assets[opportunity.asset]
+            key: Key = (opportunity.asset, opportunity.buy_exchange, opportunity.sell_exchange)
+            found = self._best_pair(self._bests(asset_book, clock), key[1], key[2])
+            newest_ns = max(opportunity.last_above.buy.recv_ns, opportunity.last_above.sell.recv_ns)
+            signal = self.lifecycle.observe(key, found, clock, newest_ns)
+            if signal is not None:
+                out.append(signal)
+        return out
+
+    def mark_down(self, exchange: str, now_ms: int) -> list[Signal]:
+        """An exchange's feed went down: its quotes stop counting and what it was part of closes."""
+        self.book.drop_exchange(exchange)
+        out: list[Signal] = []
+        for key, opportunity in list(self.lifecycle.open.items()):
+            if exchange in (opportunity.buy_exchange, opportunity.sell_exchange):
+                signal = self.lifecycle.observe(key, None, now_ms, 0)
+                if signal is not None:
+                    out.append(signal)
+        return out
+
+    # --- evaluation ------------------------------------------------------------
+    def _bests(self, asset_book: AssetBook, clock: int) -> Bests:
+        """Each exchange's best fresh ask and bid market per quote group, at `clock`."""
+        oldest = clock - self._stale_ms  # a quote received before this is stale
+        bests: Bests = []
+        for group in asset_book.groups.values():
+            per_exchange: dict[str, tuple[Quote, Quote]] = {}
+            for exchange, markets in group.venues.items():
+                if len(markets) == 1:
+                    market = markets[0]
+                    if market.recv_ms >= oldest:
+                        per_exchange[exchange] = (market, market)
+                    continue
+                fresh = [market for market in markets if market.recv_ms >= oldest]
+                if fresh:
+                    # Within a group every quote counts as the same currency (QUOTE_RATES=fixed).
+                    best_ask = min(fresh, key=_ask)
+                    best_bid = max(fresh, key=_bid)
+                    per_exchange[exchange] = (best_ask, best_bid)
+            bests.append(per_exchange)
+        return bests
+
+    def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str) -> Figures | None:
+        """The best figures of buying on one exchange and selling on the other, across quote groups."""
+        best: Figures | None = None
+        for per_exchange in bests:
+            buy = per_exchange.get(buy_exchange)
+            sell = per_exchange.get(sell_exchange)
+            if buy is None or sell is None:
+                continue
+            found = figures(buy[0], sell[1], self._fee_of(buy_exchange), self._fee_of(sell_exchange))
+            if best is None or found.net_spread_pct > best.net_spread_pct:
+                best = found
+        return best
+
+    def _fee_of(self, exchange: str) -> float:
+        fee = self._fee.get(exchange)
+        if fee is None:
+            fee = self._fee[exchange] = self.config.fee_pct(exchange) / 100.0
+        return fee
+
+
+def _ask(quote: Quote) -> float:
+    return quote.ask
+
+
+def _bid(quote: Quote) -> float:
+    return quote.bid

@@ -1,0 +1,72 @@
+"""Fee-aware spread math (DESIGN.md "Arbitrage opportunity and signal"). Pure functions.
+
+For a buy on market A and a sell on market B of the same asset, in one quote group:
+    cost per unit     = ask_A · rate_A · (1 + fee_A)
+    proceeds per unit = bid_B · rate_B · (1 − fee_B)
+    spread_pct        = (bid_B·rate_B − ask_A·rate_A) / (ask_A·rate_A) · 100   (gross)
+    net_spread_pct    = (proceeds − cost) / cost · 100
+    size              = min(ask_size_A, bid_size_B), None when either is unknown
+    profit_per_unit   = proceeds − cost;  profit_estimate = profit_per_unit · size
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from engine_worker.book import Quote
+
+
+class Figures(NamedTuple):
+    """One evaluation of buying on `buy` and selling on `sell`."""
+
+    buy: Quote
+    sell: Quote
+    buy_price: float  # the buy market's ask, in its own quote currency
+    sell_price: float  # the sell market's bid, in its own quote currency
+    spread_pct: float  # gross, unrounded
+    net_spread_pct: float  # net of both taker fees, unrounded
+    size: float | None
+    profit_per_unit: float  # in the common quote currency
+    profit_estimate: float | None
+
+    def same_as(self, other: Figures) -> bool:
+        """Whether a message with these figures would say the same as one with `other`."""
+        return (
+            self.buy.symbol == other.buy.symbol
+            and self.sell.symbol == other.sell.symbol
+            and self.buy_price == other.buy_price
+            and self.sell_price == other.sell_price
+            and self.size == other.size
+            and round(self.net_spread_pct, 4) == round(other.net_spread_pct, 4)
+        )
+
+
+def net_spread_pct(ask: float, bid: float, buy_fee: float, sell_fee: float) -> float:
+    """Net spread of buying at `ask` and selling at `bid` (same currency), fees as fractions."""
+    cost = ask * (1.0 + buy_fee)
+    return (bid * (1.0 - sell_fee) - cost) / cost * 100.0
+
+
+def figures(
+    buy: Quote, sell: Quote, buy_fee: float, sell_fee: float, buy_rate: float = 1.0, sell_rate: float = 1.0
+) -> Figures:
+    """All the figures of one opportunity; fees are fractions (0.001 for 0.1 %)."""
+    ask = buy.ask * buy_rate
+    bid = sell.bid * sell_rate
+    cost = ask * (1.0 + buy_fee)
+    proceeds = bid * (1.0 - sell_fee)
+    profit_per_unit = proceeds - cost
+    ask_size = buy.ask_size
+    bid_size = sell.bid_size
+    size = None if ask_size is None or bid_size is None else min(ask_size, bid_size)
+    return Figures(
+        buy,
+        sell,
+        buy.ask,
+        sell.bid,
+        (bid - ask) / ask * 100.0,
+        profit_per_unit / cost * 100.0,
+        size,
+        profit_per_unit,
+        None if size is None else profit_per_unit * size,
+    )

@@ -1,0 +1,13 @@
+"""Redis key and channel names (DESIGN.md "Redis keys"); everyone imports them from here."""
+
+SIGNALS_CHANNEL = "arbitrage:signals"  # pub/sub: every open/update/close
+SIGNALS_HISTORY = "signals:history"  # sorted set scored by timestamp, newest 1000 kept
+SIGNALS_HISTORY_KEEP = 1000
+SIGNALS_STREAM = "signals:stream"  # stream, MAXLEN ~ 100000: the hand-off to the database writer
+SIGNALS_STREAM_MAXLEN = 100_000
+PRICE_KEY_TTL_S = 10
+
+
+def price_key(exchange: str, symbol: str) -> str:
+    """Latest normalized quote of one market: `price:{exchange}:{symbol}`, EX 10."""
+    return f"price:{exchange}:{symbol}"
