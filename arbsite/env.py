@@ -56,8 +56,9 @@ def _raw(name: str, env: Mapping[str, str] | None) -> str | None:
 
 
 def env_str(name: str, default: str, env: Mapping[str, str] | None = None) -> str:
+    """A string; unset or empty means the default (so `.env.example`'s blank lines change nothing)."""
     value = _raw(name, env)
-    return default if value is None else value
+    return default if value is None or value == "" else value
 
 
 def env_bool(name: str, default: bool, env: Mapping[str, str] | None = None) -> bool:

@@ -127,7 +127,6 @@ QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EUR
 # `live` (rates from reference markets on the feeds) arrives with issue 6; refuse it until then
 # rather than silently treating it as `fixed`.
 QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
-MAX_TICK_AGE_S = env_float("MAX_TICK_AGE_S", 60.0, minimum=0.0)
 
 # --- Celery (background jobs; broker is the same Redis) --------------------
 CELERY_BROKER_URL = REDIS_URL

@@ -31,6 +31,7 @@ class Engine:
         self.lifecycle = Lifecycle(config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct)
         self._stale_ms = config.stale_ms
         self._fee: dict[str, float] = {}  # exchange -> taker fee as a fraction
+        self._fee_multipliers: dict[str, tuple[float, float]] = {}  # exchange -> (1 + fee, 1 - fee)
         self.ticks = 0
         self.trades = 0
 
@@ -50,13 +51,38 @@ class Engine:
             return out
         bests = self._bests(asset_book, now_ms)
         observe = self.lifecycle.observe
+        open_now = self.lifecycle.open
+        # Pairs clearly below the threshold that are not open need no figures and no lifecycle
+        # step; the margin keeps float rounding from ever skipping a real crossing.
+        cut = self.config.threshold_pct - 1e-9
         asset = asset_book.asset
         recv_ns = tick.recv_ns
+        fees = self._fee_multipliers
+        my_buy_mult, my_sell_mult = fees.get(exchange) or self._fee_mults(exchange)
         for other in asset_book.exchanges:
             if other == exchange:
                 continue
-            for buy, sell in ((exchange, other), (other, exchange)):
-                signal = observe((asset, buy, sell), self._best_pair(bests, buy, sell), now_ms, recv_ns)
+            other_buy_mult, other_sell_mult = fees.get(other) or self._fee_mults(other)
+            best_out = best_in = -100.0  # best net % of buying here / buying there, over groups
+            for per_exchange in bests:
+                mine = per_exchange.get(exchange)
+                theirs = per_exchange.get(other)
+                if mine is None or theirs is None:
+                    continue
+                cost = mine[0].ask * my_buy_mult
+                net = (theirs[1].bid * other_sell_mult - cost) / cost * 100.0
+                if net > best_out:
+                    best_out = net
+                cost = theirs[0].ask * other_buy_mult
+                net = (mine[1].bid * my_sell_mult - cost) / cost * 100.0
+                if net > best_in:
+                    best_in = net
+            if best_out > cut or (open_now and (asset, exchange, other) in open_now):
+                signal = observe((asset, exchange, other), self._best_pair(bests, exchange, other), now_ms, recv_ns)
+                if signal is not None:
+                    out.append(signal)
+            if best_in > cut or (open_now and (asset, other, exchange) in open_now):
+                signal = observe((asset, other, exchange), self._best_pair(bests, other, exchange), now_ms, recv_ns)
                 if signal is not None:
                     out.append(signal)
         return out
@@ -124,6 +150,11 @@ class Engine:
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best = found
         return best
+
+    def _fee_mults(self, exchange: str) -> tuple[float, float]:
+        fee = self._fee_of(exchange)
+        mults = self._fee_multipliers[exchange] = (1.0 + fee, 1.0 - fee)
+        return mults
 
     def _fee_of(self, exchange: str) -> float:
         fee = self._fee.get(exchange)
