@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from engine_worker.config import parse_fees, parse_quote_groups
-
 from arbsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str, load_dotenv
+from engine_worker.config import parse_fees, parse_quote_groups
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -118,6 +117,13 @@ BINANCE_ENABLED = env_bool("BINANCE_ENABLED", True)
 COINBASE_ENABLED = env_bool("COINBASE_ENABLED", True)
 # Canonical BASE/QUOTE markets to subscribe to; empty means every listed market of the demo assets.
 SYMBOLS = [symbol.upper() for symbol in env_list("SYMBOLS", [])]
+# Without SYMBOLS: every listed market of these assets whose quote is in QUOTE_GROUPS.
+ASSETS = [asset.upper() for asset in env_list("ASSETS", ["BTC", "ETH", "SOL", "XRP", "ADA"])]
+# A feed that sends nothing for this long is declared dead and reconnected.
+FEED_SILENCE_TIMEOUT_S = env_float("FEED_SILENCE_TIMEOUT_S", 10.0, minimum=0.1)
+WS_PING_INTERVAL_S = env_float("WS_PING_INTERVAL_S", 20.0, minimum=0.1)
+HEALTH_HOST = env_str("HEALTH_HOST", "127.0.0.1")
+ENGINE_HEALTH_PORT = env_int("ENGINE_HEALTH_PORT", 8081, minimum=1, maximum=65535)
 
 SPREAD_THRESHOLD_PCT = env_float("SPREAD_THRESHOLD_PCT", 0.5, minimum=0.0)
 FEES_PCT = parse_fees(env_str("FEES", ""))

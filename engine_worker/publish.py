@@ -1,0 +1,139 @@
+"""The engine's Redis side: signals and quotes written in pipelined batches, one round trip each.
+
+Signals go to the pub/sub channel, the capped history and the durable stream;
+the latest quote of each market refreshes its `price:` key. When Redis goes
+away the publisher keeps what it holds (the newest 10,000 signals, the latest
+quote per market), retries with backoff, and sends it all when Redis returns;
+the engine keeps computing meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import orjson
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from signals_app.contracts import keys
+from signals_app.contracts.signal import Signal
+from signals_app.contracts.tick import Tick, encode
+
+log = logging.getLogger("engine_worker.publish")
+
+MAX_PENDING_SIGNALS = 10_000
+
+
+class RedisPublisher:
+    def __init__(self, url: str, on_published: Callable[[list[Signal], int], None] | None = None) -> None:
+        self.url = url
+        self.client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
+        self._signals: deque[Signal] = deque()
+        self._quotes: dict[tuple[str, str], Tick] = {}
+        self._wake = asyncio.Event()
+        self._on_published = on_published  # (signals, published_ns): for latency metrics
+        self.published = 0
+        self.batches = 0
+        self.failures = 0
+        self.signals_dropped = 0  # pending beyond MAX_PENDING_SIGNALS while Redis was away
+        self.connected = True
+        self._last_failure_log = 0.0
+
+    # --- called by the engine loop (no awaiting) -----------------------------------
+    def add_signals(self, signals: list[Signal]) -> None:
+        self._signals.extend(signals)
+        overflow = len(self._signals) - MAX_PENDING_SIGNALS
+        if overflow > 0:
+            for _ in range(overflow):
+                self._signals.popleft()
+            self.signals_dropped += overflow
+        self._wake.set()
+
+    def add_quote(self, tick: Tick) -> None:
+        self._quotes[(tick.exchange, tick.symbol)] = tick
+        self._wake.set()
+
+    def pending(self) -> int:
+        return len(self._signals)
+
+    # --- the publishing task ----------------------------------------------------
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish whatever is pending, batch after batch, until `stop`; then one last flush."""
+        backoff = 0.1
+        while not stop.is_set():
+            if not self._signals and not self._quotes:
+                self._wake.clear()
+                waiter = asyncio.create_task(self._wake.wait())
+                stopper = asyncio.create_task(stop.wait())
+                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                waiter.cancel()
+                stopper.cancel()
+                continue
+            if await self.flush():
+                backoff = 0.1
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+        await self.flush()
+
+    async def flush(self) -> bool:
+        """Send everything pending in one pipeline; False (and everything kept) when Redis fails."""
+        signals = list(self._signals)
+        quotes = list(self._quotes.values())
+        self._signals.clear()
+        self._quotes.clear()
+        if not signals and not quotes:
+            return True
+        pipe = self.client.pipeline(transaction=False)
+        for signal in signals:
+            data = orjson.dumps(signal)
+            pipe.publish(keys.SIGNALS_CHANNEL, data)
+            pipe.zadd(keys.SIGNALS_HISTORY, {data: signal["timestamp"]})
+            pipe.xadd(keys.SIGNALS_STREAM, {"signal": data}, maxlen=keys.SIGNALS_STREAM_MAXLEN, approximate=True)
+        if signals:
+            pipe.zremrangebyrank(keys.SIGNALS_HISTORY, 0, -keys.SIGNALS_HISTORY_KEEP - 1)
+        for tick in quotes:
+            pipe.set(keys.price_key(tick.exchange, tick.symbol), encode(tick), ex=keys.PRICE_KEY_TTL_S)
+        try:
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._keep(signals, quotes)
+            self.failures += 1
+            if self.connected or time.monotonic() - self._last_failure_log > 10:
+                log.warning("redis unavailable (%s): holding %d signals, retrying", exc, len(self._signals))
+                self._last_failure_log = time.monotonic()
+            self.connected = False
+            return False
+        published_ns = time.time_ns()
+        if not self.connected:
+            log.info("redis back: published %d held signals", len(signals))
+            self.connected = True
+        self.published += len(signals)
+        self.batches += 1
+        if signals and self._on_published is not None:
+            self._on_published(signals, published_ns)
+        return True
+
+    def _keep(self, signals: list[Signal], quotes: list[Tick]) -> None:
+        """Put a failed batch back in front of anything that arrived meanwhile."""
+        self._signals.extendleft(reversed(signals))
+        for tick in quotes:
+            self._quotes.setdefault((tick.exchange, tick.symbol), tick)
+        overflow = len(self._signals) - MAX_PENDING_SIGNALS
+        for _ in range(max(overflow, 0)):
+            self._signals.popleft()
+        self.signals_dropped += max(overflow, 0)
+
+    async def set_heartbeat(self, payload: bytes) -> None:
+        # Failures are the publishing loop's to report.
+        with contextlib.suppress(RedisError, OSError):
+            await self.client.set(keys.ENGINE_HEARTBEAT, payload, ex=keys.ENGINE_HEARTBEAT_TTL_S)
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,286 @@
+"""The engine process: ZeroMQ PULL -> Engine.on_tick -> Redis, with timers, /health and /metrics.
+
+`run_engine` builds an `EngineService` from settings and awaits `run()`. The
+receive loop drains every waiting message in one go, steps the pure engine for
+each, and hands the signals and latest quotes to the publisher, which sends
+them in one pipelined round trip per batch. SIGINT/SIGTERM: stop receiving,
+flush what is held to Redis, close the sockets, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import zmq
+import zmq.asyncio
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from arbsite.health import start_http
+from engine_worker.config import EngineConfig
+from engine_worker.engine import Engine
+from engine_worker.publish import RedisPublisher
+from signals_app.contracts.signal import Signal
+from signals_app.contracts.tick import FEED_DOWN, QUOTE, FeedState, TickDecodeError, decode_message
+
+log = logging.getLogger("engine_worker.service")
+
+TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
+DRAIN_MAX = 2000  # messages handled per wake-up before letting the publisher run
+
+
+class LatencyWindow:
+    """The last N latencies in µs, for percentiles on /health and /metrics."""
+
+    def __init__(self, size: int = 20_000) -> None:
+        self.values: deque[float] = deque(maxlen=size)
+        self.count = 0
+
+    def add(self, micros: float) -> None:
+        self.values.append(micros)
+        self.count += 1
+
+    def percentiles(self) -> dict[str, float | None]:
+        ordered = sorted(self.values)
+        if not ordered:
+            return {"p50_us": None, "p90_us": None, "p99_us": None, "max_us": None}
+
+        def at(q: float) -> float:
+            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+        return {"p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "max_us": round(ordered[-1], 1)}
+
+
+@dataclass
+class EngineServiceConfig:
+    engine: EngineConfig
+    zmq_endpoint: str = "tcp://127.0.0.1:5555"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    health_host: str = "127.0.0.1"
+    health_port: int = 8081
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> EngineServiceConfig:
+        return cls(
+            engine=EngineConfig.from_settings(settings),
+            zmq_endpoint=settings.ZMQ_ENDPOINT,
+            redis_url=settings.REDIS_URL,
+            health_host=settings.HEALTH_HOST,
+            health_port=settings.ENGINE_HEALTH_PORT,
+        )
+
+
+class EngineService:
+    def __init__(self, config: EngineServiceConfig) -> None:
+        self.config = config
+        self.engine = Engine(config.engine)
+        self.publisher = RedisPublisher(config.redis_url, on_published=self._published)
+        self.stop = asyncio.Event()
+        self.messages = 0
+        self.bad_messages = 0
+        self.feed_states: dict[str, str] = {}
+        self.decision_latency = LatencyWindow()  # frame received (ingestor) -> engine decided
+        self.signal_latency = LatencyWindow()  # frame received (ingestor) -> signal published on Redis
+        self._last_bad_log = 0.0
+        self.registry = CollectorRegistry()
+        self.registry.register(_EngineCollector(self))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        context = zmq.asyncio.Context()
+        pull = context.socket(zmq.PULL)
+        pull.setsockopt(zmq.RCVHWM, 10_000)
+        pull.setsockopt(zmq.LINGER, 0)
+        pull.connect(self.config.zmq_endpoint)
+        health = await start_http(
+            self.config.health_host, self.config.health_port, {"/health": self.health, "/metrics": self.metrics}
+        )
+        log.info(
+            "engine: pulling from %s, publishing to %s, health on %s:%d, threshold %.4g %% net of fees",
+            self.config.zmq_endpoint,
+            self.config.redis_url,
+            self.config.health_host,
+            self.config.health_port,
+            self.config.engine.threshold_pct,
+        )
+        publisher = asyncio.create_task(self.publisher.run(self.stop), name="publisher")
+        timers = asyncio.create_task(self._timers(), name="timers")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        try:
+            await self._receive(pull)
+        finally:
+            log.info("engine: stopping: flushing %d held signals", self.publisher.pending())
+            self.stop.set()
+            for task in (timers, heartbeat):
+                task.cancel()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(publisher, 3)
+            await asyncio.gather(timers, heartbeat, return_exceptions=True)
+            await self.publisher.close()
+            health.close()
+            pull.close()
+            context.term()
+            log.info("engine: stopped after %d ticks, %s", self.engine.ticks, self.engine.lifecycle.counts)
+
+    def _request_stop(self, signum: int) -> None:
+        log.info("engine: %s received", signal.Signals(signum).name)
+        self.stop.set()
+
+    async def _receive(self, pull: zmq.asyncio.Socket) -> None:
+        # The same socket, seen synchronously, to drain what is already queued without awaiting.
+        drain: zmq.Socket[bytes] = zmq.Socket.shadow(pull.underlying)
+        stopper = asyncio.create_task(self.stop.wait())
+        try:
+            while not self.stop.is_set():
+                receiver = asyncio.ensure_future(pull.recv())
+                await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                if not receiver.done():
+                    receiver.cancel()
+                    break
+                batch = [receiver.result()]
+                while len(batch) < DRAIN_MAX:
+                    try:
+                        batch.append(drain.recv(zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+                self.handle_batch(batch)
+        finally:
+            stopper.cancel()
+
+    def handle_batch(self, batch: list[bytes]) -> None:
+        """One step: decode and apply each message, then hand the results to the publisher."""
+        engine = self.engine
+        publisher = self.publisher
+        signals: list[Signal] = []
+        for data in batch:
+            self.messages += 1
+            try:
+                message = decode_message(data)
+            except TickDecodeError as exc:
+                self._bad_message(exc)
+                continue
+            now_ns = time.time_ns()
+            if isinstance(message, FeedState):
+                self._feed_state(message, now_ns // 1_000_000, signals)
+                continue
+            signals.extend(engine.on_tick(message, now_ns // 1_000_000))
+            self.decision_latency.add((time.time_ns() - message.recv_ns) / 1000)
+            if message.type == QUOTE:
+                publisher.add_quote(message)
+        if signals:
+            publisher.add_signals(signals)
+
+    def _feed_state(self, message: FeedState, now_ms: int, signals: list[Signal]) -> None:
+        previous = self.feed_states.get(message.exchange)
+        self.feed_states[message.exchange] = message.state
+        if message.state == FEED_DOWN:
+            closed = self.engine.mark_down(message.exchange, now_ms)
+            signals.extend(closed)
+            if previous != FEED_DOWN:
+                log.warning("engine: %s feed down: %d opportunities closed", message.exchange, len(closed))
+        elif previous != message.state:
+            log.info("engine: %s feed %s", message.exchange, message.state)
+
+    def _bad_message(self, exc: Exception) -> None:
+        self.bad_messages += 1
+        if time.monotonic() - self._last_bad_log > 10:
+            log.warning("engine: dropped bad message (%s); %d so far", exc, self.bad_messages)
+            self._last_bad_log = time.monotonic()
+
+    def _published(self, signals: list[Signal], published_ns: int) -> None:
+        for published in signals:
+            if published["tick_recv_ns"]:
+                self.signal_latency.add((published_ns - published["tick_recv_ns"]) / 1000)
+            log.info(
+                "signal %s %s %s net %.4f%% size %s",
+                published["status"],
+                published["id"],
+                published["action"],
+                published["net_spread_pct"],
+                published["size"],
+            )
+
+    async def _timers(self) -> None:
+        """Close opportunities whose quotes went stale while no tick came."""
+        while True:
+            await asyncio.sleep(TIMER_INTERVAL_S)
+            closed = self.engine.expire(time.time_ns() // 1_000_000)
+            if closed:
+                self.publisher.add_signals(closed)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await self.publisher.set_heartbeat(orjson.dumps(self.snapshot()))
+            await asyncio.sleep(1)
+
+    # --- /health and /metrics ---------------------------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "timestamp": time.time_ns() // 1_000_000,
+            "ticks": self.engine.ticks,
+            "messages": self.messages,
+            "bad_messages": self.bad_messages,
+            "signals": dict(self.engine.lifecycle.counts),
+            "open_opportunities": len(self.engine.lifecycle.open),
+            "feeds": dict(self.feed_states),
+            "redis_connected": self.publisher.connected,
+            "signals_pending": self.publisher.pending(),
+            "signals_published": self.publisher.published,
+            "latency_tick_to_decision": self.decision_latency.percentiles(),
+            "latency_frame_to_signal_published": self.signal_latency.percentiles(),
+        }
+
+    def health(self) -> tuple[int, str, bytes]:
+        snapshot = self.snapshot()
+        failing = [] if self.publisher.connected else ["redis"]
+        snapshot["status"] = "ok" if not failing else "degraded"
+        snapshot["failing"] = failing
+        return (200 if not failing else 503), "application/json", orjson.dumps(snapshot)
+
+    def metrics(self) -> tuple[int, str, bytes]:
+        return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)
+
+
+class _EngineCollector(Collector):
+    def __init__(self, service: EngineService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        service = self.service
+        ticks = CounterMetricFamily("arb_engine_ticks", "Ticks applied")
+        ticks.add_metric([], service.engine.ticks)
+        bad = CounterMetricFamily("arb_engine_bad_messages", "Messages that were not valid ticks")
+        bad.add_metric([], service.bad_messages)
+        signals = CounterMetricFamily("arb_engine_signals", "Signals raised", labels=["status"])
+        for status, count in service.engine.lifecycle.counts.items():
+            signals.add_metric([status], count)
+        published = CounterMetricFamily("arb_engine_signals_published", "Signals published to Redis")
+        published.add_metric([], service.publisher.published)
+        pending = GaugeMetricFamily("arb_engine_signals_pending", "Signals held for Redis")
+        pending.add_metric([], service.publisher.pending())
+        redis_up = GaugeMetricFamily("arb_engine_redis_up", "1 when the last Redis round trip succeeded")
+        redis_up.add_metric([], 1.0 if service.publisher.connected else 0.0)
+        open_now = GaugeMetricFamily("arb_engine_open_opportunities", "Opportunities open now")
+        open_now.add_metric([], len(service.engine.lifecycle.open))
+        latency = GaugeMetricFamily(
+            "arb_engine_latency_microseconds", "Latency percentiles over the last 20k events", labels=["path", "q"]
+        )
+        for path, window in (
+            ("tick_to_decision", service.decision_latency),
+            ("frame_to_signal_published", service.signal_latency),
+        ):
+            for name, value in window.percentiles().items():
+                latency.add_metric([path, name.removesuffix("_us")], float("nan") if value is None else value)
+        yield from (ticks, bad, signals, published, pending, redis_up, open_now, latency)

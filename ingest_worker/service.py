@@ -1,0 +1,201 @@
+"""The ingestor process: one Feed per enabled exchange, the ZeroMQ pusher, /health and /metrics.
+
+`run_ingestor` builds an `IngestorService` from settings and awaits `run()`;
+SIGINT/SIGTERM set the stop event, every feed closes its connection, the
+capture is flushed, the sockets are closed, and the process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from arbsite.health import start_http
+from ingest_worker.feed import LIVE, STATES, Feed
+from ingest_worker.push import TickPusher
+from ingest_worker.record import CaptureWriter
+from ingest_worker.venues import VENUES
+from ingest_worker.venues.base import DROP_REASONS
+
+log = logging.getLogger("ingest_worker.service")
+
+
+@dataclass
+class IngestorConfig:
+    exchanges: list[str]
+    zmq_endpoint: str = "tcp://127.0.0.1:5555"
+    market_source: str = "sim"
+    sim_host: str = "127.0.0.1"
+    sim_ports: dict[str, int] = field(default_factory=lambda: {"binance": 9101, "coinbase": 9102})
+    symbols: list[str] = field(default_factory=list)
+    assets: list[str] = field(default_factory=lambda: ["BTC", "ETH", "SOL", "XRP", "ADA"])
+    quotes: list[str] = field(default_factory=lambda: ["USD", "USDT", "USDC"])
+    health_host: str = "127.0.0.1"
+    health_port: int = 8080
+    silence_timeout_s: float = 10.0
+    ping_interval_s: float = 20.0
+    record: Path | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any, record: Path | None = None) -> IngestorConfig:
+        enabled = {"binance": settings.BINANCE_ENABLED, "coinbase": settings.COINBASE_ENABLED}
+        exchanges = [name for name in settings.EXCHANGES if enabled.get(name, True)]
+        unknown = [name for name in exchanges if name not in VENUES]
+        if unknown:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(f"EXCHANGES: unknown {', '.join(unknown)}; known: {', '.join(VENUES)}")
+        return cls(
+            exchanges=exchanges,
+            zmq_endpoint=settings.ZMQ_ENDPOINT,
+            market_source=settings.MARKET_SOURCE,
+            sim_host=getattr(settings, "SIM_HOST", "127.0.0.1"),
+            sim_ports={
+                "binance": getattr(settings, "SIM_BINANCE_PORT", 9101),
+                "coinbase": getattr(settings, "SIM_COINBASE_PORT", 9102),
+            },
+            symbols=list(settings.SYMBOLS),
+            assets=list(settings.ASSETS),
+            quotes=[member for group in settings.QUOTE_GROUPS for member in group],
+            health_host=settings.HEALTH_HOST,
+            health_port=settings.HEALTH_PORT,
+            silence_timeout_s=settings.FEED_SILENCE_TIMEOUT_S,
+            ping_interval_s=settings.WS_PING_INTERVAL_S,
+            record=record,
+        )
+
+    def endpoints(self, exchange: str) -> tuple[str, str]:
+        """(WebSocket base, REST base) of an exchange, real or simulated."""
+        venue = VENUES[exchange]
+        if self.market_source == "live":
+            return venue.LIVE_WS_URL, venue.LIVE_REST_URL
+        port = self.sim_ports[exchange]
+        return f"ws://{self.sim_host}:{port}", f"http://{self.sim_host}:{port}"
+
+
+class IngestorService:
+    def __init__(self, config: IngestorConfig) -> None:
+        self.config = config
+        self.pusher = TickPusher(config.zmq_endpoint)
+        self.recorder = CaptureWriter(config.record) if config.record else None
+        self.feeds: list[Feed] = []
+        for exchange in config.exchanges:
+            ws_base, rest_base = config.endpoints(exchange)
+            self.feeds.append(
+                Feed(
+                    VENUES[exchange],
+                    ws_base=ws_base,
+                    rest_base=rest_base,
+                    pusher=self.pusher,
+                    symbols=config.symbols,
+                    assets=config.assets,
+                    quotes=config.quotes,
+                    recorder=self.recorder,
+                    silence_timeout_s=config.silence_timeout_s,
+                    ping_interval_s=config.ping_interval_s,
+                )
+            )
+        self.stop = asyncio.Event()
+        self.registry = CollectorRegistry()
+        self.registry.register(_IngestorCollector(self))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        health = await start_http(
+            self.config.health_host,
+            self.config.health_port,
+            {"/health": self.health, "/metrics": self.metrics},
+        )
+        log.info(
+            "ingestor: %s, pushing to %s, health on %s:%d",
+            ", ".join(self.config.exchanges),
+            self.config.zmq_endpoint,
+            self.config.health_host,
+            self.config.health_port,
+        )
+        tasks = [asyncio.create_task(feed.run(self.stop), name=f"feed-{feed.name}") for feed in self.feeds]
+        try:
+            await self.stop.wait()
+            log.info("ingestor: stopping: closing %d feeds", len(tasks))
+            _done, pending = await asyncio.wait(tasks, timeout=4)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            health.close()
+            if self.recorder is not None:
+                self.recorder.close()
+                log.info("ingestor: capture flushed: %d frames in %s", self.recorder.lines, self.recorder.path)
+            self.pusher.close()
+            log.info("ingestor: stopped")
+
+    def _request_stop(self, signum: int) -> None:
+        log.info("ingestor: %s received", signal.Signals(signum).name)
+        self.stop.set()
+
+    # --- /health and /metrics --------------------------------------------------------
+    def health(self) -> tuple[int, str, bytes]:
+        feeds = {feed.name: feed.snapshot() for feed in self.feeds}
+        not_live = [name for name, snapshot in feeds.items() if snapshot["state"] != LIVE]
+        body = {
+            "status": "ok" if not not_live else "degraded",
+            "not_live": not_live,
+            "feeds": feeds,
+            "ticks_sent": self.pusher.sent,
+            "ticks_dropped_backpressure": self.pusher.dropped,
+        }
+        return (200 if not not_live else 503), "application/json", orjson.dumps(body)
+
+    def metrics(self) -> tuple[int, str, bytes]:
+        return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)
+
+
+class _IngestorCollector(Collector):
+    """Reads the feeds' plain counters at scrape time: nothing is paid per tick for metrics."""
+
+    def __init__(self, service: IngestorService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        feeds = self.service.feeds
+        state = GaugeMetricFamily("arb_feed_state", "1 for the feed's current state", labels=["exchange", "state"])
+        age = GaugeMetricFamily(
+            "arb_feed_last_message_age_seconds", "Seconds since the last frame", labels=["exchange"]
+        )
+        frames = CounterMetricFamily("arb_feed_frames", "Frames received", labels=["exchange"])
+        ticks = CounterMetricFamily("arb_feed_ticks_sent", "Ticks pushed to the engine", labels=["exchange"])
+        connects = CounterMetricFamily("arb_feed_connects", "Connections opened", labels=["exchange"])
+        dead = CounterMetricFamily("arb_feed_declared_dead", "Times the feed went silent too long", labels=["exchange"])
+        drops = CounterMetricFamily("arb_feed_dropped_frames", "Frames dropped", labels=["exchange", "reason"])
+        control = CounterMetricFamily("arb_feed_control_frames", "Control frames", labels=["exchange", "kind"])
+        for feed in feeds:
+            for name in STATES:
+                state.add_metric([feed.name, name], 1.0 if feed.state == name else 0.0)
+            message_age = feed.last_message_age_s()
+            age.add_metric([feed.name], float("nan") if message_age is None else message_age)
+            frames.add_metric([feed.name], feed.frames)
+            ticks.add_metric([feed.name], feed.ticks_sent)
+            connects.add_metric([feed.name], feed.connects)
+            dead.add_metric([feed.name], feed.dead_declared)
+            stats = feed.parser.stats if feed.parser else None
+            for reason in DROP_REASONS:
+                drops.add_metric([feed.name, reason], stats.dropped.get(reason, 0) if stats else 0)
+            for kind, count in stats.control.items() if stats else ():
+                control.add_metric([feed.name, kind], count)
+        backpressure = CounterMetricFamily(
+            "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
+        )
+        backpressure.add_metric([], self.service.pusher.dropped)
+        yield from (state, age, frames, ticks, connects, dead, drops, control, backpressure)
