@@ -22,6 +22,7 @@ import orjson
 
 from ingest_worker.symbols import SymbolTable, split_concatenated
 from ingest_worker.venues.base import (
+    BAD_SIZE,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -57,6 +58,20 @@ def subscribe_message(natives: Iterable[str], request_id: int = 1) -> dict[str, 
     return {"method": "SUBSCRIBE", "params": stream_names(natives), "id": request_id}
 
 
+def connect_url(ws_base: str) -> str:
+    """The combined-stream endpoint; streams are added with SUBSCRIBE after connecting."""
+    return f"{ws_base}/stream"
+
+
+def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """SUBSCRIBE requests, at most 200 streams each (Binance refuses very long requests)."""
+    streams = stream_names(natives)
+    return [
+        {"method": "SUBSCRIBE", "params": streams[start : start + 200], "id": number}
+        for number, start in enumerate(range(0, len(streams), 200), start=1)
+    ]
+
+
 def markets_from_exchange_info(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
     """(native, base, quote) of every trading spot market in an `/api/v3/exchangeInfo` answer."""
     return [
@@ -64,6 +79,10 @@ def markets_from_exchange_info(payload: dict[str, Any]) -> list[tuple[str, str, 
         for market in payload.get("symbols", [])
         if market.get("status", "TRADING") == "TRADING"
     ]
+
+
+MARKETS_PATH = EXCHANGE_INFO_PATH
+markets_from_rest = markets_from_exchange_info
 
 
 # --- parser -----------------------------------------------------------------------
@@ -75,14 +94,17 @@ _JSONDecodeError = orjson.JSONDecodeError
 # strings converted to floats inside msgspec (`strict=False` allows "61837.63" ->
 # float and nothing looser than Python's float() would). Anything it refuses, and
 # anything that fails validation, takes the general path below, which decides and
-# counts; the fast path only ever agrees with it.
-class _BookTicker(msgspec.Struct):
+# counts; the fast path only ever agrees with it. It takes exactly the six fields
+# of a spot bookTicker: any other key (futures' e/E/T, an "e" naming another event,
+# a "data" wrapper inside a raw frame) changes what the general path decides, so
+# such frames are refused here (`forbid_unknown_fields`) and decided there.
+class _BookTicker(msgspec.Struct, forbid_unknown_fields=True):
+    u: int  # order book update id
     s: str  # symbol
     b: float  # best bid price
     B: float  # best bid quantity
     a: float  # best ask price
     A: float  # best ask quantity
-    E: int = 0  # event time: futures only; such frames take the general path
 
 
 class _CombinedBookTicker(msgspec.Struct):
@@ -91,7 +113,9 @@ class _CombinedBookTicker(msgspec.Struct):
 
 _decode_combined = msgspec.json.Decoder(_CombinedBookTicker, strict=False).decode
 _decode_raw = msgspec.json.Decoder(_BookTicker, strict=False).decode
-_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError)
+# UnicodeEncodeError: msgspec encodes a str frame to UTF-8 first, and a str holding a
+# lone surrogate cannot be; the general path then counts it as malformed JSON.
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError)
 _new_tuple = tuple.__new__
 
 
@@ -116,7 +140,7 @@ class BinanceParser(VenueParser):
                     book = _decode_raw(frame) if frame.startswith('{"u":') else None  # type: ignore[union-attr]
             except _FAST_ERRORS:
                 book = None
-            if book is not None and not book.E:
+            if book is not None:
                 bid = book.b
                 ask = book.a
                 symbol = self._symbol_of(book.s)
@@ -175,6 +199,9 @@ class BinanceParser(VenueParser):
             symbol = self._symbol_of(native) if native.__class__ is str else None
             if symbol is None:
                 return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+            if raw_bid_size is None or raw_ask_size is None:
+                # make_quote reads None as "the feed gives no size"; Binance always gives one.
+                return self.drop(BAD_SIZE, recv_ns, f"{native} sizes {raw_bid_size!r}/{raw_ask_size!r}")
             event_ms = msg.get("E")  # futures only; spot bookTicker has no event time
             timestamp = event_ms if event_ms.__class__ is int else recv_ns // 1_000_000
             return self.make_quote(symbol, raw_bid, raw_ask, raw_bid_size, raw_ask_size, timestamp, recv_ns)

@@ -58,6 +58,14 @@ def subscribe_message(natives: Iterable[str]) -> dict[str, Any]:
     return {"type": "subscribe", "product_ids": list(natives), "channels": ["ticker", "heartbeat"]}
 
 
+def connect_url(ws_base: str) -> str:
+    return ws_base
+
+
+def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    return [subscribe_message(natives)]
+
+
 def markets_from_products(payload: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
     """(native, base, quote) of every online market in a `/products` answer."""
     return [
@@ -65,6 +73,10 @@ def markets_from_products(payload: list[dict[str, Any]]) -> list[tuple[str, str,
         for product in payload
         if product.get("status", "online") == "online"
     ]
+
+
+MARKETS_PATH = PRODUCTS_PATH
+markets_from_rest = markets_from_products
 
 
 # --- parser -----------------------------------------------------------------------
