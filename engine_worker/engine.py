@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from engine_worker.book import AssetBook, Book, Quote
 from engine_worker.config import EngineConfig
-from engine_worker.lifecycle import Key, Lifecycle
+from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.signal import Signal
 from signals_app.contracts.tick import QUOTE, Tick
@@ -94,13 +94,13 @@ class Engine:
         timers run on capture time) closes it at the same instant as a live engine.
         """
         out: list[Signal] = []
-        for opportunity in self.lifecycle.due(now_ms):
+        # One at a time, earliest first: re-evaluating one may keep it open on another fresh
+        # market of the same exchange, which can itself have gone stale before `now_ms`.
+        while (opportunity := self.lifecycle.earliest_stale(now_ms)) is not None:
             clock = opportunity.stale_after + 1
-            asset_book = self.book.assets[opportunity.asset]
             key: Key = (opportunity.asset, opportunity.buy_exchange, opportunity.sell_exchange)
-            found = self._best_pair(self._bests(asset_book, clock), key[1], key[2])
-            newest_ns = max(opportunity.last_above.buy.recv_ns, opportunity.last_above.sell.recv_ns)
-            signal = self.lifecycle.observe(key, found, clock, newest_ns)
+            found = self._best_pair(self._bests(self.book.assets[opportunity.asset], clock), key[1], key[2])
+            signal = self.lifecycle.observe(key, found, clock, _newest_recv_ns(opportunity))
             if signal is not None:
                 out.append(signal)
         return out
@@ -111,7 +111,7 @@ class Engine:
         out: list[Signal] = []
         for key, opportunity in list(self.lifecycle.open.items()):
             if exchange in (opportunity.buy_exchange, opportunity.sell_exchange):
-                signal = self.lifecycle.observe(key, None, now_ms, 0)
+                signal = self.lifecycle.observe(key, None, now_ms, _newest_recv_ns(opportunity))
                 if signal is not None:
                     out.append(signal)
         return out
@@ -161,6 +161,11 @@ class Engine:
         if fee is None:
             fee = self._fee[exchange] = self.config.fee_pct(exchange) / 100.0
         return fee
+
+
+def _newest_recv_ns(opportunity: Opportunity) -> int:
+    """For a close no tick caused: the newer receive time of the two quotes it last used."""
+    return max(opportunity.last_above.buy.recv_ns, opportunity.last_above.sell.recv_ns)
 
 
 def _ask(quote: Quote) -> float:

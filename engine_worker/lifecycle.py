@@ -119,14 +119,16 @@ class Lifecycle:
             "timestamp": clock,
         }
 
-    def due(self, clock: int) -> list[Opportunity]:
-        """Open opportunities one of whose quotes is stale at `clock`, in the order they went stale."""
+    def earliest_stale(self, clock: int) -> Opportunity | None:
+        """The open opportunity that went stale first, if one of its quotes is stale at `clock`."""
         if clock <= self.next_stale_after:
-            return []
-        due = sorted(
-            (opportunity for opportunity in self.open.values() if opportunity.stale_after < clock),
-            key=lambda opportunity: (opportunity.stale_after, opportunity.id),
-        )
-        remaining = [o.stale_after for o in self.open.values() if o.stale_after >= clock]
-        self.next_stale_after = min(remaining, default=float("inf"))
-        return due
+            return None
+        earliest = min(self.open.values(), key=_stale_order, default=None)
+        self.next_stale_after = float("inf") if earliest is None else earliest.stale_after
+        if earliest is None or earliest.stale_after >= clock:
+            return None
+        return earliest
+
+
+def _stale_order(opportunity: Opportunity) -> tuple[int, str]:
+    return opportunity.stale_after, opportunity.id

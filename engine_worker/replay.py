@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import BinaryIO
 
+import msgspec
 import orjson
 
 from engine_worker.config import EngineConfig
@@ -46,39 +48,44 @@ class ReplayStats:
         return "\n".join(lines)
 
 
-def read_capture(path: Path, file_index: int, stats: ReplayStats) -> list[tuple[float, int, int, str, str]]:
-    """Valid lines of one capture as (recv_ms, file index, line index, exchange, raw)."""
-    entries = []
+class _CaptureLine(msgspec.Struct):
+    recv_ms: float
+    exchange: str
+    raw: str
+
+
+_decode_line = msgspec.json.Decoder(_CaptureLine).decode
+_LINE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
+Entry = tuple[float, str, str]  # (recv_ms, exchange, raw)
+
+
+def read_capture(path: Path, stats: ReplayStats) -> list[Entry]:
+    """Valid lines of one capture as (recv_ms, exchange, raw), in file order."""
+    entries: list[Entry] = []
+    append = entries.append
     with path.open("rb") as handle:
-        for line_index, line in enumerate(handle):
+        for line in handle:
             stats.lines += 1
             try:
-                obj = orjson.loads(line)
-                recv_ms = obj["recv_ms"]
-                exchange = obj["exchange"]
-                raw = obj["raw"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
+                capture = _decode_line(line)
+            except _LINE_ERRORS:
                 stats.bad_lines += 1
                 continue
-            if (
-                recv_ms.__class__ not in (int, float)
-                or not 0 < recv_ms < 1e14
-                or exchange.__class__ is not str
-                or raw.__class__ is not str
-            ):
+            recv_ms = capture.recv_ms
+            if not 0.0 < recv_ms < 1e14:  # also refuses NaN
                 stats.bad_lines += 1
                 continue
-            entries.append((float(recv_ms), file_index, line_index, exchange, raw))
+            append((recv_ms, capture.exchange, capture.raw))
     return entries
 
 
 def replay_files(paths: Iterable[Path | str], config: EngineConfig, out: BinaryIO) -> ReplayStats:
     """Replay the captures, writing each signal's JSON on its own line to `out`."""
     stats = ReplayStats()
-    entries: list[tuple[float, int, int, str, str]] = []
-    for file_index, path in enumerate(paths):
-        entries.extend(read_capture(Path(path), file_index, stats))
-    entries.sort(key=_recv_ms)  # stable: ties keep file order, then line order
+    entries: list[Entry] = []
+    for path in paths:
+        entries.extend(read_capture(Path(path), stats))
+    entries.sort(key=itemgetter(0))  # stable: ties keep file order, then line order
 
     engine = Engine(config)
     parsers = stats.parsers
@@ -86,7 +93,12 @@ def replay_files(paths: Iterable[Path | str], config: EngineConfig, out: BinaryI
     expire = engine.expire
     lifecycle = engine.lifecycle
     write = out.write
-    for recv_ms, _, _, exchange, raw in entries:
+    for recv_ms, exchange, raw in entries:
+        recv_ns = round(recv_ms * 1000.0) * 1000  # µs precision survives the float; ns does not
+        clock = recv_ns // 1_000_000
+        if clock > lifecycle.next_stale_after:  # the timers, on capture time (any valid line moves it)
+            for signal in expire(clock):
+                write(_dumps(signal, option=_NEWLINE))
         parser = parsers.get(exchange)
         if parser is None:
             parser_class = PARSERS.get(exchange)
@@ -95,18 +107,9 @@ def replay_files(paths: Iterable[Path | str], config: EngineConfig, out: BinaryI
                 continue
             parser = parsers[exchange] = parser_class(max_age_ms=MAX_TICK_AGE_MS)
         stats.frames += 1
-        recv_ns = round(recv_ms * 1000.0) * 1000  # µs precision survives the float; ns does not
-        clock = recv_ns // 1_000_000
-        if clock > lifecycle.next_stale_after:  # the timers, on capture time
-            for signal in expire(clock):
-                write(_dumps(signal, option=_NEWLINE))
         for tick in parser.parse(raw, recv_ns):
             stats.ticks += 1
             for signal in on_tick(tick, clock):
                 write(_dumps(signal, option=_NEWLINE))
     stats.signals = dict(lifecycle.counts)
     return stats
-
-
-def _recv_ms(entry: tuple[float, int, int, str, str]) -> float:
-    return entry[0]
