@@ -23,6 +23,7 @@ import orjson
 from ingest_worker.symbols import SymbolTable, split_concatenated
 from ingest_worker.venues.base import (
     BAD_SIZE,
+    BAD_TIMESTAMP,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -187,7 +188,11 @@ class BinanceParser(VenueParser):
                 return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
             msg = data
         event = msg.get("e")
-        if (event is None or event == "bookTicker") and "b" in msg and "a" in msg:  # bookTicker
+        if event == "bookTicker":
+            # Spot bookTicker frames carry no "e"; USDⓈ-M and COIN-M futures ones do. A futures
+            # price is not a spot price: counted as ignored, never passed off as spot.
+            return self.ignore("futuresBookTicker")
+        if event is None and "b" in msg and "a" in msg:  # spot bookTicker
             try:
                 native = msg["s"]
                 raw_bid = msg["b"]
@@ -214,7 +219,7 @@ class BinanceParser(VenueParser):
             except KeyError as missing:
                 return self.drop(MISSING_FIELD, recv_ns, f"{event} without {missing}")
             if event_ms.__class__ is not int:
-                return self.drop(MISSING_FIELD, recv_ns, f"{event} with event time {event_ms!r}")
+                return self.drop(BAD_TIMESTAMP, recv_ns, f"{event} with event time {event_ms!r}")
             symbol = self._symbol_of(native) if native.__class__ is str else None
             if symbol is None:
                 return self.drop(UNKNOWN_SYMBOL, recv_ns, native)

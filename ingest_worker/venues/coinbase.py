@@ -163,6 +163,9 @@ class CoinbaseParser(VenueParser):
         text: str = raw  # type: ignore[assignment]
         if len(text) < 20 or text[10] != "T" or text[13] != ":" or text[16] != ":" or text[-1] != "Z":
             return None
+        # int() alone would also take "-1", "+1", " 1" and non-ASCII digits as hours or minutes.
+        if not text.isascii() or not (text[11:13] + text[14:16] + text[17:19]).isdigit():
+            return None
         day = self._day_ms.get(text[:10])
         if day is None:
             try:

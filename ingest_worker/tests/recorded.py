@@ -1,0 +1,65 @@
+"""Reading the recorded frames of ../shared/market-data, and what the tests know about them.
+
+The expected canonical symbols are written out here by hand, not derived with
+the code under test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+# Every market name in market-data/binance*, and its canonical symbol. The futures
+# names (COIN-M perpetuals) are not spot markets: the spot parser must not know them.
+BINANCE_SYMBOLS: dict[str, str | None] = {
+    "ADARUB": "ADA/RUB",
+    "AAVEUPUSDT": "AAVEUP/USDT",
+    "BADGERBTC": "BADGER/BTC",
+    "BLZETH": "BLZ/ETH",
+    "BTCUSDT": "BTC/USDT",
+    "BUSDTRY": "BUSD/TRY",
+    "ETHUSDT": "ETH/USDT",
+    "FTMUSDT": "FTM/USDT",
+    "GTOBTC": "GTO/BTC",
+    "LRCBTC": "LRC/BTC",
+    "NKNUSDT": "NKN/USDT",
+    "ONTTRY": "ONT/TRY",
+    "PERLBNB": "PERL/BNB",
+    "QSPBTC": "QSP/BTC",
+    "RUNEEUR": "RUNE/EUR",
+    "STEEMETH": "STEEM/ETH",
+    "SWRVBUSD": "SWRV/BUSD",
+    "SXPBTC": "SXP/BTC",
+    "VETETH": "VET/ETH",
+    "XMRBTC": "XMR/BTC",
+    "BTCUSD_PERP": None,
+    "ETHUSD_PERP": None,
+}
+
+# Every product in market-data/coinbase, and its canonical symbol.
+COINBASE_SYMBOLS: dict[str, str] = {
+    "BAND-BTC": "BAND/BTC",
+    "BAND-GBP": "BAND/GBP",
+    "CRV-EUR": "CRV/EUR",
+    "DASH-BTC": "DASH/BTC",
+    "NMR-EUR": "NMR/EUR",
+    "NU-GBP": "NU/GBP",
+    "SKL-BTC": "SKL/BTC",
+    "SKL-GBP": "SKL/GBP",
+    "SKL-USD": "SKL/USD",
+    "YFI-BTC": "YFI/BTC",
+}
+
+
+def frames(path: Path) -> list[tuple[str, int]]:
+    """(frame text, receive time in ns) of every line of a recorded `.jsonl` file."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    recv_ns = [int(value) for value in path.with_suffix(".recv_ns").read_text().split()]
+    assert len(lines) == len(recv_ns), f"{path}: {len(lines)} frames but {len(recv_ns)} receive times"
+    return list(zip(lines, recv_ns, strict=True))
+
+
+def files(folder: Path, pattern: str) -> list[Path]:
+    """The recorded files matching `pattern`; at least one, or the test would prove nothing."""
+    found = sorted(folder.glob(pattern))
+    assert found, f"no recorded file matches {folder}/{pattern}"
+    return found
