@@ -16,18 +16,21 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 import orjson
 
 from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_TIMESTAMP,
     MALFORMED_JSON,
+    MAX_PRICE,
+    MAX_SIZE,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
     VenueParser,
 )
-from signals_app.contracts.tick import Tick
+from signals_app.contracts.tick import QUOTE, TRADE, Tick
 
 # --- declaration ----------------------------------------------------------------
 NAME = "coinbase"
@@ -85,16 +88,83 @@ _JSONDecodeError = orjson.JSONDecodeError
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
+# The hot path, as for Binance: a ticker frame decoded straight into a typed struct,
+# decimal strings converted inside msgspec. Anything it refuses or that fails a check
+# takes the general path, which decides and counts; the fast path only ever agrees.
+class _Ticker(msgspec.Struct):
+    type: str
+    product_id: str
+    best_bid: float
+    best_ask: float
+    time: str
+    price: float | None = None  # last trade price
+    best_bid_size: float | None = None  # absent before 2022
+    best_ask_size: float | None = None
+    trade_id: int | None = None
+    last_size: float | None = None  # last trade size
+
+
+_decode_ticker = msgspec.json.Decoder(_Ticker, strict=False).decode
+_FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError)
+_new_tuple = tuple.__new__
+
+
 class CoinbaseParser(VenueParser):
     name = NAME
 
     def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
-        self._day_ms: dict[str, int] = {}  # "2021-04-17" -> Unix ms of its midnight
+        self._minute_ms: dict[str, int] = {}  # "2021-04-17T16:43" -> Unix ms of that minute
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_product)
+
+    def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
+        """Ticks in `frame`; never raises. Complete ticker frames take a fast path."""
+        if frame.__class__ is str and frame.startswith('{"type":"ticker",'):  # type: ignore[union-attr]
+            try:
+                ticker = _decode_ticker(frame)
+            except _FAST_ERRORS:
+                ticker = None
+            if ticker is not None:
+                ticks = self._fast_ticker(ticker, recv_ns)
+                if ticks is not None:
+                    stats = self.stats
+                    stats.frames += 1
+                    stats.ticks += len(ticks)
+                    return ticks
+        return super().parse(frame, recv_ns)
+
+    def _fast_ticker(self, ticker: _Ticker, recv_ns: int) -> list[Tick] | None:
+        """The ticks of a well-formed ticker, or None to let the general path decide."""
+        symbol = self.symbols.resolve(ticker.product_id)
+        timestamp = self._time_ms(ticker.time)
+        bid = ticker.best_bid
+        ask = ticker.best_ask
+        bid_size = ticker.best_bid_size
+        ask_size = ticker.best_ask_size
+        if (
+            symbol is None
+            or timestamp is None
+            or ticker.type != "ticker"
+            or not 0.0 < bid < ask < MAX_PRICE
+            or (bid_size is not None and not 0.0 < bid_size < MAX_SIZE)
+            or (ask_size is not None and not 0.0 < ask_size < MAX_SIZE)
+            or (self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms)
+        ):
+            return None
+        quote = _new_tuple(
+            Tick, (NAME, symbol, QUOTE, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns)
+        )
+        if ticker.trade_id is None:
+            return [quote]
+        price = ticker.price
+        size = ticker.last_size
+        if price is None or size is None or not 0.0 < price < MAX_PRICE or not 0.0 < size < MAX_SIZE:
+            return None
+        trade = _new_tuple(Tick, (NAME, symbol, TRADE, price, size, None, None, None, None, timestamp, recv_ns))
+        return [quote, trade]
 
     def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         try:
@@ -157,36 +227,49 @@ class CoinbaseParser(VenueParser):
         return ticks
 
     def _time_ms(self, raw: object) -> int | None:
-        """Unix ms of `2021-04-17T16:43:30.244075Z`, or None when it is not such a time."""
+        """Unix ms of `2021-04-17T16:43:30.244075Z`, or None when it is not such a time.
+
+        The minute (`2021-04-17T16:43`) is parsed once and cached: a feed's times share it.
+        """
         if raw.__class__ is not str:
             return None
         text: str = raw  # type: ignore[assignment]
-        if len(text) < 20 or text[10] != "T" or text[13] != ":" or text[16] != ":" or text[-1] != "Z":
-            return None
-        # int() alone would also take "-1", "+1", " 1" and non-ASCII digits as hours or minutes.
-        if not text.isascii() or not (text[11:13] + text[14:16] + text[17:19]).isdigit():
-            return None
-        day = self._day_ms.get(text[:10])
-        if day is None:
-            try:
-                midnight = dt.datetime.strptime(text[:10], "%Y-%m-%d").replace(tzinfo=dt.UTC)
-            except ValueError:
+        minute = self._minute_ms.get(text[:16])
+        if minute is None:
+            minute = self._parse_minute(text[:16])
+            if minute is None:
                 return None
-            day = (midnight - _EPOCH) // dt.timedelta(milliseconds=1)
-            if len(self._day_ms) < 10_000:
-                self._day_ms[text[:10]] = day
-        clock = text[11:19]
-        fraction = text[19:-1]
-        try:
-            hours, minutes, seconds = int(clock[0:2]), int(clock[3:5]), int(clock[6:8])
-            millis = int((fraction[1:] + "000")[:3]) if fraction else 0
-        except ValueError:
-            return None
+        rest = text[16:]  # ":30.244075Z"
+        seconds = rest[1:3]
+        fraction = rest[4:-1]
+        # int() alone would also take "-1", "+1", " 1" and non-ASCII digits.
         if (
-            hours > 23
-            or minutes > 59
-            or seconds > 60
-            or (fraction and (fraction[0] != "." or not fraction[1:].isdigit()))
+            len(rest) < 4
+            or rest[0] != ":"
+            or rest[-1] != "Z"
+            or not seconds.isascii()
+            or not seconds.isdigit()
+            or (len(rest) > 4 and (rest[3] != "." or not fraction.isascii() or not fraction.isdigit()))
         ):
             return None
-        return day + ((hours * 60 + minutes) * 60 + seconds) * 1000 + millis
+        second = int(seconds)
+        if second > 60:
+            return None
+        return minute + second * 1000 + (int(fraction[:3].ljust(3, "0")) if fraction else 0)
+
+    def _parse_minute(self, text: str) -> int | None:
+        """Unix ms of `2021-04-17T16:43`, cached (bounded), or None when it is not one."""
+        if len(text) != 16 or not text.isascii() or text[10] != "T":
+            return None
+        try:
+            parsed = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M").replace(tzinfo=dt.UTC)
+        except ValueError:
+            return None
+        # strptime accepts "2021-4-7T1:2"-style short fields; the length check above and this
+        # round trip make sure only the canonical form is taken.
+        if parsed.strftime("%Y-%m-%dT%H:%M") != text:
+            return None
+        minute = (parsed - _EPOCH) // dt.timedelta(milliseconds=1)
+        if len(self._minute_ms) < 100_000:
+            self._minute_ms[text] = minute
+        return minute
