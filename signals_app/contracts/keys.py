@@ -6,10 +6,10 @@ SIGNALS_HISTORY_KEEP = 1000
 SIGNALS_STREAM = "signals:stream"  # stream, MAXLEN ~ 100000: the hand-off to the database writer
 SIGNALS_STREAM_MAXLEN = 100_000
 PRICE_KEY_TTL_S = 10
+ENGINE_HEARTBEAT = "engine:heartbeat"  # string, EX 5: the engine's counters, refreshed every second
+ENGINE_HEARTBEAT_TTL_S = 5
 
 
 def price_key(exchange: str, symbol: str) -> str:
     """Latest normalized quote of one market: `price:{exchange}:{symbol}`, EX 10."""
     return f"price:{exchange}:{symbol}"
-ENGINE_HEARTBEAT = "engine:heartbeat"  # string, EX 5: the engine's counters, refreshed every second
-ENGINE_HEARTBEAT_TTL_S = 5
