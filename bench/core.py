@@ -380,14 +380,14 @@ def bench_replay() -> None:
         pass
     else:
 
-        def read_sorted() -> list[tuple[float, int, int, str, str]]:
-            entries = read_capture(DEMO_CAPTURE, 0, ReplayStats())
+        def read_sorted() -> list[tuple[float, str, str]]:
+            entries = read_capture(DEMO_CAPTURE, ReplayStats())
             entries.sort(key=_first)
             return entries
 
         def read_and_parse() -> None:
             parsers: dict[str, VenueParser] = {}
-            for recv_ms, _, _, exchange, raw in read_sorted():
+            for recv_ms, exchange, raw in read_sorted():
                 parser = parsers.get(exchange)
                 if parser is None:
                     parser = parsers[exchange] = make_parser(exchange, max_age_ms=MAX_TICK_AGE_MS)
@@ -434,7 +434,7 @@ def bench_replay() -> None:
     )
 
 
-def _first(entry: tuple[float, int, int, str, str]) -> float:
+def _first(entry: tuple[float, str, str]) -> float:
     return entry[0]
 
 
