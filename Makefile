@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint style types install demo-capture bench clean
+.PHONY: run demo test lint style types install demo-capture bench bench-pipeline clean
 
 # The virtualenv, with the pinned runtime and test requirements; redone when they change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -15,10 +15,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 install: $(STAMP)
 
-# The live processes come with the next issue; for now: a replay of the bundled demo capture.
+# Everything, under one supervisor: Redis (embedded when none answers at REDIS_URL), the exchange
+# simulator, the ingestor and the engine, logs prefixed per process. Ctrl-C stops it all.
 run: $(STAMP)
-	@echo "The live system (simulator, ingestor, engine, dashboard) comes next."
-	@echo "Replaying the bundled demo capture (demo/demo_capture.jsonl): signals on stdout, counts on stderr."
+	$(PY) -m arbsite.supervisor
+
+# The bundled demo capture through the offline replay: signals on stdout, counts on stderr.
+demo: $(STAMP)
 	$(PY) manage.py replay demo/demo_capture.jsonl
 
 lint: style types
@@ -39,6 +42,9 @@ demo-capture: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/core.py
+
+bench-pipeline: $(STAMP)
+	$(PY) bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -138,3 +138,14 @@ QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+
+# --- Exchange simulator (`manage.py run_exchange_sim`; MARKET_SOURCE=sim points the feeds here) ---
+# Loopback by default: the control endpoints (/sim/drop, /sim/dislocate, ...) have no authentication.
+SIM_HOST = env_str("SIM_HOST", "127.0.0.1")
+# 0 picks a free port (the command prints the chosen ones in its SIM_READY line).
+SIM_BINANCE_PORT = env_int("SIM_BINANCE_PORT", 9101, minimum=0, maximum=65535)
+SIM_COINBASE_PORT = env_int("SIM_COINBASE_PORT", 9102, minimum=0, maximum=65535)
+# Seed of the market model: the same seed gives the same random walks and dislocations.
+SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
+# Base assets simulated on every venue (Binance <ASSET>USDT, Coinbase <ASSET>-USD).
+SIM_ASSETS = [asset.upper() for asset in env_list("SIM_ASSETS", ["BTC", "ETH", "SOL", "XRP", "ADA"])]

@@ -27,6 +27,7 @@ from signals_app.contracts.tick import Tick, encode
 log = logging.getLogger("engine_worker.publish")
 
 MAX_PENDING_SIGNALS = 10_000
+QUOTE_FLUSH_S = 0.1  # the price: cache is refreshed at most this often
 
 
 class RedisPublisher:
@@ -56,26 +57,36 @@ class RedisPublisher:
 
     def add_quote(self, tick: Tick) -> None:
         self._quotes[(tick.exchange, tick.symbol)] = tick
-        self._wake.set()
 
     def pending(self) -> int:
         return len(self._signals)
 
     # --- the publishing task ----------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
-        """Publish whatever is pending, batch after batch, until `stop`; then one last flush."""
+        """Publish until `stop`, then one last flush.
+
+        Signals leave as soon as they are raised (with whatever quotes are pending);
+        the quote cache alone is refreshed at most every QUOTE_FLUSH_S: a dashboard
+        needs no more, and one Redis round trip per tick batch would cost the signals
+        their latency at 20k ticks/s.
+        """
         backoff = 0.1
+        next_quote_flush = 0.0
         while not stop.is_set():
-            if not self._signals and not self._quotes:
+            now = time.monotonic()
+            if not self._signals and not (self._quotes and now >= next_quote_flush):
+                # Nothing due: sleep until a signal comes, or the quotes are due.
+                timeout = max(next_quote_flush - now, 0.0) if self._quotes else QUOTE_FLUSH_S
                 self._wake.clear()
                 waiter = asyncio.create_task(self._wake.wait())
                 stopper = asyncio.create_task(stop.wait())
-                await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({waiter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 waiter.cancel()
                 stopper.cancel()
                 continue
             if await self.flush():
                 backoff = 0.1
+                next_quote_flush = time.monotonic() + QUOTE_FLUSH_S
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)

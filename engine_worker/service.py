@@ -14,7 +14,6 @@ import contextlib
 import logging
 import signal
 import time
-from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +26,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from arbsite.health import start_http
+from arbsite.latency import LatencyWindow
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.publish import RedisPublisher
@@ -37,28 +37,6 @@ log = logging.getLogger("engine_worker.service")
 
 TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
 DRAIN_MAX = 2000  # messages handled per wake-up before letting the publisher run
-
-
-class LatencyWindow:
-    """The last N latencies in µs, for percentiles on /health and /metrics."""
-
-    def __init__(self, size: int = 20_000) -> None:
-        self.values: deque[float] = deque(maxlen=size)
-        self.count = 0
-
-    def add(self, micros: float) -> None:
-        self.values.append(micros)
-        self.count += 1
-
-    def percentiles(self) -> dict[str, float | None]:
-        ordered = sorted(self.values)
-        if not ordered:
-            return {"p50_us": None, "p90_us": None, "p99_us": None, "max_us": None}
-
-        def at(q: float) -> float:
-            return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
-
-        return {"p50_us": at(0.50), "p90_us": at(0.90), "p99_us": at(0.99), "max_us": round(ordered[-1], 1)}
 
 
 @dataclass
@@ -90,6 +68,7 @@ class EngineService:
         self.bad_messages = 0
         self.feed_states: dict[str, str] = {}
         self.decision_latency = LatencyWindow()  # frame received (ingestor) -> engine decided
+        self.engine_latency = LatencyWindow()  # message received by the engine -> engine decided
         self.signal_latency = LatencyWindow()  # frame received (ingestor) -> signal published on Redis
         self._last_bad_log = 0.0
         self.registry = CollectorRegistry()
@@ -164,6 +143,7 @@ class EngineService:
         engine = self.engine
         publisher = self.publisher
         signals: list[Signal] = []
+        received_ns = time.time_ns()
         for data in batch:
             self.messages += 1
             try:
@@ -176,7 +156,9 @@ class EngineService:
                 self._feed_state(message, now_ns // 1_000_000, signals)
                 continue
             signals.extend(engine.on_tick(message, now_ns // 1_000_000))
-            self.decision_latency.add((time.time_ns() - message.recv_ns) / 1000)
+            decided_ns = time.time_ns()
+            self.decision_latency.add((decided_ns - message.recv_ns) / 1000)
+            self.engine_latency.add((decided_ns - received_ns) / 1000)
             if message.type == QUOTE:
                 publisher.add_quote(message)
         if signals:
@@ -238,7 +220,8 @@ class EngineService:
             "redis_connected": self.publisher.connected,
             "signals_pending": self.publisher.pending(),
             "signals_published": self.publisher.published,
-            "latency_tick_to_decision": self.decision_latency.percentiles(),
+            "latency_frame_to_decision": self.decision_latency.percentiles(),
+            "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
         }
 
@@ -278,7 +261,8 @@ class _EngineCollector(Collector):
             "arb_engine_latency_microseconds", "Latency percentiles over the last 20k events", labels=["path", "q"]
         )
         for path, window in (
-            ("tick_to_decision", service.decision_latency),
+            ("frame_to_decision", service.decision_latency),
+            ("engine_receive_to_decision", service.engine_latency),
             ("frame_to_signal_published", service.signal_latency),
         ):
             for name, value in window.percentiles().items():

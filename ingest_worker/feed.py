@@ -24,6 +24,7 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from arbsite.latency import LatencyWindow
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
 from ingest_worker.symbols import SymbolTable, base_of, quote_of
@@ -91,6 +92,7 @@ class Feed:
         self.ticks_sent = 0
         self.last_message_ns = 0
         self._connected_ns = 0
+        self.push_latency = LatencyWindow()  # frame received -> its ticks handed to ZeroMQ
 
     # --- the loop ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -167,6 +169,7 @@ class Feed:
             recorder = self.recorder
             clock_ns = self._clock_ns
             name = self.name
+            push_latency = self.push_latency
             try:
                 async for frame in ws:
                     recv_ns = clock_ns()
@@ -174,13 +177,17 @@ class Feed:
                     self.last_message_ns = recv_ns
                     if recorder is not None:
                         recorder.write(name, recv_ns, frame)
-                    for tick in parse(frame, recv_ns):
+                    ticks = parse(frame, recv_ns)
+                    if not ticks:
+                        continue
+                    for tick in ticks:
                         if push(tick):
                             self.ticks_sent += 1
-                        if not ticked:
-                            ticked = True
-                            self._set_state(LIVE, "live")
-                            self.pusher.send_feed_state(name, FEED_UP, recv_ns // 1_000_000)
+                    push_latency.add((clock_ns() - recv_ns) / 1000)
+                    if not ticked:
+                        ticked = True
+                        self._set_state(LIVE, "live")
+                        self.pusher.send_feed_state(name, FEED_UP, recv_ns // 1_000_000)
             except websockets.ConnectionClosedError as exc:
                 log.warning("%s: connection lost: %s", name, exc)
             finally:
@@ -227,6 +234,7 @@ class Feed:
             "disconnects": self.disconnects,
             "dead_declared": self.dead_declared,
             "markets": len(self.natives),
+            "latency_frame_to_tick_sent": self.push_latency.percentiles(),
             "parse": parser_stats,
         }
 

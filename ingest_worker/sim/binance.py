@@ -1,0 +1,352 @@
+"""The Binance spot dialect: market-data WebSocket streams and `/api/v3/exchangeInfo`.
+
+As `wss://stream.binance.com:9443` does:
+
+- `/ws/<stream>[/<stream>...]`: raw payloads; `/stream?streams=<a>/<b>`: each payload
+  wrapped as `{"stream":"<a>","data":<payload>}`; `/ws` and `/stream` with no
+  stream, then requests over the socket:
+  `{"method":"SUBSCRIBE","params":["btcusdt@bookTicker"],"id":1}` -> `{"result":null,"id":1}`,
+  `UNSUBSCRIBE` likewise, `LIST_SUBSCRIPTIONS` -> `{"result":["btcusdt@bookTicker"],"id":3}`,
+  `SET_PROPERTY ["combined", true]` / `GET_PROPERTY ["combined"]`; a bad request gets
+  `{"error":{"code":2,"msg":"Invalid request: ..."},"id":N}` (code 3 for bad JSON,
+  0 and 1 for properties) and the connection stays open.
+- streams `<symbol>@bookTicker` -> `{"u":..,"s":"BTCUSDT","b":"..","B":"..","a":"..","A":".."}`
+  and `<symbol>@trade` -> `{"e":"trade","E":..,"s":..,"t":..,"p":..,"q":..,"T":..,"m":..,"M":true}`,
+  prices and quantities as decimal strings with 8 decimals, key order as recorded
+  (../shared/market-data/binance). Symbols in stream names are lower case. A
+  stream name that is not one of these is accepted and listed, and never sends
+  anything: Binance does the same with stream names it does not know.
+- keepalive: the server pings (every 20 s by default) and the websockets library
+  answers the client's pings.
+- `GET /api/v3/exchangeInfo[?symbol=X|?symbols=["X","Y"]]`, `GET /api/v3/ping`, `GET /api/v3/time`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ingest_worker.sim.model import BINANCE, Market, Quote
+from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
+from ingest_worker.venues import binance as binance_venue
+
+NAME = BINANCE
+CHANNELS = (binance_venue.CHANNELS["quote"], binance_venue.CHANNELS["trade"])  # bookTicker, trade
+MAX_STREAMS = 1024  # per connection, as Binance
+METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
+_METHOD_LIST = ", ".join(f"`{method}`" for method in METHODS)
+
+
+def decimal8(units: int, decimals: int) -> str:
+    """An integer count of 10^-decimals as Binance prints it: always 8 decimals (`61837.63000000`)."""
+    whole, fraction = divmod(units, 10**decimals)
+    if decimals == 0:
+        return f"{whole}.00000000"
+    return f"{whole}.{fraction:0{decimals}d}{'0' * (8 - decimals)}"
+
+
+def error_answer(code: int, msg: str, request_id: object) -> str:
+    return json_text({"error": {"code": code, "msg": msg}, "id": request_id})
+
+
+def _valid_id(value: object) -> bool:
+    """Binance accepts a 64-bit signed integer, an alphanumeric string up to 36 characters, or null."""
+    if value is None:
+        return True
+    if value.__class__ is int:
+        return -(2**63) <= value < 2**63  # type: ignore[operator]
+    if value.__class__ is str:
+        return len(value) <= 36 and (value == "" or value.isalnum())  # type: ignore[attr-defined]
+    return False
+
+
+class BinanceClient:
+    """One connection's streams, in subscription order, and whether payloads are wrapped."""
+
+    __slots__ = ("combined", "connection", "streams")
+
+    def __init__(self, connection: ServerConnection, combined: bool) -> None:
+        self.connection = connection
+        self.combined = combined
+        self.streams: dict[str, None] = {}
+
+
+class BinanceFrames:
+    """The wire state of the simulated Binance markets (update ids, trade ids) and their frames."""
+
+    def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
+        rng = random.Random(f"binance-frames-{seed}")
+        self._rng = rng
+        self.update_id = {m.native: rng.randrange(10_000_000_000, 60_000_000_000) for m in markets}
+        self.trade_id = {m.native: rng.randrange(1_000_000_000, 4_000_000_000) for m in markets}
+
+    def book_ticker(self, quote: Quote) -> str:
+        market = quote.market
+        native = market.native
+        # `u` is the order book's update id: it moves with every book change, not only the top.
+        update_id = self.update_id[native] + 1 + int(self._rng.random() * 30)
+        self.update_id[native] = update_id
+        d = market.price_decimals
+        s = market.size_decimals
+        return (
+            f'{{"u":{update_id},"s":"{native}","b":"{decimal8(quote.bid, d)}","B":"{decimal8(quote.bid_size, s)}",'
+            f'"a":"{decimal8(quote.ask, d)}","A":"{decimal8(quote.ask_size, s)}"}}'
+        )
+
+    def trade(self, quote: Quote) -> str:
+        market = quote.market
+        trade = quote.trade
+        assert trade is not None
+        trade_id = self.trade_id[market.native] + 1
+        self.trade_id[market.native] = trade_id
+        trade_ms = quote.time_ns // 1_000_000
+        # m: the buyer was the maker, i.e. the taker sold into the bid.
+        maker = "true" if trade.taker_side == "sell" else "false"
+        return (
+            f'{{"e":"trade","E":{trade_ms},"s":"{market.native}","t":{trade_id},'
+            f'"p":"{decimal8(trade.price, market.price_decimals)}","q":"{decimal8(trade.size, market.size_decimals)}",'
+            f'"T":{trade_ms},"m":{maker},"M":true}}'
+        )
+
+
+class BinanceServer(VenueServer):
+    """The simulated Binance spot market-data endpoint."""
+
+    name = NAME
+
+    def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
+        super().__init__()
+        self.markets = [m for m in markets if m.venue == NAME]
+        self.frames = BinanceFrames(self.markets, seed)
+        self.clients: dict[ServerConnection, BinanceClient] = {}
+        # stream -> connections wanting it raw / wrapped; the publish path reads only these.
+        self._raw: dict[str, set[ServerConnection]] = {}
+        self._wrapped: dict[str, set[ServerConnection]] = {}
+        self._streams_of = {
+            m.native: tuple(f"{m.native.lower()}@{channel}" for channel in CHANNELS) for m in self.markets
+        }
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def accepts_path(self, path: str) -> bool:
+        return path in ("/ws", "/ws/", "/stream", "/stream/") or path.startswith("/ws/")
+
+    def rest(self, path: str, query: dict[str, list[str]], now_ns: int) -> tuple[int, object] | None:
+        if path == binance_venue.EXCHANGE_INFO_PATH:
+            return self.exchange_info(query, now_ns)
+        if path == "/api/v3/ping":
+            return 200, {}
+        if path == "/api/v3/time":
+            return 200, {"serverTime": now_ns // 1_000_000}
+        return None
+
+    def exchange_info(self, query: dict[str, list[str]], now_ns: int) -> tuple[int, object]:
+        markets = self.markets
+        wanted: list[str] | None = None
+        if "symbol" in query:
+            wanted = [query["symbol"][0]]
+        elif "symbols" in query:
+            try:
+                parsed = orjson.loads(query["symbols"][0])
+            except orjson.JSONDecodeError:
+                parsed = None
+            if not isinstance(parsed, list) or not all(isinstance(item, str) for item in parsed):
+                return 400, {"code": -1100, "msg": "Illegal characters found in parameter 'symbols'."}
+            wanted = parsed
+        if wanted is not None:
+            by_name = {m.native: m for m in markets}
+            if any(name not in by_name for name in wanted):
+                return 400, {"code": -1121, "msg": "Invalid symbol."}
+            markets = [by_name[name] for name in wanted]
+        return 200, {
+            "timezone": "UTC",
+            "serverTime": now_ns // 1_000_000,
+            "rateLimits": [],
+            "exchangeFilters": [],
+            "symbols": [_symbol_info(m) for m in markets],
+        }
+
+    # --- WebSocket ----------------------------------------------------------------------
+    async def handle(self, connection: ServerConnection) -> None:
+        request = connection.request
+        assert request is not None
+        combined, streams = streams_of_path(request.path)
+        client = BinanceClient(connection, combined)
+        self.clients[connection] = client
+        self.connected(connection)
+        try:
+            if streams:
+                self._subscribe(client, streams)
+            async for message in connection:
+                answer = self.on_request(client, message)
+                await connection.send(answer)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._unsubscribe(client, list(client.streams), quiet=True)
+            del self.clients[connection]
+            self.disconnected(connection)
+
+    def on_request(self, client: BinanceClient, message: str | bytes) -> str:
+        """The answer to one request sent over the socket."""
+        try:
+            request = orjson.loads(message)
+        except orjson.JSONDecodeError as exc:
+            return error_answer(3, f"Invalid JSON: {exc}", None)
+        if not isinstance(request, dict):
+            return error_answer(2, "Invalid request: expected a JSON object", None)
+        request_id = request.get("id")
+        if "id" not in request or not _valid_id(request_id):
+            return error_answer(2, "Invalid request: request ID must be an unsigned integer", None)
+        method = request.get("method")
+        if method is None:
+            return error_answer(2, "Invalid request: missing field `method`", request_id)
+        if method not in METHODS:
+            return error_answer(
+                2, f"Invalid request: unknown variant `{method}`, expected one of {_METHOD_LIST}", request_id
+            )
+        extra = set(request) - {"method", "params", "id"}
+        if extra:
+            return error_answer(2, "Invalid request: too many parameters", request_id)
+        params = request.get("params", [])
+        if method == "LIST_SUBSCRIPTIONS":
+            return json_text({"result": list(client.streams), "id": request_id})
+        if method in ("SET_PROPERTY", "GET_PROPERTY"):
+            return self._property(client, method, params, request_id)
+        if not isinstance(params, list) or not all(isinstance(item, str) for item in params):
+            return error_answer(2, "Invalid request: params must be an array of stream names", request_id)
+        if method == "SUBSCRIBE":
+            if len(set(client.streams) | set(params)) > MAX_STREAMS:
+                return error_answer(2, f"Invalid request: too many streams (at most {MAX_STREAMS})", request_id)
+            self._subscribe(client, params)
+        else:
+            self._unsubscribe(client, params)
+        return json_text({"result": None, "id": request_id})
+
+    def _property(self, client: BinanceClient, method: str, params: object, request_id: object) -> str:
+        if not isinstance(params, list) or not params or not isinstance(params[0], str):
+            return error_answer(2, "Invalid request: property name must be a string", request_id)
+        if params[0] != "combined":
+            return error_answer(0, "Unknown property", request_id)
+        if method == "GET_PROPERTY":
+            return json_text({"result": client.combined, "id": request_id})
+        if len(params) != 2 or not isinstance(params[1], bool):
+            return error_answer(1, "Invalid value type: expected Boolean", request_id)
+        streams = list(client.streams)
+        self._unsubscribe(client, streams, quiet=True)
+        client.combined = params[1]
+        self._subscribe(client, streams, quiet=True)
+        return json_text({"result": None, "id": request_id})
+
+    def _subscribe(self, client: BinanceClient, streams: Iterable[str], quiet: bool = False) -> None:
+        index = self._wrapped if client.combined else self._raw
+        added = []
+        for stream in streams:
+            if stream not in client.streams:
+                client.streams[stream] = None
+                added.append(stream)
+            index.setdefault(stream, set()).add(client.connection)
+        self.set_subscribed(client.connection, bool(client.streams))
+        if added and not quiet:
+            log.info("%s: client %s subscribed to %s", self.name, _peer_of(client), _summary(added))
+
+    def _unsubscribe(self, client: BinanceClient, streams: Iterable[str], quiet: bool = False) -> None:
+        index = self._wrapped if client.combined else self._raw
+        removed = []
+        for stream in streams:
+            if stream in client.streams:
+                del client.streams[stream]
+                removed.append(stream)
+            listeners = index.get(stream)
+            if listeners is not None:
+                listeners.discard(client.connection)
+                if not listeners:
+                    del index[stream]
+        self.set_subscribed(client.connection, bool(client.streams))
+        if removed and not quiet:
+            log.info("%s: client %s unsubscribed from %s", self.name, _peer_of(client), _summary(removed))
+
+    # --- market data ----------------------------------------------------------------------
+    def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
+        """Queue the frames of these updates for their subscribers (flush sends them).
+
+        Each frame is built once, and only when someone listens; the wire state
+        (update and trade ids) moves on either way, as the real book would.
+        """
+        raw_index = self._raw
+        wrapped_index = self._wrapped
+        outbox = self.outbox
+        frames = self.frames
+        for quote in quotes:
+            book_stream, trade_stream = self._streams_of[quote.market.native]
+            raw = raw_index.get(book_stream)
+            wrapped = wrapped_index.get(book_stream)
+            payload = frames.book_ticker(quote)
+            if not silent:
+                if raw:
+                    outbox.add(raw, payload.encode())
+                if wrapped:
+                    outbox.add(wrapped, f'{{"stream":"{book_stream}","data":{payload}}}'.encode())
+            if quote.trade is not None:
+                payload = frames.trade(quote)
+                if silent:
+                    continue
+                raw = raw_index.get(trade_stream)
+                wrapped = wrapped_index.get(trade_stream)
+                if raw:
+                    outbox.add(raw, payload.encode())
+                if wrapped:
+                    outbox.add(wrapped, f'{{"stream":"{trade_stream}","data":{payload}}}'.encode())
+
+    def status(self, now_ns: int) -> dict[str, Any]:
+        status = super().status(now_ns)
+        status["streams"] = sorted(set(self._raw) | set(self._wrapped))
+        return status
+
+
+def streams_of_path(path: str) -> tuple[bool, list[str]]:
+    """(combined, streams) of a connection URL path: `/ws/a/b` raw, `/stream?streams=a/b` combined."""
+    parts = urlsplit(path)
+    if parts.path.startswith("/stream"):
+        names = parse_qs(parts.query).get("streams", [""])[0]
+        return True, [name for name in names.split("/") if name]
+    return False, [name for name in parts.path[len("/ws") :].split("/") if name]
+
+
+def _symbol_info(market: Market) -> dict[str, object]:
+    tick = decimal8(1, market.price_decimals)
+    step = decimal8(1, market.size_decimals)
+    return {
+        "symbol": market.native,
+        "status": "TRADING",
+        "baseAsset": market.asset,
+        "baseAssetPrecision": 8,
+        "quoteAsset": market.quote,
+        "quotePrecision": 8,
+        "quoteAssetPrecision": 8,
+        "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
+        "icebergAllowed": True,
+        "ocoAllowed": True,
+        "isSpotTradingAllowed": True,
+        "isMarginTradingAllowed": False,
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": tick, "maxPrice": "1000000.00000000", "tickSize": tick},
+            {"filterType": "LOT_SIZE", "minQty": step, "maxQty": "9000000.00000000", "stepSize": step},
+        ],
+        "permissions": [],
+        "permissionSets": [["SPOT"]],
+    }
+
+
+def _peer_of(client: BinanceClient) -> str:
+    return peer_name(client.connection)
+
+
+def _summary(streams: list[str]) -> str:
+    shown = ", ".join(streams[:6])
+    return f"{len(streams)} stream(s): {shown}" + (", ..." if len(streams) > 6 else "")

@@ -1,0 +1,435 @@
+"""The simulator's market model: pure, seeded, and told the time.
+
+Every asset follows one random walk (its "true" mid). Every venue quotes each
+asset around that mid with its own slowly wandering offset, its own spread and
+its own sizes, so that normally the cross-venue net spread after taker fees is
+far below the signal threshold. From time to time a *dislocation* moves one
+asset on an ordered pair of venues apart: the cheap venue's ask drops and the
+rich venue's bid rises until, net of both taker fees,
+
+    bid_rich × (1 − fee_rich) / (ask_cheap × (1 + fee_cheap)) − 1 = net_pct / 100
+
+for as long as it lasts, while the mid keeps walking (prices keep moving, so a
+signal opens, updates and closes). Prices are integers in the market's tick
+and sizes integers in its lot: the venue dialects format them exactly.
+
+No I/O and no clock: `advance(now_ns)` moves the model to `now_ns` and returns
+what happened in between. The same seed and the same sequence of times give
+the same quotes, so the model is tested step by step.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ingest_worker.venues import binance as binance_venue
+from ingest_worker.venues import coinbase as coinbase_venue
+
+BINANCE = binance_venue.NAME
+COINBASE = coinbase_venue.NAME
+VENUES: tuple[str, ...] = (BINANCE, COINBASE)
+DEFAULT_ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "ADA")
+# Each venue's default taker fee in percent (DESIGN.md); the command passes settings.FEES_PCT.
+DEFAULT_FEES_PCT: Mapping[str, float] = {BINANCE: 0.1, COINBASE: 0.6}
+
+NS_PER_S = 1_000_000_000
+
+
+@dataclass(frozen=True)
+class AssetProfile:
+    """How an asset trades: where it starts, its tick and lot on each venue, its usual top-of-book size."""
+
+    start_price: float  # in USD / USDT
+    binance_price_decimals: int  # PRICE_FILTER tickSize 10^-n
+    binance_size_decimals: int  # LOT_SIZE stepSize 10^-n
+    coinbase_price_decimals: int  # quote_increment 10^-n
+    typical_size: float  # top-of-book size, units of the asset
+
+
+ASSET_PROFILES: Mapping[str, AssetProfile] = {
+    "BTC": AssetProfile(45_000.0, 2, 5, 2, 0.6),
+    "ETH": AssetProfile(2_500.0, 2, 4, 2, 8.0),
+    "SOL": AssetProfile(100.0, 2, 3, 2, 150.0),
+    "XRP": AssetProfile(0.6, 4, 0, 4, 25_000.0),
+    "ADA": AssetProfile(0.5, 4, 1, 4, 30_000.0),
+}
+# Any other asset asked for on the command line trades like a mid-priced altcoin.
+GENERIC_PROFILE = AssetProfile(10.0, 4, 2, 4, 500.0)
+COINBASE_SIZE_DECIMALS = 8  # Coinbase prints every size with 8 decimals
+
+
+@dataclass(frozen=True)
+class VenueProfile:
+    quote: str  # the quote currency of the venue's markets for these assets
+    half_spread_bp: tuple[float, float]  # half of the bid/ask spread, drawn per update, basis points
+    offset_sd_bp: float  # stationary deviation of the venue's mid from the true mid, basis points
+    size_factor: float  # the venue's depth relative to the asset's typical size
+
+
+VENUE_PROFILES: Mapping[str, VenueProfile] = {
+    BINANCE: VenueProfile("USDT", (0.1, 0.8), 1.5, 1.0),
+    COINBASE: VenueProfile("USD", (0.5, 2.5), 2.0, 0.6),
+}
+
+MID_VOLATILITY = 1.5e-4  # the true mid's standard deviation per √second (1.5 bp)
+OFFSET_REVERSION_S = 5.0  # a venue's offset from the mid forgets itself in about this long
+TRADE_PROBABILITY = {BINANCE: 0.1, COINBASE: 0.5}  # share of quote updates that come with a trade
+MAX_BACKLOG_S = 1.0  # a stalled caller gets at most one second of updates at once
+
+# Natural dislocations: how often, how long, how large (net of fees, percent).
+DISLOCATION_GAP_S = (8.0, 20.0)
+FIRST_DISLOCATION_S = (4.0, 8.0)
+DISLOCATION_SECONDS = (5.0, 20.0)
+DISLOCATION_NET_PCT = (0.8, 1.5)
+
+
+@dataclass(frozen=True)
+class Market:
+    """One market of one venue: its names and the units its prices and sizes are counted in."""
+
+    index: int
+    venue: str
+    asset: str  # the base asset
+    quote: str
+    native: str  # the venue's own name: BTCUSDT, BTC-USD
+    price_decimals: int
+    size_decimals: int
+
+    @property
+    def symbol(self) -> str:
+        return f"{self.asset}/{self.quote}"
+
+    @property
+    def price_scale(self) -> int:
+        return int(10**self.price_decimals)
+
+    @property
+    def size_scale(self) -> int:
+        return int(10**self.size_decimals)
+
+
+class Trade(NamedTuple):
+    price: int  # in ticks of the market
+    size: int  # in lots of the market
+    taker_side: str  # "buy" lifted the ask, "sell" hit the bid
+
+
+class Quote(NamedTuple):
+    """A new top of book of one market, and the trade that came with it, if any."""
+
+    market: Market
+    bid: int  # ticks
+    ask: int  # ticks
+    bid_size: int  # lots
+    ask_size: int  # lots
+    time_ns: int  # the model time of the update (Unix ns)
+    trade: Trade | None
+
+
+@dataclass(frozen=True)
+class Dislocation:
+    """`asset` is cheap on `cheap` and rich on `rich` by `net_pct` after fees, from start to end."""
+
+    asset: str
+    cheap: str  # buy here
+    rich: str  # sell here
+    start_net_pct: float
+    end_net_pct: float  # the net spread drifts linearly from start to end
+    start_ns: int
+    end_ns: int
+    forced: bool = False  # asked for through the control endpoint
+
+    def net_pct_at(self, now_ns: int) -> float:
+        span = self.end_ns - self.start_ns
+        share = 0.0 if span <= 0 else min(1.0, max(0.0, (now_ns - self.start_ns) / span))
+        return self.start_net_pct + (self.end_net_pct - self.start_net_pct) * share
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "asset": self.asset,
+            "cheap": self.cheap,
+            "rich": self.rich,
+            "net_pct": round(self.start_net_pct, 4),
+            "end_net_pct": round(self.end_net_pct, 4),
+            "seconds": round((self.end_ns - self.start_ns) / NS_PER_S, 3),
+            "start_ms": self.start_ns // 1_000_000,
+            "end_ms": self.end_ns // 1_000_000,
+            "forced": self.forced,
+        }
+
+
+class Step(NamedTuple):
+    """What `advance` produced: quotes in time order, dislocations that began and that ended."""
+
+    quotes: list[Quote]
+    started: list[Dislocation]
+    ended: list[Dislocation]
+
+
+def venue_market_name(venue: str, asset: str, quote: str) -> str:
+    if venue == BINANCE:
+        return binance_venue.to_native(f"{asset}/{quote}")
+    if venue == COINBASE:
+        return coinbase_venue.to_native(f"{asset}/{quote}")
+    raise ValueError(f"the simulator has no dialect for venue {venue!r}")
+
+
+def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES) -> list[Market]:
+    """Every (venue, asset) market, venue by venue, in the order of `assets`."""
+    markets: list[Market] = []
+    for venue in venues:
+        profile = VENUE_PROFILES[venue]
+        for asset in assets:
+            asset_profile = ASSET_PROFILES.get(asset, GENERIC_PROFILE)
+            if venue == BINANCE:
+                price_decimals = asset_profile.binance_price_decimals
+                size_decimals = asset_profile.binance_size_decimals
+            else:
+                price_decimals = asset_profile.coinbase_price_decimals
+                size_decimals = COINBASE_SIZE_DECIMALS
+            native = venue_market_name(venue, asset, profile.quote)
+            markets.append(Market(len(markets), venue, asset, profile.quote, native, price_decimals, size_decimals))
+    return markets
+
+
+def parse_assets(text: str | Iterable[str]) -> tuple[str, ...]:
+    """`"btc, ETH"` -> ("BTC", "ETH"); ValueError for an empty list, a repeat or a name that is no asset."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    assets: list[str] = []
+    for item in items:
+        name = item.strip().upper()
+        if not name:
+            continue
+        if not name.isalnum() or not name.isascii() or len(name) > 12:
+            raise ValueError(f"{item!r} is not an asset name (letters and digits, like BTC)")
+        if name in assets:
+            raise ValueError(f"asset {name} is listed twice")
+        assets.append(name)
+    if not assets:
+        raise ValueError("no assets given")
+    return tuple(assets)
+
+
+@dataclass
+class _MarketState:
+    offset: float  # the venue's relative deviation from the true mid
+    last_ns: int = -1  # when it was last quoted; -1: never
+    traded: bool = False  # whether a trade has been reported yet
+
+
+class MarketModel:
+    """The simulated market of `assets` on `venues`. Call `advance(now_ns)` with a clock that never goes back."""
+
+    def __init__(
+        self,
+        assets: Sequence[str],
+        start_ns: int,
+        *,
+        seed: int = 0,
+        rate: float = 50.0,
+        fees_pct: Mapping[str, float] = DEFAULT_FEES_PCT,
+        venues: Sequence[str] = VENUES,
+        auto_dislocations: bool = True,
+        min_refresh_ms: int = 1000,
+    ) -> None:
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"rate must be a finite number of updates per second >= 0, not {rate}")
+        for venue in venues:
+            if venue not in VENUE_PROFILES:
+                raise ValueError(f"the simulator has no dialect for venue {venue!r}")
+        self.assets = tuple(assets)
+        self.venues = tuple(venues)
+        self.seed = seed
+        self.rate = rate  # quote updates per second across all markets
+        self.fees_pct = dict(fees_pct)
+        self.auto_dislocations = auto_dislocations
+        self.min_refresh_ms = min_refresh_ms  # a market not quoted for this long is quoted anyway
+        self.markets: list[Market] = build_markets(self.assets, self.venues)
+        self._rng = random.Random(seed)
+        self.now_ns = start_ns
+        self.mids: dict[str, float] = {
+            asset: ASSET_PROFILES.get(asset, GENERIC_PROFILE).start_price for asset in self.assets
+        }
+        self._states = [
+            _MarketState(self._rng.gauss(0.0, VENUE_PROFILES[m.venue].offset_sd_bp * 1e-4)) for m in self.markets
+        ]
+        self._by_asset_venue = {(m.asset, m.venue): m for m in self.markets}
+        self.dislocations: dict[str, Dislocation] = {}  # asset -> the one active on it
+        self._started: list[Dislocation] = []  # begun since the last advance
+        self._due = 0.0  # updates owed to the rate, fractional
+        self._next_dislocation_ns = start_ns + self._seconds(FIRST_DISLOCATION_S)
+        self._last_cheap: str | None = None
+        self._pending: list[Market] = list(self.markets)  # quoted on the next advance: everything, at first
+
+    # --- inputs ------------------------------------------------------------------
+    def market(self, venue: str, asset: str) -> Market:
+        return self._by_asset_venue[(asset, venue)]
+
+    def fee(self, venue: str) -> float:
+        """Taker fee as a fraction."""
+        return self.fees_pct.get(venue, 0.6) / 100.0
+
+    def dislocate(
+        self, asset: str, cheap: str, rich: str, net_pct: float, seconds: float, now_ns: int | None = None
+    ) -> tuple[Dislocation, Dislocation | None]:
+        """Force a dislocation now (the model's time); returns it and the one it replaced, if any.
+
+        Raises ValueError for an unknown asset or venue, equal venues, or a net spread
+        or duration outside sane bounds (a control request must not break the model).
+        """
+        asset = asset.upper()
+        if asset not in self.mids:
+            raise ValueError(f"unknown asset {asset!r}; simulated: {', '.join(self.assets)}")
+        for venue in (cheap, rich):
+            if venue not in self.venues:
+                raise ValueError(f"unknown venue {venue!r}; simulated: {', '.join(self.venues)}")
+        if cheap == rich:
+            raise ValueError("cheap and rich must be two different venues")
+        if not (math.isfinite(net_pct) and -50.0 < net_pct < 50.0):
+            raise ValueError(f"net_pct must be between -50 and 50, not {net_pct}")
+        if not (math.isfinite(seconds) and 0.0 < seconds <= 3600.0):
+            raise ValueError(f"seconds must be in (0, 3600], not {seconds}")
+        start = self.now_ns if now_ns is None else max(now_ns, self.now_ns)
+        event = Dislocation(asset, cheap, rich, net_pct, net_pct, start, start + round(seconds * NS_PER_S), True)
+        replaced = self.dislocations.get(asset)
+        self._begin(event)
+        return event, replaced
+
+    # --- the step ----------------------------------------------------------------
+    def advance(self, now_ns: int) -> Step:
+        """Move the model to `now_ns`: the quotes due since the last call, and dislocation changes."""
+        quotes: list[Quote] = []
+        started: list[Dislocation] = []
+        ended: list[Dislocation] = []
+        elapsed_ns = now_ns - self.now_ns
+        if elapsed_ns > 0:
+            self._walk(elapsed_ns / NS_PER_S)
+            self.now_ns = now_ns
+            self._due = min(self._due + self.rate * elapsed_ns / NS_PER_S, self.rate * MAX_BACKLOG_S + 1.0)
+        for asset, event in list(self.dislocations.items()):
+            if event.end_ns <= now_ns:
+                del self.dislocations[asset]
+                ended.append(event)
+                self._requote(asset, event)
+        if self.auto_dislocations and now_ns >= self._next_dislocation_ns:
+            natural = self._natural_dislocation(now_ns)
+            self._next_dislocation_ns = now_ns + self._seconds(DISLOCATION_GAP_S)
+            if natural is not None:
+                self._begin(natural)
+        started.extend(self._started)
+        self._started.clear()
+        # Markets that must be quoted now: new, dislocated, or about to go stale.
+        pending, self._pending = self._pending, []
+        refresh_before = now_ns - self.min_refresh_ms * 1_000_000
+        seen = {m.index for m in pending}
+        for market, state in zip(self.markets, self._states, strict=True):
+            if 0 <= state.last_ns < refresh_before and market.index not in seen:
+                pending.append(market)
+        for market in pending:
+            quotes.append(self._quote(market, now_ns))
+        owed = int(self._due)
+        self._due -= owed
+        rng = self._rng
+        markets = self.markets
+        count = len(markets)
+        for _ in range(owed):
+            quotes.append(self._quote(markets[int(rng.random() * count)], now_ns))
+        return Step(quotes, started, ended)
+
+    # --- internals ---------------------------------------------------------------
+    def _seconds(self, bounds: tuple[float, float]) -> int:
+        return round(self._rng.uniform(*bounds) * NS_PER_S)
+
+    def _walk(self, dt_s: float) -> None:
+        rng = self._rng
+        scale = MID_VOLATILITY * math.sqrt(dt_s)
+        for asset in self.assets:
+            self.mids[asset] *= math.exp(rng.gauss(0.0, scale))
+        decay = math.exp(-dt_s / OFFSET_REVERSION_S)
+        keep = math.sqrt(max(0.0, 1.0 - decay * decay))
+        for market, state in zip(self.markets, self._states, strict=True):
+            sd = VENUE_PROFILES[market.venue].offset_sd_bp * 1e-4
+            state.offset = state.offset * decay + sd * keep * rng.gauss(0.0, 1.0)
+
+    def _natural_dislocation(self, now_ns: int) -> Dislocation | None:
+        free = [asset for asset in self.assets if asset not in self.dislocations]
+        if not free or len(self.venues) < 2:
+            return None
+        rng = self._rng
+        asset = rng.choice(free)
+        cheap, rich = rng.sample(self.venues, 2)
+        if cheap == self._last_cheap and len(self.venues) == 2:
+            cheap, rich = rich, cheap  # alternate, so that a short demo shows both directions
+        self._last_cheap = cheap
+        start_net = rng.uniform(*DISLOCATION_NET_PCT)
+        end_net = rng.uniform(*DISLOCATION_NET_PCT)
+        return Dislocation(asset, cheap, rich, start_net, end_net, now_ns, now_ns + self._seconds(DISLOCATION_SECONDS))
+
+    def _begin(self, event: Dislocation) -> None:
+        replaced = self.dislocations.get(event.asset)
+        self.dislocations[event.asset] = event
+        self._started.append(event)
+        if replaced is not None:
+            self._requote(event.asset, replaced)
+        self._requote(event.asset, event)
+
+    def _requote(self, asset: str, event: Dislocation) -> None:
+        """Quote both venues of a dislocation at once, so that it begins and ends crisply."""
+        for venue in (event.cheap, event.rich):
+            market = self._by_asset_venue[(asset, venue)]
+            if market not in self._pending:
+                self._pending.append(market)
+
+    def _quote(self, market: Market, now_ns: int) -> Quote:
+        rng = self._rng
+        state = self._states[market.index]
+        profile = VENUE_PROFILES[market.venue]
+        scale = market.price_scale
+        true_mid = self.mids[market.asset]
+        half = rng.uniform(*profile.half_spread_bp) * 1e-4
+        event = self.dislocations.get(market.asset)
+        if event is not None and market.venue in (event.cheap, event.rich):
+            # ask_cheap = M / √K and bid_rich = M × √K put the net spread exactly on target;
+            # the venue's own offset is left out while it lasts, its spread is not.
+            root_k = self._root_k(event, now_ns)
+            if market.venue == event.cheap:
+                ask = max(2, round(true_mid / root_k * scale))
+                bid = max(1, min(ask - 1, round(true_mid / root_k * (1.0 - 2.0 * half) * scale)))
+            else:
+                bid = max(1, round(true_mid * root_k * scale))
+                ask = max(bid + 1, round(true_mid * root_k * (1.0 + 2.0 * half) * scale))
+        else:
+            mid = true_mid * (1.0 + state.offset)
+            bid = max(1, math.floor(mid * (1.0 - half) * scale))
+            ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
+        typical = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE).typical_size * profile.size_factor
+        bid_size = self._size(typical, market)
+        ask_size = self._size(typical, market)
+        trade: Trade | None = None
+        if not state.traded or rng.random() < TRADE_PROBABILITY.get(market.venue, 0.1):
+            state.traded = True
+            side = "buy" if rng.random() < 0.5 else "sell"
+            trade = Trade(ask if side == "buy" else bid, self._size(typical * 0.1, market), side)
+        state.last_ns = now_ns
+        return Quote(market, bid, ask, bid_size, ask_size, now_ns, trade)
+
+    def _root_k(self, event: Dislocation, now_ns: int) -> float:
+        """√K, K = (1 + net) (1 + fee_cheap) / (1 − fee_rich): the ratio bid_rich / ask_cheap must reach."""
+        net = event.net_pct_at(now_ns) / 100.0
+        return math.sqrt((1.0 + net) * (1.0 + self.fee(event.cheap)) / (1.0 - self.fee(event.rich)))
+
+    def _size(self, typical: float, market: Market) -> int:
+        """A log-normal size around `typical`, in whole lots, at least one lot."""
+        size = self._rng.lognormvariate(math.log(typical), 0.8)
+        return max(1, round(size * market.size_scale))
+
+
+def net_spread_pct(bid_rich: float, ask_cheap: float, fee_cheap_pct: float, fee_rich_pct: float) -> float:
+    """Net spread in percent of buying at `ask_cheap` and selling at `bid_rich`, both taker fees paid."""
+    cost = ask_cheap * (1.0 + fee_cheap_pct / 100.0)
+    proceeds = bid_rich * (1.0 - fee_rich_pct / 100.0)
+    return (proceeds - cost) / cost * 100.0
