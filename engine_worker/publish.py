@@ -65,8 +65,8 @@ class RedisPublisher:
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until `stop`, then one last flush.
 
-        Signals leave as soon as they are raised (with whatever quotes are pending);
-        the quote cache alone is refreshed at most every QUOTE_FLUSH_S: a dashboard
+        Signals leave as soon as they are raised; the quote cache is refreshed at most
+        every QUOTE_FLUSH_S, in its own round trip when no signal is pending: a dashboard
         needs no more, and one Redis round trip per tick batch would cost the signals
         their latency at 20k ticks/s.
         """
@@ -84,21 +84,29 @@ class RedisPublisher:
                 waiter.cancel()
                 stopper.cancel()
                 continue
-            if await self.flush():
+            quotes_due = now >= next_quote_flush
+            if await self.flush(include_quotes=quotes_due):
                 backoff = 0.1
-                next_quote_flush = time.monotonic() + QUOTE_FLUSH_S
+                if quotes_due:
+                    next_quote_flush = time.monotonic() + QUOTE_FLUSH_S
             else:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
         await self.flush()
 
-    async def flush(self) -> bool:
-        """Send everything pending in one pipeline; False (and everything kept) when Redis fails."""
+    async def flush(self, include_quotes: bool = True) -> bool:
+        """Send what is pending in one pipeline; False (and everything kept) when Redis fails.
+
+        Signals never wait for the quote cache: a flush for them leaves quotes that are not
+        yet due for the next one.
+        """
         signals = list(self._signals)
-        quotes = list(self._quotes.values())
         self._signals.clear()
-        self._quotes.clear()
+        quotes: list[Tick] = []
+        if include_quotes:
+            quotes = list(self._quotes.values())
+            self._quotes.clear()
         if not signals and not quotes:
             return True
         pipe = self.client.pipeline(transaction=False)
