@@ -30,8 +30,8 @@ class Engine:
         self.book = Book(config.quote_groups)
         self.lifecycle = Lifecycle(config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct)
         self._stale_ms = config.stale_ms
-        self._fee: dict[str, float] = {}  # exchange -> taker fee as a fraction
-        self._fee_multipliers: dict[str, tuple[float, float]] = {}  # exchange -> (1 + fee, 1 - fee)
+        # exchange -> (taker fee as a fraction, 1 + fee, 1 - fee)
+        self._fees: dict[str, tuple[float, float, float]] = {}
         self.ticks = 0
         self.trades = 0
 
@@ -57,12 +57,12 @@ class Engine:
         cut = self.config.threshold_pct - 1e-9
         asset = asset_book.asset
         recv_ns = tick.recv_ns
-        fees = self._fee_multipliers
-        my_buy_mult, my_sell_mult = fees.get(exchange) or self._fee_mults(exchange)
+        fees = self._fees
+        _, my_buy_mult, my_sell_mult = fees.get(exchange) or self._fee_of(exchange)
         for other in asset_book.exchanges:
             if other == exchange:
                 continue
-            other_buy_mult, other_sell_mult = fees.get(other) or self._fee_mults(other)
+            _, other_buy_mult, other_sell_mult = fees.get(other) or self._fee_of(other)
             best_out = best_in = -100.0  # best net % of buying here / buying there, over groups
             for per_exchange in bests:
                 mine = per_exchange.get(exchange)
@@ -146,21 +146,18 @@ class Engine:
             sell = per_exchange.get(sell_exchange)
             if buy is None or sell is None:
                 continue
-            found = figures(buy[0], sell[1], self._fee_of(buy_exchange), self._fee_of(sell_exchange))
+            found = figures(buy[0], sell[1], self._fee_of(buy_exchange)[0], self._fee_of(sell_exchange)[0])
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best = found
         return best
 
-    def _fee_mults(self, exchange: str) -> tuple[float, float]:
-        fee = self._fee_of(exchange)
-        mults = self._fee_multipliers[exchange] = (1.0 + fee, 1.0 - fee)
-        return mults
-
-    def _fee_of(self, exchange: str) -> float:
-        fee = self._fee.get(exchange)
-        if fee is None:
-            fee = self._fee[exchange] = self.config.fee_pct(exchange) / 100.0
-        return fee
+    def _fee_of(self, exchange: str) -> tuple[float, float, float]:
+        """(taker fee as a fraction, 1 + fee, 1 - fee) of an exchange."""
+        fees = self._fees.get(exchange)
+        if fees is None:
+            fee = self.config.fee_pct(exchange) / 100.0
+            fees = self._fees[exchange] = (fee, 1.0 + fee, 1.0 - fee)
+        return fees
 
 
 def _newest_recv_ns(opportunity: Opportunity) -> int:
