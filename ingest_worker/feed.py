@@ -109,6 +109,8 @@ class Feed:
                 raise
             except (OSError, TimeoutError, websockets.WebSocketException, ValueError) as exc:
                 log.warning("%s: connection failed: %s: %s", self.name, type(exc).__name__, exc)
+            except Exception:  # a malformed market list, a bug: the feed retries rather than dies
+                log.exception("%s: unexpected failure; retrying", self.name)
             if ticked:
                 self.backoff_s = BACKOFF_FIRST_S  # a good connection resets the backoff
             if stop.is_set():
