@@ -66,28 +66,64 @@ TEMPLATES = [
 
 
 def _database(url: str) -> dict[str, object]:
-    """A minimal DATABASE_URL reader: sqlite:///path or postgres://user:pass@host:port/name."""
-    from urllib.parse import unquote, urlparse
+    """One DATABASES entry from a URL: sqlite:///PATH or postgres://USER:PASS@HOST:PORT/NAME?OPTION=VALUE.
+
+    A relative SQLite path is relative to the repository, not to the working directory, so every
+    process of the system opens the same file wherever it was started from. PostgreSQL query
+    options (sslmode=require, connect_timeout=5, ...) go to the driver (psycopg 3) as they are.
+    """
+    from urllib.parse import parse_qsl, unquote, urlparse
 
     from django.core.exceptions import ImproperlyConfigured
 
     parsed = urlparse(url)
     if parsed.scheme == "sqlite":
+        # sqlite:///db.sqlite3 is relative, sqlite:////var/lib/arb/db.sqlite3 absolute.
         name = parsed.path[1:] if parsed.path.startswith("/") else parsed.path
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name or str(BASE_DIR / "db.sqlite3")}
+        name = name or "db.sqlite3"
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": name if name == ":memory:" else str(BASE_DIR / name)}
     if parsed.scheme in ("postgres", "postgresql"):
+        name = unquote(parsed.path.lstrip("/"))
+        try:
+            port = parsed.port
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL: the port in {_without_password(url)!r} is not a number"
+            ) from None
+        if not name:
+            raise ImproperlyConfigured(
+                f"DATABASE_URL: {_without_password(url)!r} names no database (postgres://USER:PASS@HOST:PORT/NAME)"
+            )
         return {
             "ENGINE": "django.db.backends.postgresql",
-            "NAME": parsed.path.lstrip("/"),
+            "NAME": name,
             "USER": unquote(parsed.username or ""),
             "PASSWORD": unquote(parsed.password or ""),
-            "HOST": parsed.hostname or "",
-            "PORT": str(parsed.port or ""),
+            "HOST": unquote(parsed.hostname or ""),
+            "PORT": str(port or ""),
+            "OPTIONS": dict(parse_qsl(parsed.query)),
         }
-    raise ImproperlyConfigured(f"DATABASE_URL={url!r}: use sqlite:///PATH or postgres://USER:PASS@HOST:PORT/NAME")
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={_without_password(url)!r}: use sqlite:///PATH or postgres://USER:PASS@HOST:PORT/NAME"
+    )
 
 
-DATABASES = {"default": _database(env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"))}
+def _without_password(url: str) -> str:
+    """The URL for an error message: a password never reaches a log."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    return parsed._replace(netloc=parsed.netloc.replace(f":{parsed.password}@", ":***@", 1)).geturl()
+
+
+# TEST_DATABASE_URL (test runs only) wins over DATABASE_URL: `TEST_DATABASE_URL=postgres://... pytest`
+# runs the whole suite on PostgreSQL, pytest-django creating and dropping test_<NAME> on that server
+# (NAME itself need not exist). Child processes that tests start inherit it too.
+# Lower case on purpose: not a Django setting, so the URL and its password never show on a debug page.
+_database_url = env_str("TEST_DATABASE_URL", "") or env_str("DATABASE_URL", "sqlite:///db.sqlite3")
+DATABASES = {"default": _database(_database_url)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # The web process: daphne on WEB_HOST:PORT (loopback unless configured).
@@ -168,3 +204,36 @@ SIM_COINBASE_PORT = env_int("SIM_COINBASE_PORT", 9102, minimum=0, maximum=65535)
 SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
 # Base assets simulated on every venue (Binance <ASSET>USDT, Coinbase <ASSET>-USD).
 SIM_ASSETS = [asset.upper() for asset in env_list("SIM_ASSETS", ["BTC", "ETH", "SOL", "XRP", "ADA"])]
+
+# --- Celery schedule (signals_app.tasks; the worker runs beat: `celery -A arbsite worker --beat`) ---
+CELERY_BEAT_SCHEDULE = {
+    # Drains signals:stream into the database. `expires`: a run not started within 5 s (a
+    # worker busy with a long drain) is dropped rather than queued, so runs never pile up.
+    "persist-signals": {
+        "task": "signals_app.tasks.persist_signals",
+        "schedule": 1.0,
+        "options": {"expires": 5.0},
+    },
+    # Deletes rows older than SIGNAL_RETENTION_DAYS.
+    "prune-signals": {
+        "task": "signals_app.tasks.prune_signals",
+        "schedule": 3600.0,
+        "options": {"expires": 600.0},
+    },
+}
+# Keep reconnecting to Redis however long it is away (Celery's default gives up after 100 tries).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Celery 6's default, set now: it silences a deprecation warning on every lost connection and
+# changes nothing here (no task uses late acknowledgement; the stream keeps what is not stored).
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Beat sends the persist task every second: keep Celery's three lines per run ("Sending due
+# task", "received", "succeeded") out of INFO logs. Task failures are still logged (ERROR);
+# the tasks log what they did themselves.
+_celery_chatter_level = {"DEBUG": "DEBUG", "INFO": "WARNING"}.get(LOG_LEVEL, LOG_LEVEL)
+_loggers = LOGGING.get("loggers")
+LOGGING["loggers"] = {
+    **(_loggers if isinstance(_loggers, dict) else {}),
+    **{
+        name: {"level": _celery_chatter_level} for name in ("celery.beat", "celery.worker.strategy", "celery.app.trace")
+    },
+}
