@@ -1,9 +1,623 @@
-"""The JSON API (being written: see issue 5)."""
+"""The JSON API: recent and long-term signal history, the quote cache with its spread matrix, health.
+
+Plain function views in the healthchecks style. Each view reads its query parameters
+through strict helpers that raise `BadParameter`, which `api_view` turns into a 400
+naming the parameter; Redis or the database being away is a 503, never a 500. The
+published signal JSON is passed through as stored bytes, never re-serialised, so a
+client sees exactly what the engine published. The OpenAPI description of these views
+is `signals_app.api_schema`.
+"""
 
 from __future__ import annotations
 
-from django.http import HttpRequest, JsonResponse
+import base64
+import binascii
+import functools
+import heapq
+import http.client
+import logging
+import re
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from typing import Any, TypedDict, cast
+
+import orjson
+import redis
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from engine_worker.book import Book, Quote
+from engine_worker.config import EngineConfig
+from engine_worker.spread import net_spread_pct
+from signals_app.api_schema import SCHEMA
+from signals_app.contracts import keys
+from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, pct
+from signals_app.contracts.tick import Tick, TickDecodeError, to_dict
+from signals_app.contracts.tick import decode as decode_tick
+from signals_app.models import Signal
+
+log = logging.getLogger("signals_app.api")
+
+HISTORY_LIMIT_DEFAULT = 50
+HISTORY_LIMIT_MAX = keys.SIGNALS_HISTORY_KEEP  # the engine keeps no more than this in signals:history
+SIGNALS_LIMIT_DEFAULT = 100
+SIGNALS_LIMIT_MAX = 500
+STATUSES = (OPEN, UPDATE, CLOSE)
+BIGINT_MAX = 2**63 - 1  # larger integers would overflow the database's BIGINT: a 400, not a 500
+INGESTOR_TIMEOUT_S = 0.5  # /api/health must answer promptly even when the ingestor hangs
+SCAN_BATCH = 500
+
+View = Callable[[HttpRequest], HttpResponse]
 
 
-def not_yet(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"error": "not implemented yet"}, status=501)
+# --- responses and parameters --------------------------------------------------------
+class ErrorBody(TypedDict):
+    error: str
+
+
+class BadParameter(ValueError):
+    """A query parameter the API refuses; the message names it and says what is expected."""
+
+
+def json_response(payload: object, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(payload), status=status, content_type="application/json")
+
+
+def error(message: str, status: int = 400) -> HttpResponse:
+    body: ErrorBody = {"error": message}
+    return json_response(body, status)
+
+
+def api_view(view: View) -> View:
+    """GET only; bad parameters are a 400, Redis or the database away a 503; live data is never cached."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest) -> HttpResponse:
+        if request.method != "GET":
+            response = error(f"method {request.method} not allowed: this endpoint answers GET only", 405)
+            response["Allow"] = "GET"
+            return response
+        try:
+            response = view(request)
+        except BadParameter as exc:
+            response = error(str(exc), 400)
+        except (RedisError, OSError) as exc:
+            log.warning("api %s: redis unavailable: %s", request.path, exc)
+            response = error(f"redis unavailable: {exc}", 503)
+            response._has_been_logged = True  # type: ignore[attr-defined]  # just above, not again by Django
+        except DatabaseError as exc:
+            log.warning("api %s: database unavailable: %s", request.path, exc)
+            response = error(f"database unavailable: {exc}", 503)
+            response._has_been_logged = True  # type: ignore[attr-defined]
+        response["Cache-Control"] = "no-store"
+        return response
+
+    # Every view is GET only and changes nothing, so CSRF has nothing to protect; without the
+    # exemption a POST would get the CSRF middleware's 403 page instead of our JSON 405.
+    return exempt_from_csrf(wrapper)
+
+
+def exempt_from_csrf(view: View) -> View:
+    return cast(View, csrf_exempt(view))
+
+
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
+def int_param(request: HttpRequest, name: str, default: int | None, minimum: int, maximum: int) -> int | None:
+    """A decimal integer in [minimum, maximum]; an absent or empty parameter gives `default`."""
+    raw: str = request.GET.get(name, "")
+    if raw == "":
+        return default
+    if not _DIGITS.fullmatch(raw):
+        raise BadParameter(f"{name}: {raw[:40]!r} is not a whole number between {minimum} and {maximum}")
+    value = int(raw)
+    if not minimum <= value <= maximum:
+        raise BadParameter(f"{name}: {value} is out of range: use {minimum} to {maximum}")
+    return value
+
+
+def name_param(request: HttpRequest, name: str) -> str | None:
+    """An asset or exchange name: letters and digits only, up to 32; empty means no filter."""
+    raw: str = request.GET.get(name, "").strip()
+    if raw == "":
+        return None
+    if len(raw) > 32 or not raw.isascii() or not raw.isalnum():
+        raise BadParameter(f"{name}: {raw[:40]!r} is not a name (letters and digits, at most 32)")
+    return raw
+
+
+# --- Redis ------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=4)
+def _redis_for(url: str) -> redis.Redis:
+    # One pooled client per URL (tests point REDIS_URL at their own server). Short timeouts and
+    # a single immediate retry: a request must fail fast when Redis is away, and the retry
+    # covers a pooled connection that died while Redis restarted.
+    return redis.Redis.from_url(
+        url, socket_connect_timeout=0.5, socket_timeout=1.0, retry=Retry(NoBackoff(), 1), health_check_interval=30
+    )
+
+
+def redis_client() -> redis.Redis:
+    return _redis_for(settings.REDIS_URL)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# --- GET /api/signals/history ---------------------------------------------------------
+@api_view
+def signals_history(request: HttpRequest) -> HttpResponse:
+    """The newest `limit` signals of `signals:history`, oldest first, each byte for byte as published."""
+    limit = int_param(request, "limit", HISTORY_LIMIT_DEFAULT, 1, HISTORY_LIMIT_MAX)
+    assert limit is not None
+    members = cast(list[bytes], redis_client().zrange(keys.SIGNALS_HISTORY, -limit, -1))
+    return HttpResponse(b"[" + b",".join(members) + b"]", content_type="application/json")
+
+
+# --- GET /api/signals ----------------------------------------------------------------
+class SignalFilters(TypedDict):
+    asset: str | None
+    exchange: str | None
+    status: str | None
+    since: int | None  # Unix ms, inclusive
+    until: int | None  # Unix ms, exclusive
+    cursor: tuple[int, int] | None  # (timestamp_ms, id) of the last row of the previous page
+    limit: int
+
+
+def encode_cursor(timestamp_ms: int, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{timestamp_ms}:{row_id}".encode()).decode().rstrip("=")
+
+
+_CURSOR = re.compile(r"([0-9]{1,19}):([0-9]{1,19})")
+
+
+def decode_cursor(raw: str) -> tuple[int, int]:
+    problem = BadParameter(f"cursor: {raw[:40]!r} is not a cursor this API returned (use next_cursor as given)")
+    if len(raw) > 64:
+        raise problem
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise problem from None
+    match = _CURSOR.fullmatch(text)
+    if match is None or encode_cursor(int(match[1]), int(match[2])) != raw.rstrip("="):
+        raise problem
+    timestamp_ms, row_id = int(match[1]), int(match[2])
+    if timestamp_ms > BIGINT_MAX or row_id > BIGINT_MAX:
+        raise problem
+    return timestamp_ms, row_id
+
+
+def signal_filters(request: HttpRequest) -> SignalFilters:
+    asset = name_param(request, "asset")
+    exchange = name_param(request, "exchange")
+    status = request.GET.get("status", "").strip().lower() or None
+    if status is not None and status not in STATUSES:
+        raise BadParameter(f"status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
+    since = int_param(request, "since", None, 0, BIGINT_MAX)
+    until = int_param(request, "until", None, 0, BIGINT_MAX)
+    if since is not None and until is not None and since > until:
+        raise BadParameter(f"since ({since}) is after until ({until}): since must be <= until")
+    raw_cursor = request.GET.get("cursor", "")
+    limit = int_param(request, "limit", SIGNALS_LIMIT_DEFAULT, 1, SIGNALS_LIMIT_MAX)
+    assert limit is not None
+    return {
+        "asset": asset.upper() if asset else None,
+        "exchange": exchange.lower() if exchange else None,
+        "status": status,
+        "since": since,
+        "until": until,
+        "cursor": decode_cursor(raw_cursor) if raw_cursor else None,
+        "limit": limit,
+    }
+
+
+def signal_querysets(filters: SignalFilters) -> list[QuerySet[Signal]]:
+    """The queries of one page, newest first; each can walk one of the model's (field, timestamp_ms) indexes.
+
+    An exchange matches either side of a signal. Rather than one `buy OR sell` query, which
+    must sort every matching row before it can apply the limit, it is two queries, one per
+    side, each reading at most a page from its own index; the caller merges them.
+    """
+    query = Signal.objects.all()
+    if filters["asset"] is not None:
+        query = query.filter(asset=filters["asset"])
+    if filters["status"] is not None:
+        query = query.filter(status=filters["status"])
+    if filters["since"] is not None:
+        query = query.filter(timestamp_ms__gte=filters["since"])
+    if filters["until"] is not None:
+        query = query.filter(timestamp_ms__lt=filters["until"])
+    if filters["cursor"] is not None:
+        timestamp_ms, row_id = filters["cursor"]
+        # Rows strictly after the cursor in (timestamp_ms, id) descending order; the redundant
+        # `timestamp_ms <= ts` gives the planner a range to seek to in the index.
+        query = query.filter(
+            Q(timestamp_ms__lt=timestamp_ms) | Q(timestamp_ms=timestamp_ms, id__lt=row_id),
+            timestamp_ms__lte=timestamp_ms,
+        )
+    query = query.order_by("-timestamp_ms", "-id")
+    exchange = filters["exchange"]
+    if exchange is None:
+        return [query]
+    return [query.filter(buy_exchange=exchange), query.filter(sell_exchange=exchange)]
+
+
+def _page_rows(filters: SignalFilters) -> list[tuple[int, int, str]]:
+    """Up to limit + 1 rows (timestamp_ms, id, payload), newest first: the extra row says a next page exists."""
+    wanted = filters["limit"] + 1
+    parts: list[Iterator[tuple[int, int, str]]] = [
+        iter(query.values_list("timestamp_ms", "id", "payload")[:wanted]) for query in signal_querysets(filters)
+    ]
+    rows: list[tuple[int, int, str]] = []
+    seen: set[int] = set()
+    for row in heapq.merge(*parts, key=lambda row: (-row[0], -row[1])):
+        if row[1] not in seen:  # a row whose two sides are the same exchange is in both parts
+            seen.add(row[1])
+            rows.append(row)
+            if len(rows) == wanted:
+                break
+    return rows
+
+
+@api_view
+def signals(request: HttpRequest) -> HttpResponse:
+    """Long-term history from the SQL database: filtered, newest first, keyset-paginated."""
+    filters = signal_filters(request)
+    rows = _page_rows(filters)
+    next_cursor: str | None = None
+    if len(rows) > filters["limit"]:
+        rows = rows[: filters["limit"]]
+        next_cursor = encode_cursor(rows[-1][0], rows[-1][1])
+    # The payloads are spliced in as stored: the exact published JSON. The writer decodes each
+    # one to fill the other columns, so a row exists only for valid signal JSON.
+    body = b'{"results":[' + b",".join(row[2].encode() for row in rows) + b'],"next_cursor":'
+    return HttpResponse(body + orjson.dumps(next_cursor) + b"}", content_type="application/json")
+
+
+# --- GET /api/markets -------------------------------------------------------------------
+Matrix = dict[str, dict[str, dict[str, float | None]]]
+
+
+class MarketsBody(TypedDict):
+    timestamp: int  # Unix ms when the cache was read: ages and staleness are relative to it
+    stale_ms: int
+    markets: list[dict[str, Any]]
+    exchanges: list[str]
+    assets: list[str]
+    matrix: Matrix
+
+
+def cached_quotes(client: redis.Redis) -> list[Tick]:
+    """Every quote in the `price:*` cache (SCAN, never KEYS: the web must not block Redis)."""
+    names: list[bytes] = list(client.scan_iter(match=b"price:*", count=SCAN_BATCH))
+    quotes: list[Tick] = []
+    for start in range(0, len(names), SCAN_BATCH):
+        for data in client.mget(names[start : start + SCAN_BATCH]):
+            if data is None:  # expired between SCAN and MGET
+                continue
+            try:
+                quotes.append(decode_tick(data))
+            except TickDecodeError:
+                log.warning("markets: skipped a price key that holds no quote tick")
+    quotes.sort(key=lambda tick: (tick.exchange, tick.symbol))
+    return quotes
+
+
+def spread_matrix(quotes: list[Tick], clock_ms: int, config: EngineConfig) -> Matrix:
+    """asset -> buy exchange -> sell exchange -> net spread % (4 dp), as the engine would see it now.
+
+    The engine's rules: markets are grouped by asset and quote group with its `Book`; a quote
+    older than `stale_ms` takes no part; within a group an exchange buys on its lowest ask
+    and sells on its highest bid; across groups the best net spread counts; the spread is
+    `engine_worker.spread.net_spread_pct` with each venue's taker fee. None where the two
+    exchanges have no fresh markets in a common quote group.
+    """
+    book = Book(config.quote_groups)
+    for tick in quotes:
+        book.apply(tick)
+    oldest = clock_ms - config.stale_ms
+    fees: dict[str, float] = {}
+    matrix: Matrix = {}
+    for asset in sorted(book.assets):
+        asset_book = book.assets[asset]
+        exchanges = sorted(asset_book.exchanges)
+        bests: list[dict[str, tuple[Quote, Quote]]] = []  # per quote group: exchange -> (best ask, best bid)
+        for group in asset_book.groups.values():
+            per_exchange: dict[str, tuple[Quote, Quote]] = {}
+            for exchange, markets in group.venues.items():
+                fresh = [market for market in markets if market.recv_ms >= oldest]
+                if fresh:
+                    per_exchange[exchange] = (min(fresh, key=_ask), max(fresh, key=_bid))
+            bests.append(per_exchange)
+        for exchange in exchanges:
+            fees[exchange] = config.fee_pct(exchange) / 100.0
+        rows: dict[str, dict[str, float | None]] = {}
+        for buy in exchanges:
+            row: dict[str, float | None] = {}
+            for sell in exchanges:
+                if sell == buy:
+                    continue
+                best: float | None = None
+                for per_exchange in bests:
+                    if buy in per_exchange and sell in per_exchange:
+                        net = net_spread_pct(per_exchange[buy][0].ask, per_exchange[sell][1].bid, fees[buy], fees[sell])
+                        best = net if best is None else max(best, net)
+                row[sell] = None if best is None else pct(best)
+            rows[buy] = row
+        matrix[asset] = rows
+    return matrix
+
+
+def _ask(quote: Quote) -> float:
+    return quote.ask
+
+
+def _bid(quote: Quote) -> float:
+    return quote.bid
+
+
+@api_view
+def markets(request: HttpRequest) -> HttpResponse:
+    """The latest quote of every market in the quote cache, and the net spread matrix per asset."""
+    quotes = cached_quotes(redis_client())
+    clock_ms = now_ms()
+    config = EngineConfig.from_settings(settings)
+    body: MarketsBody = {
+        "timestamp": clock_ms,
+        "stale_ms": config.stale_ms,
+        "markets": [to_dict(tick) for tick in quotes],
+        "exchanges": sorted({tick.exchange for tick in quotes}),
+        "assets": sorted({tick.symbol.partition("/")[0] for tick in quotes}),
+        "matrix": spread_matrix(quotes, clock_ms, config),
+    }
+    return json_response(body)
+
+
+# --- GET /api/health ------------------------------------------------------------------
+class Check(TypedDict):
+    ok: bool
+    error: str | None
+
+
+class EngineCheck(TypedDict):
+    ok: bool
+    error: str | None
+    heartbeat_age_ms: int | None
+    ticks: int | None
+    messages: int | None
+    bad_messages: int | None
+    signals: dict[str, int]  # raised so far, by status
+    open_opportunities: int | None
+    signals_published: int | None
+    signals_pending: int | None
+    latency_frame_to_decision: dict[str, float | None] | None  # p50_us, p90_us, p99_us, max_us
+    latency_frame_to_signal_published: dict[str, float | None] | None
+
+
+class FeedCheck(TypedDict):
+    ok: bool
+    state: str | None  # the ingestor's word: live, reconnecting, connecting, ...; None when unknown
+    last_message_age_s: float | None
+    message_rate: float | None  # frames per second
+
+
+class HealthBody(TypedDict):
+    status: str  # "ok" or "degraded"
+    failing: list[str]  # "redis", "database", "engine", "ingestor", "feed:<exchange>"
+    timestamp: int
+    redis: Check
+    database: Check
+    engine: EngineCheck
+    ingestor: Check
+    feeds: dict[str, FeedCheck]
+
+
+def check_redis(client: redis.Redis) -> Check:
+    try:
+        client.ping()
+    except (RedisError, OSError) as exc:
+        return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+    return {"ok": True, "error": None}
+
+
+def check_database() -> Check:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except DatabaseError as exc:
+        return {"ok": False, "error": f"{exc.__class__.__name__}: {exc}"}
+    return {"ok": True, "error": None}
+
+
+def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCheck:
+    """The engine is healthy when its heartbeat (refreshed every second, EX 5) is under 5 s old."""
+    check: EngineCheck = {
+        "ok": False,
+        "error": None,
+        "heartbeat_age_ms": None,
+        "ticks": None,
+        "messages": None,
+        "bad_messages": None,
+        "signals": {},
+        "open_opportunities": None,
+        "signals_published": None,
+        "signals_pending": None,
+        "latency_frame_to_decision": None,
+        "latency_frame_to_signal_published": None,
+    }
+    if not redis_ok:
+        check["error"] = "heartbeat unreadable: redis unavailable"
+        return check
+    try:
+        data = client.get(keys.ENGINE_HEARTBEAT)
+    except (RedisError, OSError) as exc:
+        check["error"] = f"heartbeat unreadable: {exc}"
+        return check
+    if data is None:
+        check["error"] = f"no heartbeat in the last {keys.ENGINE_HEARTBEAT_TTL_S} s: is run_engine running?"
+        return check
+    try:
+        heartbeat = orjson.loads(data)
+        timestamp = heartbeat["timestamp"]
+        if not isinstance(timestamp, int):
+            raise TypeError("timestamp is not an integer")
+    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        check["error"] = f"malformed heartbeat: {exc}"
+        return check
+    age = clock_ms - timestamp
+    check["heartbeat_age_ms"] = age
+    check["ticks"] = _int_or_none(heartbeat.get("ticks"))
+    check["messages"] = _int_or_none(heartbeat.get("messages"))
+    check["bad_messages"] = _int_or_none(heartbeat.get("bad_messages"))
+    check["open_opportunities"] = _int_or_none(heartbeat.get("open_opportunities"))
+    check["signals_published"] = _int_or_none(heartbeat.get("signals_published"))
+    check["signals_pending"] = _int_or_none(heartbeat.get("signals_pending"))
+    counts = heartbeat.get("signals")
+    if isinstance(counts, dict):
+        check["signals"] = {str(status): count for status, count in counts.items() if isinstance(count, int)}
+    check["latency_frame_to_decision"] = _percentiles(heartbeat.get("latency_frame_to_decision"))
+    check["latency_frame_to_signal_published"] = _percentiles(heartbeat.get("latency_frame_to_signal_published"))
+    if age >= keys.ENGINE_HEARTBEAT_TTL_S * 1000:
+        check["error"] = f"heartbeat is {age / 1000:.1f} s old"
+        return check
+    check["ok"] = True
+    return check
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _percentiles(value: object) -> dict[str, float | None] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(name): float(v) if isinstance(v, int | float) else None for name, v in value.items()}
+
+
+# Bypass any HTTP proxy from the environment: the workers' /health is on this machine or network.
+_direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def fetch_ingestor_health(url: str) -> tuple[Check, dict[str, Any]]:
+    """The ingestor's /health body; it answers 503 (with the same body) when a feed is not live."""
+    try:
+        try:
+            with _direct.open(url, timeout=INGESTOR_TIMEOUT_S) as response:
+                data = response.read(1_000_000)
+        except urllib.error.HTTPError as exc:
+            with exc:
+                data = exc.read(1_000_000)
+        body = orjson.loads(data)
+        if not isinstance(body, dict) or not isinstance(body.get("feeds"), dict):
+            raise ValueError("no feeds in its /health")
+    # URLError, timeouts and JSONDecodeError are among these; HTTPException for what is not HTTP.
+    except (OSError, ValueError, http.client.HTTPException) as exc:
+        return {"ok": False, "error": f"{url}: {exc}"}, {}
+    return {"ok": True, "error": None}, body["feeds"]
+
+
+def configured_feeds() -> list[str]:
+    # The ingestor's own rule (ingest_worker.service.IngestorConfig.from_settings): EXCHANGES,
+    # less the venues switched off by the seed's BINANCE_ENABLED / COINBASE_ENABLED.
+    enabled = {"binance": settings.BINANCE_ENABLED, "coinbase": settings.COINBASE_ENABLED}
+    return [name for name in settings.EXCHANGES if enabled.get(name, True)]
+
+
+def check_feeds(reported: dict[str, Any]) -> dict[str, FeedCheck]:
+    """A feed is fine when it is live and its last frame is younger than FEED_SILENCE_TIMEOUT_S."""
+    feeds: dict[str, FeedCheck] = {}
+    for name in sorted(set(configured_feeds()) | set(reported)):
+        snapshot = reported.get(name)
+        if not isinstance(snapshot, dict):
+            feeds[name] = {"ok": False, "state": None, "last_message_age_s": None, "message_rate": None}
+            continue
+        state = snapshot.get("state")
+        age = snapshot.get("last_message_age_s")
+        rate = snapshot.get("message_rate")
+        age = float(age) if isinstance(age, int | float) else None
+        feeds[name] = {
+            "ok": state == "live" and age is not None and age < settings.FEED_SILENCE_TIMEOUT_S,
+            "state": state if isinstance(state, str) else None,
+            "last_message_age_s": age,
+            "message_rate": float(rate) if isinstance(rate, int | float) else None,
+        }
+    return feeds
+
+
+@api_view
+def health(request: HttpRequest) -> HttpResponse:
+    """200 when Redis, the database, the engine and every feed are fine; 503 naming each part that is not."""
+    client = redis_client()
+    redis_check = check_redis(client)
+    database_check = check_database()
+    engine_check = check_engine(client, redis_check["ok"], now_ms())
+    ingestor_check, reported = fetch_ingestor_health(settings.INGESTOR_HEALTH_URL)
+    feeds = check_feeds(reported)
+    failing = [
+        name
+        for name, ok in (
+            ("redis", redis_check["ok"]),
+            ("database", database_check["ok"]),
+            ("engine", engine_check["ok"]),
+            ("ingestor", ingestor_check["ok"]),
+        )
+        if not ok
+    ]
+    failing.extend(f"feed:{name}" for name, feed in feeds.items() if not feed["ok"])
+    body: HealthBody = {
+        "status": "degraded" if failing else "ok",
+        "failing": failing,
+        "timestamp": now_ms(),
+        "redis": redis_check,
+        "database": database_check,
+        "engine": engine_check,
+        "ingestor": ingestor_check,
+        "feeds": feeds,
+    }
+    _log_health_change(failing)
+    response = json_response(body, 503 if failing else 200)
+    # The dashboard polls this endpoint: a degraded pipeline is reported once per change (above),
+    # not as one django.request ERROR line per poll.
+    response._has_been_logged = True  # type: ignore[attr-defined]
+    return response
+
+
+_last_failing: list[str] = []
+
+
+def _log_health_change(failing: list[str]) -> None:
+    global _last_failing
+    if failing != _last_failing:
+        if failing:
+            log.warning("health: degraded: %s failing", ", ".join(failing))
+        else:
+            log.info("health: ok again")
+        _last_failing = failing
+
+
+# --- GET /api/schema and unknown API paths --------------------------------------------
+@api_view
+def schema(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI 3.1 description of this API."""
+    return json_response(SCHEMA)
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    """Any other path under /api/: a JSON 404 rather than Django's HTML page."""
+    return error(f"no such endpoint: {request.path} (see /api/schema)", 404)
+
+
+not_found = exempt_from_csrf(_not_found)

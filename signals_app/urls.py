@@ -1,14 +1,16 @@
-"""The dashboard page (views.py) and the JSON API (api.py)."""
+"""The dashboard page (views.py) and the JSON API (api.py; its OpenAPI description is api_schema.py)."""
 
-from django.urls import URLPattern, path
+from django.urls import URLPattern, path, re_path
 
 from signals_app import api, views
 
 urlpatterns: list[URLPattern] = [
     path("", views.dashboard, name="dashboard"),
-    path("api/signals/history", api.not_yet, name="api-signals-history"),
-    path("api/signals", api.not_yet, name="api-signals"),
-    path("api/markets", api.not_yet, name="api-markets"),
-    path("api/health", api.not_yet, name="api-health"),
-    path("api/schema", api.not_yet, name="api-schema"),
+    path("api/signals/history", api.signals_history, name="api-signals-history"),
+    path("api/signals", api.signals, name="api-signals"),
+    path("api/markets", api.markets, name="api-markets"),
+    path("api/health", api.health, name="api-health"),
+    path("api/schema", api.schema, name="api-schema"),
+    # Anything else under /api/ answers JSON too, never Django's HTML 404 page.
+    re_path(r"^api/", api.not_found, name="api-not-found"),
 ]

@@ -1,0 +1,468 @@
+"""The OpenAPI 3.1 description of the JSON API (`signals_app.api`), served at /api/schema.
+
+A plain dict, kept beside the views it describes; `test_api_schema` checks that it is a
+valid OpenAPI document, that every parameter it lists is one the views read, and that
+its examples and the views' real answers match the schemas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_SIGNAL_EXAMPLE: dict[str, Any] = {
+    "type": "ARBITRAGE_OPPORTUNITY",
+    "id": "BTC:binance:coinbase:1705670123456",
+    "status": "open",
+    "action": "BUY_BINANCE_SELL_COINBASE",
+    "symbol": "BTC/USDT",
+    "asset": "BTC",
+    "buy_exchange": "binance",
+    "sell_exchange": "coinbase",
+    "buy_symbol": "BTC/USDT",
+    "sell_symbol": "BTC/USD",
+    "buy_price": 45000.0,
+    "sell_price": 45300.0,
+    "spread_pct": 0.6667,
+    "net_spread_pct": 0.4655,
+    "size": 0.5,
+    "profit_per_unit": 209.7,
+    "profit_estimate": 104.85,
+    "fees_pct": {"binance": 0.1, "coinbase": 0.1},
+    "opened_at": 1705670123456,
+    "duration_ms": 0,
+    "peak_net_spread_pct": 0.4655,
+    "tick_recv_ns": 1705670123455000000,
+    "timestamp": 1705670123456,
+}
+
+_TICK_EXAMPLE: dict[str, Any] = {
+    "exchange": "binance",
+    "symbol": "BTC/USDT",
+    "type": "quote",
+    "price": 45000.5,
+    "volume": 0.0,
+    "bid": 45000.0,
+    "ask": 45001.0,
+    "bid_size": 1.2,
+    "ask_size": 0.8,
+    "timestamp": 1705670123450,
+    "recv_ns": 1705670123455000000,
+}
+
+_PERCENTILES_EXAMPLE = {"p50_us": 124.0, "p90_us": 301.5, "p99_us": 426.0, "max_us": 980.2}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], example: Any, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema, "example": example}}}
+
+
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {"error": {"type": "string", "description": "what is wrong, naming the parameter"}},
+    },
+    "Signal": {
+        "type": "object",
+        "description": "A signal exactly as the engine published it (DESIGN.md, 'Signal JSON').",
+        "required": [
+            "type",
+            "id",
+            "status",
+            "action",
+            "symbol",
+            "asset",
+            "buy_exchange",
+            "sell_exchange",
+            "buy_symbol",
+            "sell_symbol",
+            "buy_price",
+            "sell_price",
+            "spread_pct",
+            "net_spread_pct",
+            "size",
+            "profit_per_unit",
+            "profit_estimate",
+            "fees_pct",
+            "opened_at",
+            "duration_ms",
+            "peak_net_spread_pct",
+            "tick_recv_ns",
+            "timestamp",
+        ],
+        "properties": {
+            "type": {"const": "ARBITRAGE_OPPORTUNITY"},
+            "id": {"type": "string", "description": "ASSET:buy:sell:opened_at, the same for open, update and close"},
+            "status": {"enum": ["open", "update", "close"]},
+            "action": {"type": "string", "examples": ["BUY_BINANCE_SELL_COINBASE"]},
+            "symbol": {"type": "string", "description": "the buy market"},
+            "asset": {"type": "string"},
+            "buy_exchange": {"type": "string"},
+            "sell_exchange": {"type": "string"},
+            "buy_symbol": {"type": "string"},
+            "sell_symbol": {"type": "string"},
+            "buy_price": {"type": "number", "description": "the buy market's ask"},
+            "sell_price": {"type": "number", "description": "the sell market's bid"},
+            "spread_pct": {"type": "number", "description": "gross, 4 dp"},
+            "net_spread_pct": {"type": "number", "description": "net of both taker fees, 4 dp"},
+            "size": {**_NULLABLE_NUMBER, "description": "min(ask size, bid size); null when unknown"},
+            "profit_per_unit": {"type": "number"},
+            "profit_estimate": {**_NULLABLE_NUMBER, "description": "profit_per_unit × size; null when size is"},
+            "fees_pct": {"type": "object", "additionalProperties": {"type": "number"}},
+            "opened_at": {"type": "integer", "description": "Unix ms"},
+            "duration_ms": {"type": "integer"},
+            "peak_net_spread_pct": {"type": "number"},
+            "tick_recv_ns": {"type": "integer"},
+            "timestamp": {"type": "integer", "description": "Unix ms of this message (the engine's clock)"},
+        },
+    },
+    "Tick": {
+        "type": "object",
+        "description": "A normalized quote tick as the engine cached it (DESIGN.md, 'Normalized tick').",
+        "required": [
+            "exchange",
+            "symbol",
+            "type",
+            "price",
+            "volume",
+            "bid",
+            "ask",
+            "bid_size",
+            "ask_size",
+            "timestamp",
+            "recv_ns",
+        ],
+        "properties": {
+            "exchange": {"type": "string"},
+            "symbol": {"type": "string", "description": "canonical BASE/QUOTE"},
+            "type": {"enum": ["quote", "trade"]},
+            "price": {"type": "number", "description": "mid price for a quote"},
+            "volume": {"type": "number"},
+            "bid": _NULLABLE_NUMBER,
+            "ask": _NULLABLE_NUMBER,
+            "bid_size": _NULLABLE_NUMBER,
+            "ask_size": _NULLABLE_NUMBER,
+            "timestamp": {"type": "integer", "description": "exchange event time, Unix ms"},
+            "recv_ns": {"type": "integer", "description": "when the ingestor received the frame, Unix ns"},
+        },
+    },
+    "SignalPage": {
+        "type": "object",
+        "required": ["results", "next_cursor"],
+        "properties": {
+            "results": {"type": "array", "items": _ref("Signal")},
+            "next_cursor": {
+                "type": ["string", "null"],
+                "description": "pass as `cursor` for the next (older) page; null on the last page",
+            },
+        },
+    },
+    "Markets": {
+        "type": "object",
+        "required": ["timestamp", "stale_ms", "markets", "exchanges", "assets", "matrix"],
+        "properties": {
+            "timestamp": {"type": "integer", "description": "Unix ms when the quote cache was read"},
+            "stale_ms": {"type": "integer", "description": "a quote received longer ago takes no part in the matrix"},
+            "markets": {"type": "array", "items": _ref("Tick"), "description": "sorted by exchange, then symbol"},
+            "exchanges": {"type": "array", "items": {"type": "string"}},
+            "assets": {"type": "array", "items": {"type": "string"}},
+            "matrix": {
+                "type": "object",
+                "description": (
+                    "asset → buy exchange → sell exchange → net spread % (4 dp, taker fees included) of buying "
+                    "at the buy exchange's best fresh ask and selling at the sell exchange's best fresh bid in a "
+                    "common quote group, the engine's formula; null when they share no fresh quote group"
+                ),
+                "additionalProperties": {
+                    "type": "object",
+                    "additionalProperties": {"type": "object", "additionalProperties": _NULLABLE_NUMBER},
+                },
+            },
+        },
+    },
+    "Check": {
+        "type": "object",
+        "required": ["ok", "error"],
+        "properties": {"ok": {"type": "boolean"}, "error": {"type": ["string", "null"]}},
+    },
+    "Percentiles": {
+        "type": ["object", "null"],
+        "description": "microseconds over the engine's last 20,000 events",
+        "properties": {
+            "p50_us": _NULLABLE_NUMBER,
+            "p90_us": _NULLABLE_NUMBER,
+            "p99_us": _NULLABLE_NUMBER,
+            "max_us": _NULLABLE_NUMBER,
+        },
+    },
+    "EngineCheck": {
+        "type": "object",
+        "required": [
+            "ok",
+            "error",
+            "heartbeat_age_ms",
+            "ticks",
+            "messages",
+            "bad_messages",
+            "signals",
+            "open_opportunities",
+            "signals_published",
+            "signals_pending",
+            "latency_frame_to_decision",
+            "latency_frame_to_signal_published",
+        ],
+        "properties": {
+            "ok": {"type": "boolean", "description": "the engine's heartbeat is under 5 s old"},
+            "error": {"type": ["string", "null"]},
+            "heartbeat_age_ms": _NULLABLE_INT,
+            "ticks": _NULLABLE_INT,
+            "messages": _NULLABLE_INT,
+            "bad_messages": _NULLABLE_INT,
+            "signals": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "by status"},
+            "open_opportunities": _NULLABLE_INT,
+            "signals_published": _NULLABLE_INT,
+            "signals_pending": _NULLABLE_INT,
+            "latency_frame_to_decision": _ref("Percentiles"),
+            "latency_frame_to_signal_published": _ref("Percentiles"),
+        },
+    },
+    "FeedCheck": {
+        "type": "object",
+        "required": ["ok", "state", "last_message_age_s", "message_rate"],
+        "properties": {
+            "ok": {"type": "boolean", "description": "live, and its last frame younger than FEED_SILENCE_TIMEOUT_S"},
+            "state": {
+                "type": ["string", "null"],
+                "description": "starting, connecting, live, reconnecting or stopped; null when the ingestor is away",
+            },
+            "last_message_age_s": _NULLABLE_NUMBER,
+            "message_rate": {**_NULLABLE_NUMBER, "description": "frames per second"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "failing", "timestamp", "redis", "database", "engine", "ingestor", "feeds"],
+        "properties": {
+            "status": {"enum": ["ok", "degraded"]},
+            "failing": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "redis, database, engine, ingestor and feed:<exchange> for each part that is not fine",
+            },
+            "timestamp": {"type": "integer"},
+            "redis": _ref("Check"),
+            "database": _ref("Check"),
+            "engine": _ref("EngineCheck"),
+            "ingestor": {**_ref("Check"), "description": "the ingestor's /health answered"},
+            "feeds": {"type": "object", "additionalProperties": _ref("FeedCheck")},
+        },
+    },
+}
+
+_ENGINE_EXAMPLE = {
+    "ok": True,
+    "error": None,
+    "heartbeat_age_ms": 412,
+    "ticks": 1204233,
+    "messages": 1204240,
+    "bad_messages": 0,
+    "signals": {"open": 31, "update": 204, "close": 30},
+    "open_opportunities": 1,
+    "signals_published": 265,
+    "signals_pending": 0,
+    "latency_frame_to_decision": _PERCENTILES_EXAMPLE,
+    "latency_frame_to_signal_published": {"p50_us": 622.0, "p90_us": 701.3, "p99_us": 786.0, "max_us": 1320.9},
+}
+_HEALTH_OK_EXAMPLE = {
+    "status": "ok",
+    "failing": [],
+    "timestamp": 1705670123456,
+    "redis": {"ok": True, "error": None},
+    "database": {"ok": True, "error": None},
+    "engine": _ENGINE_EXAMPLE,
+    "ingestor": {"ok": True, "error": None},
+    "feeds": {
+        "binance": {"ok": True, "state": "live", "last_message_age_s": 0.01, "message_rate": 512.3},
+        "coinbase": {"ok": True, "state": "live", "last_message_age_s": 0.2, "message_rate": 48.0},
+    },
+}
+_HEALTH_DOWN_EXAMPLE = {
+    **_HEALTH_OK_EXAMPLE,
+    "status": "degraded",
+    "failing": ["redis", "engine", "feed:coinbase"],
+    "redis": {"ok": False, "error": "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."},
+    "engine": {
+        **{name: None for name in _ENGINE_EXAMPLE},
+        "ok": False,
+        "error": "heartbeat unreadable: redis unavailable",
+        "signals": {},
+    },
+    "feeds": {
+        "binance": {"ok": True, "state": "live", "last_message_age_s": 0.01, "message_rate": 512.3},
+        "coinbase": {"ok": False, "state": "reconnecting", "last_message_age_s": 12.5, "message_rate": 0.0},
+    },
+}
+
+
+def _bad_request(example: str) -> dict[str, Any]:
+    return _json(_ref("Error"), {"error": example}, "a bad parameter; the message names it")
+
+
+_REDIS_DOWN = _json(_ref("Error"), {"error": "redis unavailable: Connection refused."}, "Redis does not answer")
+_DATABASE_DOWN = _json(_ref("Error"), {"error": "database unavailable: ..."}, "the database does not answer")
+_NOT_GET = _json(_ref("Error"), {"error": "method POST not allowed: this endpoint answers GET only"}, "not GET")
+
+
+def _int_param(name: str, description: str, minimum: int, maximum: int, default: int | None, example: int) -> Any:
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
+    if default is not None:
+        schema["default"] = default
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+        "example": example,
+    }
+
+
+def _str_param(name: str, description: str, example: str, schema: dict[str, Any] | None = None) -> Any:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+        "example": example,
+    }
+
+
+SCHEMA: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "Arbitrage Sniper API",
+        "version": "1.0.0",
+        "description": (
+            "Cross-exchange crypto arbitrage signals: recent signals from Redis, long-term history from the SQL "
+            "database, the quote cache with a fee-aware spread matrix, and the health of the pipeline. Every "
+            "endpoint answers GET only (405 otherwise); a bad parameter is a 400 with an `error` naming it. "
+            "Empty parameters count as absent; unknown parameters are ignored."
+        ),
+    },
+    "servers": [{"url": "/"}],
+    "paths": {
+        "/api/signals/history": {
+            "get": {
+                "operationId": "signalsHistory",
+                "summary": "The newest signals the engine published (Redis signals:history)",
+                "description": "The newest `limit` entries, oldest first, each byte for byte the published JSON.",
+                "parameters": [_int_param("limit", "how many of the newest signals", 1, 1000, 50, 50)],
+                "responses": {
+                    "200": _json({"type": "array", "items": _ref("Signal")}, [_SIGNAL_EXAMPLE], "oldest first"),
+                    "400": _bad_request("limit: 0 is out of range: use 1 to 1000"),
+                    "405": _NOT_GET,
+                    "503": _REDIS_DOWN,
+                },
+            }
+        },
+        "/api/signals": {
+            "get": {
+                "operationId": "signals",
+                "summary": "Long-term signal history from the SQL database, filtered and cursor-paginated",
+                "description": (
+                    "Newest first, ordered by (timestamp, row). Follow `next_cursor` for older pages: keyset "
+                    "pagination, so rows written meanwhile never shift a page. Each result is the published JSON."
+                ),
+                "parameters": [
+                    _str_param("asset", "base asset, exact (case-insensitive)", "BTC"),
+                    _str_param("exchange", "an exchange on either side (buy or sell)", "binance"),
+                    _str_param("status", "open, update or close", "close", {"enum": ["open", "update", "close"]}),
+                    _int_param(
+                        "since", "Unix ms, inclusive, on the signal's timestamp", 0, 2**63 - 1, None, 1705670000000
+                    ),
+                    _int_param(
+                        "until", "Unix ms, exclusive; since must be <= until", 0, 2**63 - 1, None, 1705680000000
+                    ),
+                    _str_param("cursor", "next_cursor of the previous page (opaque)", "MTcwNTY3MDEyMzQ1Njo0Mg"),
+                    _int_param("limit", "page size", 1, 500, 100, 100),
+                ],
+                "responses": {
+                    "200": _json(
+                        _ref("SignalPage"),
+                        {"results": [_SIGNAL_EXAMPLE], "next_cursor": "MTcwNTY3MDEyMzQ1Njo0Mg"},
+                        "a page, newest first",
+                    ),
+                    "400": _bad_request("status: 'opened' is not one of open, update, close"),
+                    "405": _NOT_GET,
+                    "503": _DATABASE_DOWN,
+                },
+            }
+        },
+        "/api/markets": {
+            "get": {
+                "operationId": "markets",
+                "summary": "The latest quote of every market (Redis price:* cache) and the net spread matrix",
+                "responses": {
+                    "200": _json(
+                        _ref("Markets"),
+                        {
+                            "timestamp": 1705670123500,
+                            "stale_ms": 2000,
+                            "markets": [
+                                _TICK_EXAMPLE,
+                                {
+                                    **_TICK_EXAMPLE,
+                                    "exchange": "coinbase",
+                                    "symbol": "BTC/USD",
+                                    "bid": 45300.0,
+                                    "ask": 45301.0,
+                                    "price": 45300.5,
+                                },
+                            ],
+                            "exchanges": ["binance", "coinbase"],
+                            "assets": ["BTC"],
+                            "matrix": {"BTC": {"binance": {"coinbase": -0.0395}, "coinbase": {"binance": -1.3556}}},
+                        },
+                        "markets sorted by exchange and symbol",
+                    ),
+                    "405": _NOT_GET,
+                    "503": _REDIS_DOWN,
+                },
+            }
+        },
+        "/api/health": {
+            "get": {
+                "operationId": "health",
+                "summary": "Redis, database, engine heartbeat and each exchange feed",
+                "description": "200 only when every part is fine; otherwise 503 with `failing` naming each part.",
+                "responses": {
+                    "200": _json(_ref("Health"), _HEALTH_OK_EXAMPLE, "everything is fine"),
+                    "405": _NOT_GET,
+                    "503": _json(_ref("Health"), _HEALTH_DOWN_EXAMPLE, "some part is not fine: see `failing`"),
+                },
+            }
+        },
+        "/api/schema": {
+            "get": {
+                "operationId": "schema",
+                "summary": "This OpenAPI description",
+                "responses": {
+                    "200": {
+                        "description": "OpenAPI 3.1",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "405": _NOT_GET,
+                },
+            }
+        },
+    },
+    "components": {"schemas": _SCHEMAS},
+}
