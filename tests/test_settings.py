@@ -1,0 +1,70 @@
+"""Settings: read strictly, every one documented in .env.example, `.env` only filling gaps."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from arbsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str, load_dotenv
+from engine_worker.config import parse_fees, parse_quote_groups
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_every_setting_read_from_the_environment_is_in_env_example():
+    source = (REPO / "arbsite" / "settings.py").read_text()
+    names = set(re.findall(r'env_(?:str|bool|int|float|list|choice)\("([A-Z_]+)"', source))
+    documented = set(re.findall(r"^([A-Z_]+)=", (REPO / ".env.example").read_text(), re.MULTILINE))
+    assert names, "no settings found: the pattern no longer matches settings.py"
+    assert names - documented == set()
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tru"])
+def test_a_malformed_boolean_fails_loudly(value):
+    with pytest.raises(ImproperlyConfigured, match="DEBUG"):
+        env_bool("DEBUG", False, {"DEBUG": value})
+
+
+def test_numbers_are_checked_against_their_bounds():
+    assert env_int("STALE_MS", 2000, {"STALE_MS": "1500"}, minimum=1) == 1500
+    with pytest.raises(ImproperlyConfigured, match="STALE_MS"):
+        env_int("STALE_MS", 2000, {"STALE_MS": "0"}, minimum=1)
+    with pytest.raises(ImproperlyConfigured, match="not an integer"):
+        env_int("STALE_MS", 2000, {"STALE_MS": "2s"})
+    with pytest.raises(ImproperlyConfigured, match="finite"):
+        env_float("SPREAD_THRESHOLD_PCT", 0.5, {"SPREAD_THRESHOLD_PCT": "nan"})
+
+
+def test_empty_means_default_and_lists_drop_blanks():
+    assert env_str("SECRET_KEY", "dev", {"SECRET_KEY": ""}) == "dev"
+    assert env_list("EXCHANGES", ["binance"], {"EXCHANGES": " binance, ,coinbase "}) == ["binance", "coinbase"]
+    with pytest.raises(ImproperlyConfigured, match="QUOTE_RATES"):
+        env_choice("QUOTE_RATES", "fixed", ("fixed",), {"QUOTE_RATES": "live"})
+
+
+def test_secrets_can_come_from_a_file(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("s3cret\n")
+    assert env_str("SECRET_KEY", "dev", {"SECRET_KEY_FILE": str(secret)}) == "s3cret"
+
+
+def test_dotenv_fills_gaps_without_overriding_the_environment(tmp_path):
+    dotenv = tmp_path / ".env"
+    dotenv.write_text('# comment\nSTALE_MS=1500\nexport FEES="binance:0.2"\nREDIS_URL=redis://x\n')
+    environ = {"REDIS_URL": "redis://from-env"}
+    load_dotenv(dotenv, environ)
+    assert environ == {"REDIS_URL": "redis://from-env", "STALE_MS": "1500", "FEES": "binance:0.2"}
+    dotenv.write_text("not a setting\n")
+    with pytest.raises(ImproperlyConfigured, match=".env:1"):
+        load_dotenv(dotenv, {})
+
+
+def test_fee_and_quote_group_forms():
+    assert parse_fees("binance:0.075, coinbase=0.4")["binance"] == 0.075
+    assert parse_fees("")["kraken"] == 0.4
+    assert parse_quote_groups("USD,USDT;EUR") == (("USD", "USDT"), ("EUR",))
+    with pytest.raises(ImproperlyConfigured):
+        parse_quote_groups("USD,USDT;USD")
