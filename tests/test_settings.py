@@ -58,7 +58,7 @@ def test_dotenv_fills_gaps_without_overriding_the_environment(tmp_path):
     load_dotenv(dotenv, environ)
     assert environ == {"REDIS_URL": "redis://from-env", "STALE_MS": "1500", "FEES": "binance:0.2"}
     dotenv.write_text("not a setting\n")
-    with pytest.raises(ImproperlyConfigured, match=".env:1"):
+    with pytest.raises(ImproperlyConfigured, match=r"\.env:1"):
         load_dotenv(dotenv, {})
 
 
