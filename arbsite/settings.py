@@ -177,7 +177,14 @@ QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
 
 # --- Web side: Channels, the workers' health, persistence --------------------
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}},
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # socket_timeout None: redis-py 8's default 5 s timeout equals the layer's blocking read, so a
+        # quiet feed would drop every browser (channels_redis#422), and with any timeout Python 3.11
+        # can lose a cancellation in wait_for (gh-86296). protocol 2: after a Redis restart, pooled
+        # RESP3 connections are reused once too often (fixed after redis-py 8.1.0).
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None, "protocol": 2}]},
+    },
 }
 # Where the web process reads the workers' /health for the dashboard and /api/health.
 INGESTOR_HEALTH_URL = env_str("INGESTOR_HEALTH_URL", f"http://127.0.0.1:{HEALTH_PORT}/health")

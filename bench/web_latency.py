@@ -1,0 +1,293 @@
+"""Live-feed latency: Redis PUBLISH on arbitrage:signals → a text frame in a browser-like WebSocket client.
+
+Starts a private Redis and a real daphne (`arbsite.asgi:application`) on free
+loopback ports, connects `websockets` clients to /ws/signals/ with the Origin a
+dashboard page would send, then PUBLISHes signal JSON at fixed rates, each
+carrying its publish time (CLOCK_MONOTONIC, shared by every process of the
+machine) in an extra field. For each rate it prints p50/p99/max of publish →
+received for a plain Redis subscriber in the same client process (the floor:
+Redis and the client's own event loop) and for the WebSocket clients (the path
+added by the web process: relay, channel layer, consumer, daphne), how many
+frames arrived, in order, and the CPU the web process used.
+
+Run: .venv/bin/python bench/web_latency.py [--scenarios 20x1,200x1,200x10] [--seconds 5]
+(a scenario is RATE x CLIENTS). DJANGO_SETTINGS_MODULE picks the web process's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import orjson  # noqa: E402
+import redis  # noqa: E402
+import redis.asyncio as aioredis  # noqa: E402
+from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
+
+from arbsite.redis_server import EmbeddedRedis, free_port  # noqa: E402
+from signals_app.contracts.keys import SIGNALS_CHANNEL  # noqa: E402
+from signals_app.contracts.signal import SIGNAL_TYPE, action, signal_id  # noqa: E402
+
+SETTLE_S = 3.0  # after the last publish, how long stragglers may take
+
+
+def signal(seq: int, sent_ns: int) -> bytes:
+    """A realistic signal (the contract's fields, ~640 bytes) plus the bench's sequence and publish time."""
+    now_ms = time.time_ns() // 1_000_000
+    opened_at = now_ms - 1500
+    return orjson.dumps(
+        {
+            "type": SIGNAL_TYPE,
+            "id": signal_id("BTC", "binance", "coinbase", opened_at),
+            "status": "update",
+            "action": action("binance", "coinbase"),
+            "symbol": "BTC/USDT",
+            "asset": "BTC",
+            "buy_exchange": "binance",
+            "sell_exchange": "coinbase",
+            "buy_symbol": "BTC/USDT",
+            "sell_symbol": "BTC/USD",
+            "buy_price": 45000.12,
+            "sell_price": 45300.57,
+            "spread_pct": 0.6677,
+            "net_spread_pct": 0.4665,
+            "size": 0.51234,
+            "profit_per_unit": 209.91,
+            "profit_estimate": 107.55,
+            "fees_pct": {"binance": 0.1, "coinbase": 0.1},
+            "opened_at": opened_at,
+            "duration_ms": now_ms - opened_at,
+            "peak_net_spread_pct": 0.4871,
+            "tick_recv_ns": time.time_ns() - 400_000,
+            "timestamp": now_ms,
+            "bench_seq": seq,
+            "bench_sent_ns": sent_ns,
+        }
+    )
+
+
+@dataclass
+class Receiver:
+    """Latencies (µs) and sequence numbers seen by one client, in arrival order."""
+
+    name: str
+    latencies_us: list[float] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)
+
+    def take(self, payload: bytes | str, received_ns: int) -> None:
+        message = orjson.loads(payload)
+        if "bench_seq" not in message:
+            return  # a warm-up signal
+        self.latencies_us.append((received_ns - message["bench_sent_ns"]) / 1000)
+        self.seqs.append(message["bench_seq"])
+
+
+async def read_websocket(ws: ClientConnection, receiver: Receiver) -> None:
+    with contextlib.suppress(Exception):
+        async for frame in ws:
+            receiver.take(frame, time.monotonic_ns())
+
+
+async def read_pubsub(pubsub: Any, receiver: Receiver) -> None:
+    while True:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+        if message is not None and message["type"] == "message":
+            receiver.take(message["data"], time.monotonic_ns())
+
+
+def publish_at_rate(redis_url: str, rate: float, seconds: float, sent: list[int]) -> None:
+    """PUBLISH rate × seconds signals on a fixed schedule (a thread: the client loop stays free to receive)."""
+    client = redis.Redis.from_url(redis_url)
+    total = int(rate * seconds)
+    start = time.monotonic() + 0.05
+    for seq in range(total):
+        due = start + seq / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        client.publish(SIGNALS_CHANNEL, signal(seq, time.monotonic_ns()))
+        sent.append(seq)
+    client.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def scenario(
+    ws_url: str, origin: str, redis_url: str, rate: float, clients: int, seconds: float
+) -> dict[str, Any]:
+    subscriber = aioredis.Redis.from_url(redis_url)
+    pubsub: Any = subscriber.pubsub()
+    await pubsub.subscribe(SIGNALS_CHANNEL)
+    floor = Receiver("redis")
+    websockets = [await connect(ws_url, origin=origin, proxy=None) for _ in range(clients)]  # type: ignore[arg-type]
+    receivers = [Receiver(f"ws{i}") for i in range(clients)]
+    tasks = [asyncio.create_task(read_pubsub(pubsub, floor))]
+    tasks += [asyncio.create_task(read_websocket(ws, r)) for ws, r in zip(websockets, receivers, strict=True)]
+
+    # Warm up: every client has had a signal, so the relay is subscribed and every path is hot.
+    warm = redis.Redis.from_url(redis_url)
+    warm_payload = orjson.dumps({"type": SIGNAL_TYPE, "id": "warm-up", "timestamp": 0})
+    for _ in range(20):
+        warm.publish(SIGNALS_CHANNEL, warm_payload)
+        await asyncio.sleep(0.05)
+    warm.close()
+
+    web_pid = int(os.environ["BENCH_WEB_PID"])
+    cpu_before = cpu_seconds(web_pid)
+    sent: list[int] = []
+    started = time.monotonic()
+    # In a thread: the publishing schedule must not wait for the clients' event loop.
+    await asyncio.to_thread(publish_at_rate, redis_url, rate, seconds, sent)
+    for _ in range(int(SETTLE_S / 0.02)):  # stragglers
+        if all(len(r.seqs) >= len(sent) for r in receivers):
+            break
+        await asyncio.sleep(0.02)
+    cpu_used = cpu_seconds(web_pid) - cpu_before
+    elapsed = time.monotonic() - started
+
+    for task in tasks:
+        task.cancel()
+    for ws in websockets:
+        await ws.close()
+    await pubsub.aclose()
+    await subscriber.aclose()
+
+    browser_latencies = [value for r in receivers for value in r.latencies_us]
+    return {
+        "rate": rate,
+        "clients": clients,
+        "sent": len(sent),
+        "received_min": min(len(r.seqs) for r in receivers),
+        "in_order": all(r.seqs == sorted(r.seqs) for r in receivers),
+        "floor": floor.latencies_us,
+        "browser": browser_latencies,
+        "web_cpu_pct": 100 * cpu_used / elapsed,
+    }
+
+
+def start_web(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "PORT": str(port),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "arbsite.settings"),
+        "LOG_LEVEL": "warning",
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = log_path.open("wb")
+    web = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "arbsite.asgi:application"],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    url = f"http://127.0.0.1:{port}/static/admin/css/base.css"  # also proves static files are served
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"daphne exited with {web.returncode}:\n{log_path.read_text()}")
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as response:
+            if response.status == 200:
+                return web
+        time.sleep(0.1)
+    web.kill()
+    raise RuntimeError(f"daphne did not answer on {url} within 30 s:\n{log_path.read_text()}")
+
+
+def fmt(values: list[float]) -> str:
+    return f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f} / {max(values, default=float('nan')):.0f}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="20x1,200x1,200x10", help="RATExCLIENTS, comma separated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="publishing time per scenario")
+    args = parser.parse_args()
+    scenarios = [tuple(float(part) for part in item.split("x")) for item in args.scenarios.split(",")]
+
+    server = EmbeddedRedis().start()
+    port = free_port()
+    log_path = REPO / "var" / "bench-web-latency-daphne.log"
+    log_path.parent.mkdir(exist_ok=True)
+    web = start_web(server.url, port, log_path)
+    os.environ["BENCH_WEB_PID"] = str(web.pid)
+    results = []
+    try:
+        for rate, clients in scenarios:
+            results.append(
+                asyncio.run(
+                    scenario(
+                        f"ws://127.0.0.1:{port}/ws/signals/",
+                        f"http://127.0.0.1:{port}",
+                        server.url,
+                        rate,
+                        int(clients),
+                        args.seconds,
+                    )
+                )
+            )
+    finally:
+        web.terminate()
+        try:
+            exit_code: int | str = web.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            exit_code = "killed after 10 s"
+        server.cleanup()
+
+    settings_module = os.environ.get("DJANGO_SETTINGS_MODULE", "arbsite.settings")
+    print(
+        f"Python {platform.python_version()} · {platform.processor() or platform.machine()} "
+        f"({os.cpu_count()} CPUs) · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · "
+        f"settings {settings_module} · {args.seconds:g} s per row\n"
+    )
+    print(
+        "| signals/s | browsers | published | received (each) | in order | Redis subscriber p50 / p99 / max µs "
+        "| browser p50 / p99 / max µs | added by the web path p50 / p99 µs | web process CPU |"
+    )
+    print("|---:|---:|---:|---:|---|---|---|---|---:|")
+    for r in results:
+        added = (
+            f"{percentile(r['browser'], 0.5) - percentile(r['floor'], 0.5):.0f} / "
+            f"{percentile(r['browser'], 0.99) - percentile(r['floor'], 0.99):.0f}"
+        )
+        in_order = "yes" if r["in_order"] else "NO"
+        print(
+            f"| {r['rate']:g} | {r['clients']} | {r['sent']} | {r['received_min']} | {in_order} "
+            f"| {fmt(r['floor'])} | {fmt(r['browser'])} | {added} | {r['web_cpu_pct']:.0f} % |"
+        )
+    print(
+        f"\npublish → received, CLOCK_MONOTONIC; the Redis subscriber runs in the clients' process. "
+        f"daphne exit code on SIGTERM: {exit_code}. Median of all frames: "
+        f"{statistics.median([v for r in results for v in r['browser']] or [float('nan')]):.0f} µs."
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,381 @@
+"""The dashboard in a real browser, against the real system.
+
+Debian's chromium (installed by scripts/ensure_chromium.sh when missing), driven by
+Playwright, opens the dashboard served by daphne in front of the real pipeline:
+exchange simulator, ingestor, engine and a private Redis, all on free ports. A
+dislocation forced through the simulator's control API must show as one row that
+opens, updates and closes in place; the matrix, the feed status and the connection
+indicator must be filled. A signal carrying HTML in its text fields must render as
+text. Screenshots go to tests/artifacts/ (gitignored).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import redis
+from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
+
+from arbsite.redis_server import EmbeddedRedis, free_port
+from signals_app.contracts.keys import SIGNALS_CHANNEL, SIGNALS_HISTORY
+from tests.conftest import Pipeline
+from tests.procs import REPO, get_json, wait_until
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = REPO / "tests" / "artifacts"
+XSS = '<img src=x onerror="window.__xss=1">'
+# Open for a few seconds: long enough for updates (SIGNAL_UPDATE_MS is 1 s), short enough for the test.
+DISLOCATION_S = 4
+
+
+class WebServer:
+    """daphne serving arbsite.asgi on a free port, wired to the pipeline's Redis and health endpoints."""
+
+    def __init__(self, pipeline: Pipeline, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"daphne-{time.monotonic_ns()}.log"
+        env = {
+            **os.environ,
+            **pipeline.env,
+            "DJANGO_SETTINGS_MODULE": "arbsite.settings",
+            "PYTHONUNBUFFERED": "1",
+            "PORT": str(self.port),
+            "REDIS_URL": pipeline.redis_url,
+            "INGESTOR_HEALTH_URL": f"http://127.0.0.1:{pipeline.ingestor_health}/health",
+            "ENGINE_HEALTH_URL": f"http://127.0.0.1:{pipeline.engine_health}/health",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            # A database of its own: /api/health checks one, and the suite's (maybe PostgreSQL's
+            # test database, created by pytest-django in this process only) is not for children.
+            "DATABASE_URL": f"sqlite:///{workdir / 'web.sqlite3'}",
+        }
+        env.pop("TEST_DATABASE_URL", None)
+        self._log = self.log_path.open("w")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "arbsite.asgi:application"],
+            cwd=REPO,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(lambda: self._answers(), 30, f"daphne answering on {self.url}:\n{self.output()}", interval_s=0.1)
+
+    def _answers(self) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"daphne exited with {self.popen.returncode}:\n{self.output()}")
+        status, _body = get_json(f"{self.url}/api/signals/history?limit=1")
+        return status == 200
+
+    def output(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-80:])
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+
+
+class System:
+    def __init__(self, redis_server: EmbeddedRedis, pipeline: Pipeline, web: WebServer, workdir: Path) -> None:
+        self.redis_server = redis_server
+        self.pipeline = pipeline
+        self.web = web
+        self.workdir = workdir
+
+    def restart_web(self) -> None:
+        """A new daphne on the same port (what a browser sees when the web process is restarted)."""
+        self.web = WebServer(self.pipeline, self.workdir, self.web.port)
+
+    def output(self) -> str:
+        return f"{self.pipeline.output()}\n\n--- daphne\n{self.web.output()}"
+
+
+@pytest.fixture(scope="module")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """Simulator, ingestor, engine, private Redis and daphne, for every test of this module."""
+    workdir = tmp_path_factory.mktemp("dashboard")
+    redis_server = EmbeddedRedis().start()
+    pipeline: Pipeline | None = None
+    started: System | None = None
+    try:
+        pipeline = Pipeline(redis_server.url, workdir)
+        started = System(redis_server, pipeline, WebServer(pipeline, workdir), workdir)
+        yield started
+    finally:
+        if started is not None:
+            started.web.stop()
+        if pipeline is not None:
+            pipeline.kill()
+        redis_server.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """Debian's chromium (never a browser build downloaded by Playwright), installed when missing."""
+    ensure = subprocess.run(
+        ["bash", str(REPO / "scripts" / "ensure_chromium.sh")], capture_output=True, text=True, timeout=900
+    )
+    if ensure.returncode != 0 or not Path(CHROMIUM).exists():
+        pytest.skip(f"no {CHROMIUM}: scripts/ensure_chromium.sh failed:\n{ensure.stdout}\n{ensure.stderr}")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+class PageProblems:
+    """Script errors and failed loads of a page; each test says which ones it expects."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        # /api/health answers 503 while a part is down (a feed reconnecting): the page shows it.
+        self.expected: list[str] = ["status of 503"]
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and not any(text in message.text for text in self.expected):
+            self.seen.append(f"console error: {message.text}")
+
+
+@pytest.fixture
+def problems() -> PageProblems:
+    return PageProblems()
+
+
+@pytest.fixture
+def page(browser: Browser, system: System, problems: PageProblems) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1600, "height": 900}, device_scale_factor=1)
+    opened = context.new_page()
+    opened.on("pageerror", lambda error: problems.seen.append(f"page error: {error}"))
+    opened.on("console", problems.on_console)
+    opened.goto(system.web.url + "/")
+    yield opened
+    context.close()
+    # A script error or a refused resource (CSP, 404) is a failure even when the assertions passed.
+    assert not problems.seen, "\n".join(problems.seen)
+
+
+# Every status a row shows, in order, per id: proof that one row went open -> update -> close.
+WATCH_STATUSES = """() => {
+    window.__statusLog = [];
+    const body = document.getElementById("signal-rows");
+    const note = (tr) => window.__statusLog.push([tr.getAttribute("data-id"), tr.getAttribute("data-status")]);
+    body.querySelectorAll("tr[data-id]").forEach(note);
+    new MutationObserver((mutations) => {
+        for (const mutation of mutations) {
+            if (mutation.type === "attributes" && mutation.target.matches("tr[data-id]")) note(mutation.target);
+            for (const node of mutation.addedNodes) if (node.matches && node.matches("tr[data-id]")) note(node);
+        }
+    }).observe(body, {subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]});
+}"""
+
+
+# Whether the table has a row for an id (with a given status, when one is given). Ids are
+# compared as strings, never put into a CSS selector: the XSS test's id is full of quotes.
+HAS_ROW = """([id, status]) => [...document.querySelectorAll('#signal-rows tr[data-id]')].some(
+    (tr) => tr.getAttribute('data-id') === id && (!status || tr.getAttribute('data-status') === status))"""
+
+
+def row_statuses(page: Page, signal_id: str) -> list[str]:
+    log: list[list[str]] = page.evaluate("window.__statusLog")
+    statuses: list[str] = []
+    for row_id, status in log:
+        if row_id == signal_id and (not statuses or statuses[-1] != status):
+            statuses.append(status)
+    return statuses
+
+
+def rows_with_id(page: Page, signal_id: str) -> int:
+    count: int = page.evaluate(
+        "(id) => [...document.querySelectorAll('#signal-rows tr[data-id]')]"
+        ".filter((tr) => tr.getAttribute('data-id') === id).length",
+        signal_id,
+    )
+    return count
+
+
+def cell_texts(page: Page, signal_id: str) -> list[str]:
+    texts: list[str] = page.evaluate(
+        "(id) => { const tr = [...document.querySelectorAll('#signal-rows tr[data-id]')]"
+        ".find((row) => row.getAttribute('data-id') === id);"
+        " return tr ? [...tr.cells].map((td) => td.textContent) : []; }",
+        signal_id,
+    )
+    return texts
+
+
+def test_a_forced_dislocation_opens_updates_and_closes_one_row(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    assert page.text_content("#connection-text") == "connected"
+    page.evaluate(WATCH_STATUSES)
+
+    system.pipeline.control(
+        "dislocate", asset="BTC", cheap="binance", rich="coinbase", net_pct=1.2, seconds=DISLOCATION_S
+    )
+
+    opened = page.wait_for_selector('#signal-rows tr[data-id^="BTC:binance:coinbase:"]', timeout=10_000)
+    assert opened is not None
+    signal_id = opened.get_attribute("data-id")
+    assert signal_id is not None
+    page.wait_for_function(
+        "(id) => window.__statusLog.some(([rowId, status]) => rowId === id && status === 'update')",
+        arg=signal_id,
+        timeout=10_000,
+    )
+    # While it is open: the live picture (row, matrix, feeds, latency) for a person to look at.
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard.png"))
+    page.wait_for_function(
+        "(id) => window.__statusLog.some(([rowId, status]) => rowId === id && status === 'close')",
+        arg=signal_id,
+        timeout=DISLOCATION_S * 1000 + 10_000,
+    )
+
+    # One row for the opportunity, whose statuses went open -> update(s) -> close, in place.
+    assert row_statuses(page, signal_id) == ["open", "update", "close"], page.evaluate("window.__statusLog")
+    assert rows_with_id(page, signal_id) == 1
+    status, history = get_json(f"{system.web.url}/api/signals/history?limit=1000")
+    assert status == 200
+    assert isinstance(history, list)
+    messages = [signal for signal in history if signal["id"] == signal_id]
+    assert messages[0]["status"] == "open"
+    assert messages[-1]["status"] == "close"
+    duration_s = messages[-1]["duration_ms"] / 1000
+    cells = cell_texts(page, signal_id)
+    assert cells[0] == "closed", cells
+    assert cells[1].startswith("BTC"), cells
+    assert cells[2] == "binance→coinbase", cells
+    assert cells[10] == f"{duration_s:.1f}s", (cells, messages[-1])
+    net = float(cells[6].replace("−", "-").replace("+", ""))
+    assert net == pytest.approx(messages[-1]["net_spread_pct"], abs=1e-4)
+
+    # The matrix has numbers for BTC in both directions.
+    page.wait_for_function(
+        """() => { const cells = document.querySelectorAll('.m-card[data-asset="BTC"] td[data-buy]');
+            return cells.length === 2 && [...cells].every((td) => /^[+−]?\\d+\\.\\d{3}$/.test(td.textContent)); }""",
+        timeout=5_000,
+    )
+    # Both venues live, with a message age and a rate.
+    for exchange in ("binance", "coinbase"):
+        row = page.wait_for_selector(f'#feed-rows tr[data-exchange="{exchange}"][data-state="live"]', timeout=5_000)
+        assert row is not None
+        texts = row.eval_on_selector_all("td", "(tds) => tds.map((td) => td.textContent)")
+        assert texts[0] == "live"
+        assert re.fullmatch(r"\d+\.\d\ds", texts[1]), texts
+        assert re.fullmatch(r"[\d,]+\.\d/s", texts[2]), texts
+    # Latency from the engine's health data.
+    page.wait_for_function("() => /µs|ms/.test(document.getElementById('stat-p50').textContent)", timeout=5_000)
+    page.wait_for_selector('#connection[data-state="connected"]')
+    page.screenshot(path=str(ARTIFACTS / "dashboard-closed.png"))
+
+
+def test_html_in_a_signal_is_shown_as_text(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    now_ms = int(time.time() * 1000)
+    signal_id = f"{XSS}:binance:coinbase:{now_ms}"
+    signal: dict[str, Any] = {
+        "type": "ARBITRAGE_OPPORTUNITY",
+        "id": signal_id,
+        "status": "open",
+        "action": f"BUY_{XSS}_SELL_COINBASE",
+        "symbol": f"{XSS}/USDT",
+        "asset": XSS,
+        "buy_exchange": XSS,
+        "sell_exchange": "coinbase",
+        "buy_symbol": f"{XSS}/USDT",
+        "sell_symbol": f"{XSS}/USD",
+        "buy_price": 1.0,
+        "sell_price": 1.02,
+        "spread_pct": 2.0,
+        "net_spread_pct": 1.3,
+        "size": 10.0,
+        "profit_per_unit": 0.013,
+        "profit_estimate": 0.13,
+        "fees_pct": {XSS: 0.1, "coinbase": 0.6},
+        "opened_at": now_ms,
+        "duration_ms": 0,
+        "peak_net_spread_pct": 1.3,
+        "tick_recv_ns": now_ms * 1_000_000,
+        "timestamp": now_ms,
+    }
+    client = redis.Redis.from_url(system.redis_server.url)
+    try:
+        assert client.publish(SIGNALS_CHANNEL, json.dumps(signal)) >= 1
+    finally:
+        client.close()
+
+    page.wait_for_function(HAS_ROW, arg=[signal_id, None], timeout=10_000)
+    # The page's own handler too (what a WebSocket message goes through), with the HTML in every text field.
+    page.evaluate("(text) => window.arbDashboard.inject(text)", json.dumps({**signal, "status": "update"}))
+    page.wait_for_function(HAS_ROW, arg=[signal_id, "update"], timeout=5_000)
+    page.wait_for_timeout(500)  # an injected <img src=x> would have failed to load and run onerror by now
+
+    cells = cell_texts(page, signal_id)
+    assert cells[1].startswith(XSS), cells
+    assert cells[2].startswith(XSS), cells
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    # The filter menus list the new names as text as well.
+    options: list[str] = page.eval_on_selector_all("#filter-asset option", "(os) => os.map((o) => o.textContent)")
+    assert XSS in options
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-xss.png"))
+
+
+def test_the_page_reconnects_by_itself_and_refills_what_it_missed(
+    page: Page, system: System, problems: PageProblems
+) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    page.evaluate(WATCH_STATUSES)
+    # The web process goes away: the page says so and keeps retrying.
+    problems.expected.append("ERR_CONNECTION_REFUSED")
+    system.web.stop()
+    page.wait_for_selector('#connection[data-state="reconnecting"]', timeout=10_000)
+
+    # An opportunity opens and closes while no browser can hear of it.
+    system.pipeline.control("dislocate", asset="ETH", cheap="coinbase", rich="binance", net_pct=1.0, seconds=1.5)
+    client = redis.Redis.from_url(system.redis_server.url)
+    try:
+
+        def closed_eth_in_history() -> str | None:
+            for raw in cast(list[bytes], client.zrange(SIGNALS_HISTORY, 0, -1)):
+                signal = json.loads(raw)
+                if signal["id"].startswith("ETH:coinbase:binance:") and signal["status"] == "close":
+                    return str(signal["id"])
+            return None
+
+        wait_until(lambda: closed_eth_in_history() is not None, 15, "the ETH opportunity closed in signals:history")
+        missed_id = closed_eth_in_history()
+    finally:
+        client.close()
+    assert missed_id is not None
+    assert rows_with_id(page, missed_id) == 0
+
+    # The web process is back: the page reconnects on its own and refills from the history API.
+    system.restart_web()
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=40_000)
+    page.wait_for_function(HAS_ROW, arg=[missed_id, "close"], timeout=10_000)
+    assert rows_with_id(page, missed_id) == 1
