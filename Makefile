@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint style types install demo-capture bench bench-pipeline clean
+.PHONY: run demo test lint style types install demo-capture bench bench-pipeline bench-web clean
 
 # The virtualenv, with the pinned runtime and test requirements; redone when they change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -45,6 +45,9 @@ bench: $(STAMP)
 
 bench-pipeline: $(STAMP)
 	$(PY) bench/pipeline.py
+
+bench-web: $(STAMP)
+	$(PY) bench/web_latency.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
