@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from signals_app.contracts.signal import FIELDS as SIGNAL_FIELDS
+
 _SIGNAL_EXAMPLE: dict[str, Any] = {
     "type": "ARBITRAGE_OPPORTUNITY",
     "id": "BTC:binance:coinbase:1705670123456",
@@ -72,31 +74,7 @@ _SCHEMAS: dict[str, Any] = {
     "Signal": {
         "type": "object",
         "description": "A signal exactly as the engine published it (DESIGN.md, 'Signal JSON').",
-        "required": [
-            "type",
-            "id",
-            "status",
-            "action",
-            "symbol",
-            "asset",
-            "buy_exchange",
-            "sell_exchange",
-            "buy_symbol",
-            "sell_symbol",
-            "buy_price",
-            "sell_price",
-            "spread_pct",
-            "net_spread_pct",
-            "size",
-            "profit_per_unit",
-            "profit_estimate",
-            "fees_pct",
-            "opened_at",
-            "duration_ms",
-            "peak_net_spread_pct",
-            "tick_recv_ns",
-            "timestamp",
-        ],
+        "required": list(SIGNAL_FIELDS),
         "properties": {
             "type": {"const": "ARBITRAGE_OPPORTUNITY"},
             "id": {"type": "string", "description": "ASSET:buy:sell:opened_at, the same for open, update and close"},
