@@ -28,6 +28,7 @@ STALE = "stale"
 UNKNOWN_SYMBOL = "unknown_symbol"
 UNKNOWN_MESSAGE = "unknown_message"
 BAD_TIMESTAMP = "bad_timestamp"
+BOOK_GAP = "book_gap"  # an order-book update that fails the venue's checksum or sequence: the book is dropped
 UNEXPECTED = "unexpected"
 DROP_REASONS = (
     MALFORMED_JSON,
@@ -39,6 +40,7 @@ DROP_REASONS = (
     UNKNOWN_SYMBOL,
     UNKNOWN_MESSAGE,
     BAD_TIMESTAMP,
+    BOOK_GAP,
     UNEXPECTED,
 )
 
