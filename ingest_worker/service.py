@@ -54,7 +54,10 @@ class IngestorConfig:
         if unknown:
             from django.core.exceptions import ImproperlyConfigured
 
-            raise ImproperlyConfigured(f"EXCHANGES: unknown {', '.join(unknown)}; known: {', '.join(VENUES)}")
+            raise ImproperlyConfigured(
+                f"EXCHANGES: no live client for {', '.join(unknown)} yet (their parsers serve `normalize` and "
+                f"`replay`; simulator dialects come next); connectable: {', '.join(VENUES)}"
+            )
         return cls(
             exchanges=exchanges,
             zmq_endpoint=settings.ZMQ_ENDPOINT,

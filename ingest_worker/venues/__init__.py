@@ -1,19 +1,24 @@
 """One module per exchange: a declaration (name, URLs, channels, subscribe message,
-symbol mapping) followed by its parser. `PARSERS` names them for the commands."""
+symbol mapping) followed by its parser.
+
+`PARSERS` holds every venue's parser: `normalize` and `replay` work on all of them.
+`VENUES` holds the venues the ingestor can connect to, which also needs a simulator
+dialect and a live-tested client; the others join it as those land (issue 6).
+"""
 
 from __future__ import annotations
 
 from types import ModuleType
 
-from ingest_worker.venues import binance, coinbase
+from ingest_worker.venues import binance, coinbase, okx
 from ingest_worker.venues.base import VenueParser
 
-# Each venue's module: its declaration (URLs, subscribe messages, market list) and parser.
 VENUES: dict[str, ModuleType] = {binance.NAME: binance, coinbase.NAME: coinbase}
 
 PARSERS: dict[str, type[VenueParser]] = {
     binance.NAME: binance.BinanceParser,
     coinbase.NAME: coinbase.CoinbaseParser,
+    okx.NAME: okx.OkxParser,
 }
 
 

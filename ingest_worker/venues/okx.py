@@ -1,0 +1,226 @@
+"""OKX v5 public WebSocket: `tickers` quotes and `trades` trades, spot markets only.
+
+Every push is `{"arg": {"channel": ..., "instId": ...}, "data": [...]}`; connection
+answers are `{"event": "subscribe" | "unsubscribe" | "error" | "notice" | ..., ...}`,
+and the server answers the client's text `ping` with a bare `pong`. One public
+connection carries spot, futures (`BTC-USD-220527`), swaps (`UNI-USD-SWAP`) and
+options (`BTC-USD-210924-42000-P`): the derivatives are recognised by their
+instrument id and counted as ignored, never passed off as spot prices. The order
+book channels (`books`, `books-l2-tbt`, ...) are not used: `tickers` already gives
+the top of book with sizes. Wire fields used:
+
+    tickers  instId: "BTC-USDT", bidPx/bidSz: best bid price/size, askPx/askSz: best ask
+             price/size, last/lastSz: last trade (not used: `trades` gives every trade),
+             ts: event time, Unix ms as a decimal string
+    trades   instId, tradeId, px: price, sz: size, side: taker side, ts: trade time (Unix ms string)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from ingest_worker.symbols import SymbolTable
+from ingest_worker.venues.base import (
+    BAD_SIZE,
+    BAD_TIMESTAMP,
+    MALFORMED_JSON,
+    MISSING_FIELD,
+    NO_TICKS,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_SYMBOL,
+    VenueParser,
+)
+from signals_app.contracts.tick import Tick
+
+# --- declaration ----------------------------------------------------------------
+NAME = "okx"
+LIVE_WS_URL = "wss://ws.okx.com:8443"
+LIVE_REST_URL = "https://www.okx.com"
+PUBLIC_WS_PATH = "/ws/v5/public"
+INSTRUMENTS_PATH = "/api/v5/public/instruments?instType=SPOT"
+CHANNELS = {"quote": "tickers", "trade": "trades"}
+# Answers to the client's requests and the server's own notices (counted as control).
+CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "notice", "channel-conn-count"})
+# Real OKX public channels we do not use (counted as ignored). `candle*` channels are
+# matched by prefix: there is one per bar size.
+IGNORED_CHANNELS = frozenset(
+    {
+        *("books", "books5", "books-l2-tbt", "books50-l2-tbt", "bbo-tbt", "trades-all"),
+        *("instruments", "open-interest", "funding-rate", "price-limit", "opt-summary", "estimated-price"),
+        *("mark-price", "index-tickers", "liquidation-orders", "status", "call-auction-details"),
+    }
+)
+# OKX refuses a request longer than 4096 bytes; 40 arguments stay well below it.
+ARGS_PER_REQUEST = 40
+
+
+def to_native(symbol: str) -> str:
+    """`BTC/USDT` -> `BTC-USDT`."""
+    return symbol.replace("/", "-")
+
+
+def split_inst_id(native: str) -> tuple[str, str] | None:
+    """(`BTC`, `USDT`) of a spot instrument id `BTC-USDT`; None for anything else."""
+    base, sep, quote = native.partition("-")
+    if not sep or not _is_asset(base) or not _is_asset(quote):
+        return None
+    return base, quote
+
+
+def derivative_kind(native: str) -> str | None:
+    """`futures`, `swap` or `option` for a derivative instrument id; None otherwise."""
+    parts = native.split("-")
+    if len(parts) == 3 and _is_asset(parts[0]) and _is_asset(parts[1]):
+        if parts[2] == "SWAP":
+            return "swap"  # UNI-USD-SWAP, XMR-USDT-SWAP
+        if len(parts[2]) == 6 and parts[2].isascii() and parts[2].isdigit():
+            return "futures"  # BTC-USD-220527: expiry YYMMDD
+    if len(parts) == 5 and _is_asset(parts[0]) and _is_asset(parts[1]) and parts[4] in ("C", "P"):
+        return "option"  # BTC-USD-210924-42000-P: expiry, strike, call/put
+    return None
+
+
+def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """`subscribe` requests for the tickers and trades of every market, split to fit OKX's size limit."""
+    args = [{"channel": channel, "instId": native} for native in natives for channel in CHANNELS.values()]
+    return [
+        {"op": "subscribe", "args": args[start : start + ARGS_PER_REQUEST]}
+        for start in range(0, len(args), ARGS_PER_REQUEST)
+    ]
+
+
+def connect_url(ws_base: str) -> str:
+    return f"{ws_base}{PUBLIC_WS_PATH}"
+
+
+def markets_from_instruments(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(native, base, quote) of every live spot market in an `/api/v5/public/instruments` answer."""
+    return [
+        (market["instId"], market["baseCcy"], market["quoteCcy"])
+        for market in payload.get("data", [])
+        if market.get("instType", "SPOT") == "SPOT" and market.get("state", "live") == "live"
+    ]
+
+
+MARKETS_PATH = INSTRUMENTS_PATH
+markets_from_rest = markets_from_instruments
+
+
+def _is_asset(name: str) -> bool:
+    # Upper-case ASCII letters and digits (`1INCH`, `USDT`): what OKX lists.
+    return name.isascii() and name.isalnum() and name == name.upper()
+
+
+# --- parser -----------------------------------------------------------------------
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+_QUOTE_FIELDS = ("bidPx", "askPx", "bidSz", "askSz")
+
+
+def _event_ms(raw: object) -> int | None:
+    """Unix ms of OKX's `ts` ("1652459223003"; a JSON integer is taken too), or None."""
+    if raw.__class__ is str:
+        text: str = raw  # type: ignore[assignment]
+        # int() alone would also take "-1", "+1", " 1", "1_0" and non-ASCII digits.
+        if 0 < len(text) <= 15 and text.isascii() and text.isdigit():
+            return int(text)
+        return None
+    if raw.__class__ is int and 0 <= raw < 10**15:  # type: ignore[operator]
+        return raw  # type: ignore[return-value]
+    return None
+
+
+class OkxParser(VenueParser):
+    name = NAME
+
+    @classmethod
+    def default_symbols(cls) -> SymbolTable:
+        return SymbolTable(fallback=split_inst_id)
+
+    def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
+        if frame == "pong" or frame == b"pong":  # the answer to our text `ping`
+            return self.control("pong")
+        try:
+            msg = _loads(frame)
+        except _JSONDecodeError:
+            return self.drop(MALFORMED_JSON, recv_ns, frame)
+        if msg.__class__ is not dict:
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+        event = msg.get("event")
+        if event is not None:
+            if event == "error":
+                return self.exchange_error(recv_ns, frame)
+            if event.__class__ is str and event in CONTROL_EVENTS:
+                return self.control(event)
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+        arg = msg.get("arg")
+        channel = arg.get("channel") if arg.__class__ is dict else None
+        if channel.__class__ is not str or "data" not in msg:
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+        if channel == "tickers":
+            return self._items(msg["data"], True, recv_ns)
+        if channel == "trades":
+            return self._items(msg["data"], False, recv_ns)
+        if channel in IGNORED_CHANNELS or channel.startswith(("candle", "mark-price-candle", "index-candle")):
+            return self.ignore(channel)
+        return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+
+    def _items(self, data: object, is_ticker: bool, recv_ns: int) -> list[Tick]:
+        """The ticks of every entry of a `tickers` or `trades` push.
+
+        A frame is one outcome: if any spot entry is bad, the frame is dropped under that
+        entry's reason and none of its ticks is sent. Derivative entries are skipped; a
+        frame of derivatives only is counted as ignored under the instrument kind.
+        """
+        kind = "tickers" if is_ticker else "trades"
+        if data.__class__ is not list:
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, f"{kind} data {data!r}")
+        if not data:
+            return self.drop(MISSING_FIELD, recv_ns, f"{kind} push without data")
+        ticks: list[Tick] = []
+        skipped: str | None = None
+        for item in data:  # type: ignore[attr-defined]
+            if item.__class__ is not dict:
+                return self.drop(UNKNOWN_MESSAGE, recv_ns, f"{kind} entry {item!r}")
+            native = item.get("instId")
+            if native is None:
+                return self.drop(MISSING_FIELD, recv_ns, f"{kind} entry without instId")
+            symbol = self.symbols.resolve(native) if native.__class__ is str else None
+            if symbol is None:
+                derivative = derivative_kind(native) if native.__class__ is str else None
+                if derivative is None:
+                    return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+                skipped = derivative
+                continue
+            raw_ts = item.get("ts")
+            if raw_ts is None:
+                return self.drop(MISSING_FIELD, recv_ns, f"{native} {kind} without ts")
+            timestamp = _event_ms(raw_ts)
+            if timestamp is None:
+                return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} {kind} ts={raw_ts!r}")
+            if is_ticker:
+                for field in _QUOTE_FIELDS:
+                    if field not in item:
+                        return self.drop(MISSING_FIELD, recv_ns, f"{native} ticker without {field}")
+                raw_bid_size = item["bidSz"]
+                raw_ask_size = item["askSz"]
+                if raw_bid_size is None or raw_ask_size is None:
+                    # make_quote reads None as "the feed gives no size"; OKX always gives one.
+                    return self.drop(BAD_SIZE, recv_ns, f"{native} sizes {raw_bid_size!r}/{raw_ask_size!r}")
+                made = self.make_quote(
+                    symbol, item["bidPx"], item["askPx"], raw_bid_size, raw_ask_size, timestamp, recv_ns
+                )
+            else:
+                if "px" not in item or "sz" not in item:
+                    return self.drop(MISSING_FIELD, recv_ns, f"{native} trade without px/sz")
+                made = self.make_trade(symbol, item["px"], item["sz"], timestamp, recv_ns)
+            if not made:
+                return NO_TICKS  # dropped and counted by make_quote/make_trade
+            ticks += made
+        if not ticks:
+            assert skipped is not None  # data is not empty, and every other way out returned
+            return self.ignore(skipped)
+        return ticks
