@@ -1,0 +1,531 @@
+"""Kraken spot: WebSocket v2 (`ticker`, `trade`) live, and v1 (`ticker`, `trade`, `book`) as recorded.
+
+The live client speaks v2 (`wss://ws.kraken.com/v2`): JSON objects with a
+`channel` and a `data` list, symbols already canonical (`BTC/USD`), numbers as
+JSON numbers, times as RFC 3339. The recordings in ../shared/market-data/kraken
+are v1: arrays `[channelID, data..., channelName, pair]` with `XBT` for bitcoin,
+decimal strings and times in epoch seconds. The parser takes both. Wire fields:
+
+    v2 ticker   data[]: symbol, bid, bid_qty, ask, ask_qty, last, volume, ...,
+                timestamp (RFC 3339; absent from older frames and snapshots)
+    v2 trade    data[]: symbol, side, price, qty, ord_type, trade_id, timestamp (RFC 3339)
+    v2 control  {"method": "subscribe"|"unsubscribe"|"pong", "success": bool, ...},
+                {"channel": "heartbeat"}, {"channel": "status", ...}
+    v1 ticker   [id, {a: [price, wholeLotVolume, lotVolume], b: [...], c: last trade, v, p, t, l, h, o},
+                "ticker", pair]  -- no event time: the receive time is used
+    v1 trade    [id, [[price, volume, time (epoch s, "1618678142.557535"), side, orderType, misc], ...],
+                "trade", pair]
+    v1 book     [id, {as: [[price, volume, time], ...], bs: [...]}, "book-<depth>", pair]  snapshot
+                [id, {a: [...]} and/or {b: [...], c: checksum}, "book-<depth>", pair]     update;
+                an update level [price, "0.00000000", time] deletes the level, a 4th item "r"
+                marks a republished level
+    v1 control  {"event": "heartbeat"|"systemStatus"|"subscriptionStatus"|"pong", ...}
+
+The v1 book is kept per pair (snapshot + updates, truncated to the subscribed
+depth) and every update's CRC32 checksum is verified; a quote tick is emitted
+only when the best bid or ask (price or size) changes. On a checksum mismatch
+the book is dropped (counted as `book_gap`) and updates are refused until the
+next snapshot; `books_awaiting_snapshot()` names the pairs to resubscribe.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+import re
+import zlib
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from ingest_worker.symbols import SymbolTable, canonical
+from ingest_worker.venues.base import (
+    BAD_PRICE,
+    BAD_SIZE,
+    BAD_TIMESTAMP,
+    BOOK_GAP,
+    MALFORMED_JSON,
+    MAX_PRICE,
+    MAX_SIZE,
+    MISSING_FIELD,
+    UNKNOWN_MESSAGE,
+    UNKNOWN_SYMBOL,
+    VenueParser,
+)
+from signals_app.contracts.tick import Tick
+
+# --- declaration ----------------------------------------------------------------
+NAME = "kraken"
+LIVE_WS_URL = "wss://ws.kraken.com"
+LIVE_REST_URL = "https://api.kraken.com"
+WS_V2_PATH = "/v2"
+ASSET_PAIRS_PATH = "/0/public/AssetPairs"
+CHANNELS = {"quote": "ticker", "trade": "trade"}
+# v1 `event` messages and v2 `channel` messages that are about the connection, not a market.
+CONTROL_EVENTS = frozenset({"heartbeat", "systemStatus", "subscriptionStatus", "pong"})
+CONTROL_CHANNELS = frozenset({"heartbeat", "status"})
+CONTROL_METHODS = frozenset({"subscribe", "unsubscribe", "pong"})
+# Real Kraken channels we do not use (counted as ignored). v1 names carry a suffix
+# (`ohlc-1`, `book-10` is used): they are matched on the part before the dash.
+IGNORED_CHANNELS = frozenset({"spread", "ohlc", "book", "instrument", "level3", "openOrders", "ownTrades"})
+
+
+def to_native(symbol: str) -> str:
+    """`BTC/USD` -> `BTC/USD`: v2 names are the canonical ones (v1 said `XBT/USD`)."""
+    return symbol
+
+
+def split_pair(native: str) -> tuple[str, str] | None:
+    """`XBT/EUR` -> (`XBT`, `EUR`); None when the name is not `BASE/QUOTE`."""
+    base, sep, quote = native.partition("/")
+    if not sep or not _is_asset(base) or not _is_asset(quote):
+        return None
+    return base, quote
+
+
+def _is_asset(name: str) -> bool:
+    # Kraken assets are alphanumeric, some with a dot (`ETH2.S`).
+    return 0 < len(name) <= 16 and name.isascii() and name.replace(".", "").isalnum()
+
+
+def connect_url(ws_base: str) -> str:
+    """The v2 endpoint under `ws_base` (the live host or the simulator's)."""
+    base = ws_base.rstrip("/")
+    return base if base.endswith(WS_V2_PATH) else base + WS_V2_PATH
+
+
+def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """v2 subscriptions: the ticker on every change of the best bid/offer, and trades without
+    the snapshot of past trades (they would be dropped as stale anyway)."""
+    symbols = list(natives)
+    return [
+        {
+            "method": "subscribe",
+            "params": {"channel": "ticker", "symbol": symbols, "event_trigger": "bbo", "snapshot": True},
+            "req_id": 1,
+        },
+        {"method": "subscribe", "params": {"channel": "trade", "symbol": symbols, "snapshot": False}, "req_id": 2},
+    ]
+
+
+def markets_from_asset_pairs(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(native v2 name, base, quote) of every online pair of a `/0/public/AssetPairs` answer.
+
+    The pairs' `wsname` is the v1 name (`XBT/USD`); v2 uses the canonical spelling
+    (`BTC/USD`), which is what the live client subscribes with. Dark pools have no wsname.
+    """
+    markets: list[tuple[str, str, str]] = []
+    for pair in (payload.get("result") or {}).values():
+        if pair.get("status", "online") != "online":
+            continue
+        parts = split_pair(pair.get("wsname") or "")
+        if parts is not None:
+            markets.append((canonical(*parts), *parts))
+    return markets
+
+
+MARKETS_PATH = ASSET_PAIRS_PATH
+markets_from_rest = markets_from_asset_pairs
+
+
+# --- parser -----------------------------------------------------------------------
+_loads = orjson.loads
+_JSONDecodeError = orjson.JSONDecodeError
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
+_CHECKSUM_LEVELS = 10  # the v1 checksum covers the top ten asks, then the top ten bids
+_MAX_DEPTH = 1000  # the deepest v1 book subscription
+
+
+class _Level:
+    """One price level as the wire gave it, with its slice of the checksum string."""
+
+    __slots__ = ("checksum_part", "size")
+
+    def __init__(self, price_text: str, size_text: str, size: float) -> None:
+        self.size = size
+        # "0.05005" and "1.2300" -> "5005" and "12300": '.' removed, then leading zeros.
+        self.checksum_part = price_text.replace(".", "").lstrip("0") + size_text.replace(".", "").lstrip("0")
+
+
+class _Book:
+    """One side-pair of price levels. Bid keys are stored negated so both sides sort best first."""
+
+    __slots__ = ("ask_keys", "asks", "bid_keys", "bids", "depth", "top")
+
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
+        self.asks: dict[float, _Level] = {}
+        self.bids: dict[float, _Level] = {}
+        self.ask_keys: list[float] = []  # ascending prices
+        self.bid_keys: list[float] = []  # ascending negated prices: best bid first
+        self.top: tuple[float, float, float, float] | None = None  # bid, bid size, ask, ask size
+
+    def apply(self, side: str, key: float, level: _Level | None) -> None:
+        """Set (or with None, delete) the level at `key` on side "a" or "b", keeping `depth` levels."""
+        levels, keys = (self.asks, self.ask_keys) if side == "a" else (self.bids, self.bid_keys)
+        if level is None:
+            if levels.pop(key, None) is not None:
+                del keys[bisect.bisect_left(keys, key)]
+            return
+        if key in levels:
+            levels[key] = level
+            return
+        index = bisect.bisect_left(keys, key)
+        if index >= self.depth:
+            return  # beyond the subscribed depth: Kraken keeps no such level either
+        keys.insert(index, key)
+        levels[key] = level
+        if len(keys) > self.depth:
+            # Kraken sends no delete for a level pushed out of the subscribed depth.
+            del levels[keys.pop()]
+
+    def checksum(self) -> int:
+        parts = [self.asks[key].checksum_part for key in self.ask_keys[:_CHECKSUM_LEVELS]]
+        parts += [self.bids[key].checksum_part for key in self.bid_keys[:_CHECKSUM_LEVELS]]
+        return zlib.crc32("".join(parts).encode())
+
+    def best(self) -> tuple[float, float, float, float] | None:
+        if not self.ask_keys or not self.bid_keys:
+            return None
+        ask = self.ask_keys[0]
+        bid = self.bid_keys[0]
+        return -bid, self.bids[bid].size, ask, self.asks[ask].size
+
+
+class _BadLevel(Exception):
+    def __init__(self, reason: str, detail: object) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class KrakenParser(VenueParser):
+    name = NAME
+
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms)
+        self._books: dict[str, _Book] = {}  # v1 pair -> its book
+        self._awaiting_snapshot: set[str] = set()  # v1 pairs whose book was dropped
+
+    @classmethod
+    def default_symbols(cls) -> SymbolTable:
+        return SymbolTable(fallback=split_pair)
+
+    def books_awaiting_snapshot(self) -> list[str]:
+        """v1 pairs whose book failed its checksum: resubscribe them to get a new snapshot."""
+        return sorted(self._awaiting_snapshot)
+
+    def _symbol(self, native: object) -> str | None:
+        """The canonical symbol of a v1 or v2 name. A market list from AssetPairs holds v2 names
+        (`BTC/USD`); a v1 name (`XBT/USD`) is then found through its canonical spelling."""
+        if native.__class__ is not str:
+            return None
+        resolve = self.symbols.resolve
+        symbol = resolve(native)  # type: ignore[arg-type]
+        if symbol is None and self.symbols.strict:
+            parts = split_pair(native)  # type: ignore[arg-type]
+            if parts is not None:
+                symbol = resolve(canonical(*parts))
+        return symbol
+
+    def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
+        try:
+            msg = _loads(frame)
+        except _JSONDecodeError:
+            return self.drop(MALFORMED_JSON, recv_ns, frame)
+        if msg.__class__ is list:
+            return self._v1_data(msg, recv_ns)
+        if msg.__class__ is not dict:
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+        channel = msg.get("channel")
+        if channel is not None:
+            return self._v2_channel(channel, msg, recv_ns)
+        method = msg.get("method")
+        if method is not None:
+            if method.__class__ is not str or method not in CONTROL_METHODS:
+                return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+            if msg.get("success") is False or "error" in msg:
+                return self.exchange_error(recv_ns, frame)
+            return self.control(method)
+        event = msg.get("event")
+        if event is not None:
+            if event == "error" or (event == "subscriptionStatus" and msg.get("status") == "error"):
+                return self.exchange_error(recv_ns, frame)
+            if event.__class__ is str and event in CONTROL_EVENTS:
+                return self.control(event)
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+        if "error" in msg:
+            return self.exchange_error(recv_ns, frame)
+        return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+
+    # --- v2 ------------------------------------------------------------------
+    def _v2_channel(self, channel: object, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
+        if channel.__class__ is not str:
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, msg)
+        if channel == "ticker" or channel == "trade":
+            data = msg.get("data")
+            if data.__class__ is not list or not data:
+                return self.drop(MISSING_FIELD, recv_ns, f"v2 {channel} without data")
+            ticks: list[Tick] = []
+            handle = self._v2_ticker if channel == "ticker" else self._v2_trade
+            for item in data:
+                if item.__class__ is not dict:
+                    return self.drop(MISSING_FIELD, recv_ns, f"v2 {channel} item {item!r}")
+                made = handle(item, recv_ns)
+                if not made:
+                    return made  # counted: the rest of a frame with a bad item is not trusted either
+                ticks += made
+            return ticks
+        if channel in CONTROL_CHANNELS:
+            return self.control(channel)
+        if channel in IGNORED_CHANNELS:
+            return self.ignore(channel)
+        return self.drop(UNKNOWN_MESSAGE, recv_ns, msg)
+
+    def _v2_ticker(self, item: dict[str, Any], recv_ns: int) -> list[Tick]:
+        native = item.get("symbol")
+        if native is None:
+            return self.drop(MISSING_FIELD, recv_ns, "v2 ticker without symbol")
+        symbol = self._symbol(native)
+        if symbol is None:
+            return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+        bid, ask = item.get("bid"), item.get("ask")
+        if bid is None or ask is None:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} v2 ticker without bid/ask")
+        if "bid_qty" not in item or "ask_qty" not in item:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} v2 ticker without bid_qty/ask_qty")
+        bid_size, ask_size = item["bid_qty"], item["ask_qty"]
+        if bid_size is None or ask_size is None:  # Kraken always sends sizes: null is not "unknown"
+            return self.drop(BAD_SIZE, recv_ns, f"{native} sizes {bid_size!r}/{ask_size!r}")
+        raw_time = item.get("timestamp")
+        if raw_time is None:  # snapshots and frames before the field existed carry none
+            timestamp = recv_ns // 1_000_000
+        else:
+            parsed = _rfc3339_ms(raw_time)
+            if parsed is None:
+                return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} timestamp={raw_time!r}")
+            timestamp = parsed
+        return self.make_quote(symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)
+
+    def _v2_trade(self, item: dict[str, Any], recv_ns: int) -> list[Tick]:
+        native, raw_time = item.get("symbol"), item.get("timestamp")
+        if native is None or raw_time is None or "price" not in item or "qty" not in item:
+            return self.drop(MISSING_FIELD, recv_ns, f"v2 trade {item!r}")
+        price, qty = item["price"], item["qty"]  # null: a bad number, counted by make_trade
+        symbol = self._symbol(native)
+        if symbol is None:
+            return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+        timestamp = _rfc3339_ms(raw_time)
+        if timestamp is None:
+            return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} timestamp={raw_time!r}")
+        return self.make_trade(symbol, price, qty, timestamp, recv_ns)
+
+    # --- v1 ------------------------------------------------------------------
+    def _v1_data(self, msg: list[Any], recv_ns: int) -> list[Tick]:
+        if len(msg) < 4:
+            return self.drop(MISSING_FIELD, recv_ns, msg)
+        channel, native = msg[-2], msg[-1]
+        if channel.__class__ is not str or native.__class__ is not str:
+            return self.drop(MISSING_FIELD, recv_ns, msg)
+        kind = channel.partition("-")[0]
+        if kind != "ticker" and kind != "trade" and kind != "book":
+            return self.ignore(kind) if kind in IGNORED_CHANNELS else self.drop(UNKNOWN_MESSAGE, recv_ns, msg)
+        symbol = self._symbol(native)
+        if symbol is None:
+            return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+        if kind == "book":
+            return self._v1_book(channel, native, symbol, msg[1:-2], recv_ns)
+        if len(msg) != 4:
+            return self.drop(MISSING_FIELD, recv_ns, msg)
+        if kind == "ticker":
+            return self._v1_ticker(native, symbol, msg[1], recv_ns)
+        return self._v1_trades(native, symbol, msg[1], recv_ns)
+
+    def _v1_ticker(self, native: str, symbol: str, data: object, recv_ns: int) -> list[Tick]:
+        ask = data.get("a") if isinstance(data, dict) else None
+        bid = data.get("b") if isinstance(data, dict) else None
+        if not isinstance(ask, list) or not isinstance(bid, list) or len(ask) < 3 or len(bid) < 3:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} ticker a={ask!r} b={bid!r}")
+        # [price, whole lot volume, lot volume]: the lot volume is the size in base units.
+        if bid[2] is None or ask[2] is None:  # Kraken always sends sizes: null is not "unknown"
+            return self.drop(BAD_SIZE, recv_ns, f"{native} ticker sizes {bid[2]!r}/{ask[2]!r}")
+        return self.make_quote(symbol, bid[0], ask[0], bid[2], ask[2], recv_ns // 1_000_000, recv_ns)
+
+    def _v1_trades(self, native: str, symbol: str, data: object, recv_ns: int) -> list[Tick]:
+        if not isinstance(data, list) or not data:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} trade data {data!r}")
+        ticks: list[Tick] = []
+        for entry in data:
+            if entry.__class__ is not list or len(entry) < 3:
+                return self.drop(MISSING_FIELD, recv_ns, f"{native} trade {entry!r}")
+            timestamp = _epoch_ms(entry[2])
+            if timestamp is None:
+                return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} trade time {entry[2]!r}")
+            made = self.make_trade(symbol, entry[0], entry[1], timestamp, recv_ns)
+            if not made:
+                return made  # counted once: the other trades of a bad frame are not trusted
+            ticks += made
+        return ticks
+
+    def _v1_book(self, channel: str, native: str, symbol: str, parts: list[Any], recv_ns: int) -> list[Tick]:
+        if not parts or len(parts) > 2 or any(part.__class__ is not dict for part in parts):
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} {channel} parts {parts!r}")
+        first: dict[str, Any] = parts[0]
+        if "as" in first or "bs" in first:
+            return self._v1_snapshot(channel, native, symbol, first, len(parts), recv_ns)
+        book = self._books.get(native)
+        if book is None:
+            # The book was dropped after a gap, or its snapshot never came: nothing to apply to.
+            return self.drop(BOOK_GAP, recv_ns, f"{native} update without a book (waiting for a snapshot)")
+        checksum = parts[-1].get("c")
+        if (
+            not isinstance(checksum, str)
+            or not 0 < len(checksum) <= 10
+            or not checksum.isascii()
+            or not checksum.isdigit()
+        ):
+            self._lose_book(native)
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} update without a checksum: book dropped")
+        changes: list[tuple[str, float, _Level | None]] = []
+        latest_ms = -1
+        try:
+            for part in parts:
+                for side in ("a", "b"):
+                    levels = part.get(side)
+                    if levels is not None:
+                        latest_ms = max(latest_ms, _read_levels(side, levels, changes, allow_delete=True))
+        except _BadLevel as bad:
+            self._lose_book(native)  # an update we cannot apply leaves the book wrong
+            return self.drop(bad.reason, recv_ns, f"{native} {bad.detail}: book dropped")
+        if not changes:
+            self._lose_book(native)
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} update without levels: book dropped")
+        apply = book.apply
+        for side, key, level in changes:
+            apply(side, key, level)
+        if book.checksum() != int(checksum):
+            self._lose_book(native)
+            return self.drop(BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match: book dropped")
+        return self._top_changed(book, symbol, latest_ms, recv_ns)
+
+    def _v1_snapshot(
+        self, channel: str, native: str, symbol: str, data: dict[str, Any], parts: int, recv_ns: int
+    ) -> list[Tick]:
+        asks, bids = data.get("as"), data.get("bs")
+        if parts != 1 or asks is None or bids is None:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
+        _, _, depth_text = channel.partition("-")
+        depth = int(depth_text) if depth_text.isascii() and depth_text.isdigit() else _MAX_DEPTH
+        changes: list[tuple[str, float, _Level | None]] = []
+        try:
+            _read_levels("a", asks, changes, allow_delete=False)
+            _read_levels("b", bids, changes, allow_delete=False)
+        except _BadLevel as bad:
+            self._lose_book(native)
+            return self.drop(bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
+        book = _Book(max(1, min(depth, _MAX_DEPTH)))
+        for side, key, level in changes:
+            book.apply(side, key, level)
+        self._books[native] = book
+        self._awaiting_snapshot.discard(native)
+        # A snapshot has no event time of its own (its levels carry the times they last changed).
+        return self._top_changed(book, symbol, -1, recv_ns)
+
+    def _top_changed(self, book: _Book, symbol: str, event_ms: int, recv_ns: int) -> list[Tick]:
+        """A quote tick when the best bid or ask (price or size) moved; otherwise counted as ignored."""
+        top = book.best()
+        if top == book.top:
+            return self.ignore("book_below_top")
+        book.top = top
+        if top is None:
+            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} book with an empty side")
+        timestamp = event_ms if event_ms >= 0 else recv_ns // 1_000_000
+        bid, bid_size, ask, ask_size = top
+        return self.make_quote(symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)
+
+    def _lose_book(self, native: str) -> None:
+        self._books.pop(native, None)
+        self._awaiting_snapshot.add(native)
+
+
+def _read_levels(side: str, levels: object, out: list[tuple[str, float, _Level | None]], *, allow_delete: bool) -> int:
+    """Append the (side, key, level) changes of a list of v1 levels; the latest level time in Unix ms.
+
+    A level is [price, volume, time] (a 4th item "r" marks a republished level). Volume zero
+    deletes the level in an update; a snapshot holds no zero volumes. Raises _BadLevel.
+    """
+    if not isinstance(levels, list):
+        raise _BadLevel(MISSING_FIELD, f"levels {levels!r}")
+    latest = -1
+    for entry in levels:
+        if entry.__class__ is not list or len(entry) < 3:
+            raise _BadLevel(MISSING_FIELD, f"level {entry!r}")
+        price_text, size_text = entry[0], entry[1]
+        if price_text.__class__ is not str or size_text.__class__ is not str:
+            raise _BadLevel(BAD_PRICE if price_text.__class__ is not str else BAD_SIZE, f"level {entry!r}")
+        try:
+            price = float(price_text)
+        except ValueError:
+            raise _BadLevel(BAD_PRICE, f"level {entry!r}") from None
+        if not 0.0 < price < MAX_PRICE:
+            raise _BadLevel(BAD_PRICE, f"level {entry!r}")
+        try:
+            size = float(size_text)
+        except ValueError:
+            raise _BadLevel(BAD_SIZE, f"level {entry!r}") from None
+        if not (0.0 < size < MAX_SIZE or (allow_delete and size == 0.0)):
+            raise _BadLevel(BAD_SIZE, f"level {entry!r}")
+        level_ms = _epoch_ms(entry[2])
+        if level_ms is None:
+            raise _BadLevel(BAD_TIMESTAMP, f"level {entry!r}")
+        latest = max(latest, level_ms)
+        key = price if side == "a" else -price
+        out.append((side, key, _Level(price_text, size_text, size) if size else None))
+    return latest
+
+
+def _epoch_ms(raw: object) -> int | None:
+    """Unix ms of a v1 time, epoch seconds as a decimal string ("1618678142.557535"), or None."""
+    if raw.__class__ is not str:
+        return None
+    seconds, _, fraction = raw.partition(".")  # type: ignore[attr-defined]
+    # int() alone would also take "-1", "+1", " 1", "1_0" and non-ASCII digits.
+    if not (0 < len(seconds) <= 12 and seconds.isascii() and seconds.isdigit()):
+        return None
+    if fraction and not (fraction.isascii() and fraction.isdigit()):
+        return None
+    return int(seconds) * 1000 + int(fraction[:3].ljust(3, "0"))
+
+
+def _rfc3339_ms(raw: object) -> int | None:
+    """Unix ms of a v2 time ("2023-09-25T07:49:37.708706Z"), or None when it is not one."""
+    if raw.__class__ is not str:
+        return None
+    match = _RFC3339.fullmatch(raw)  # type: ignore[arg-type]
+    if match is None:
+        return None
+    try:
+        moment = dt.datetime.strptime(match[1], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    fraction = match[2] or ""
+    return (moment - _EPOCH) // dt.timedelta(milliseconds=1) + int(fraction[:3].ljust(3, "0"))
+
+
+__all__ = [
+    "ASSET_PAIRS_PATH",
+    "CHANNELS",
+    "LIVE_REST_URL",
+    "LIVE_WS_URL",
+    "MARKETS_PATH",
+    "NAME",
+    "KrakenParser",
+    "connect_url",
+    "markets_from_asset_pairs",
+    "markets_from_rest",
+    "split_pair",
+    "subscribe_messages",
+    "to_native",
+]
