@@ -1,0 +1,140 @@
+"""Whatever arrives, the Gemini parser never raises, never emits an impossible tick, and accounts for
+every frame once; and over any run of valid l2 frames its quotes are the top of a book kept here.
+
+The helpers (value strategies, `check`, `mutated`) are the ones the other venues' property tests use.
+"""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ingest_worker.tests.test_parsers_never_raise_and_never_emit_bad_ticks import (
+    any_text,
+    as_frame,
+    cents,
+    check,
+    decimal,
+    json_values,
+    max_ages,
+    mutated,
+    number_strings,
+    recv_times,
+)
+from ingest_worker.venues.gemini import GeminiParser
+
+EXAMPLES = settings(max_examples=300, deadline=None)
+SYMBOLS = ["BTCUSD", "ZECLTC", "BTCGBP", "BTCGUSDPERP", "USD"]
+
+
+@EXAMPLES
+@given(data=st.binary(max_size=300), recv_ns=recv_times, max_age_ms=max_ages)
+def test_arbitrary_bytes(data, recv_ns, max_age_ms):
+    prefixes = [b"", b'{"type":"l2_updates","symbol":"BTCUSD","changes":', b'{"type":"trade","symbol":']
+    check(GeminiParser(max_age_ms=max_age_ms), [prefix + data for prefix in prefixes], recv_ns)
+
+
+@EXAMPLES
+@given(text=any_text, recv_ns=recv_times, max_age_ms=max_ages)
+def test_arbitrary_text(text, recv_ns, max_age_ms):
+    check(GeminiParser(max_age_ms=max_age_ms), [text, '{"type":"l2_updates","changes":' + text], recv_ns)
+
+
+@EXAMPLES
+@given(value=json_values, recv_ns=recv_times, max_age_ms=max_ages)
+def test_arbitrary_json_values(value, recv_ns, max_age_ms):
+    check(GeminiParser(max_age_ms=max_age_ms), [as_frame(value, "str"), as_frame(value, "bytes")], recv_ns)
+
+
+def level(draw: st.DrawFn, price_cents: st.SearchStrategy[int]) -> list[object]:
+    side = draw(st.sampled_from(["buy", "sell"]))
+    size = draw(st.one_of(st.just("0"), cents.map(decimal)))
+    return [side, decimal(draw(price_cents)), size]
+
+
+@st.composite
+def l2_frames(draw: st.DrawFn, symbol: str, snapshot: bool) -> dict[str, object]:
+    prices = st.integers(min_value=9_000, max_value=11_000)  # 90.00 .. 110.00: books cross now and then
+    frame: dict[str, object] = {
+        "type": "l2_updates",
+        "symbol": symbol,
+        "changes": [level(draw, prices) for _ in range(draw(st.integers(0, 8)))],
+    }
+    if snapshot:
+        frame |= {"trades": [], "auction_events": []}
+    return frame
+
+
+@st.composite
+def gemini_sessions(draw: st.DrawFn) -> tuple[list[dict[str, object]], int]:
+    """Frame-shaped JSON: snapshots, updates and trades, each valid or with fields replaced by anything."""
+    recv_ns = draw(st.integers(min_value=10**18, max_value=2 * 10**18))
+    session: list[dict[str, object]] = []
+    for _ in range(draw(st.integers(1, 6))):
+        symbol = draw(st.sampled_from(SYMBOLS))
+        kind = draw(st.sampled_from(["snapshot", "update", "trade"]))
+        if kind == "trade":
+            valid: dict[str, object] = {
+                "type": "trade",
+                "symbol": symbol,
+                "event_id": 1,
+                "timestamp": recv_ns // 1_000_000 + draw(st.integers(-120_000, 120_000)),
+                "price": decimal(draw(cents)),
+                "quantity": decimal(draw(cents)),
+                "side": "buy",
+            }
+        else:
+            valid = draw(l2_frames(symbol, kind == "snapshot"))
+            if draw(st.booleans()):  # a level with a bad number in it
+                changes = valid["changes"]
+                assert isinstance(changes, list)
+                valid["changes"] = [*changes, ["sell", draw(number_strings), draw(number_strings)]]
+        session.append(draw(mutated(valid)) if draw(st.booleans()) else valid)
+    return session, recv_ns
+
+
+@EXAMPLES
+@given(shaped=gemini_sessions(), max_age_ms=max_ages, form=st.sampled_from(["str", "bytes"]))
+def test_frame_shaped_gemini_json(shaped, max_age_ms, form):
+    session, recv_ns = shaped
+    check(GeminiParser(max_age_ms=max_age_ms), [as_frame(value, form) for value in session], recv_ns)
+
+
+@st.composite
+def valid_l2_runs(draw: st.DrawFn) -> list[dict[str, object]]:
+    """A snapshot then updates for one symbol, with now and then a new snapshot (a resubscription)."""
+    run = [draw(l2_frames("BTCUSD", snapshot=True))]
+    for _ in range(draw(st.integers(0, 20))):
+        run.append(draw(l2_frames("BTCUSD", snapshot=draw(st.integers(0, 9)) == 0)))
+    return run
+
+
+@settings(max_examples=150, deadline=None)  # each example is a run of up to 21 frames
+@given(run=valid_l2_runs())
+def test_quotes_are_the_top_of_the_book_the_frames_describe(run):
+    parser = GeminiParser()
+    bids: dict[float, float] = {}
+    asks: dict[float, float] = {}
+    last_top: tuple[float | None, ...] | None = None
+    for msg in run:
+        if "trades" in msg:
+            bids, asks, last_top = {}, {}, None
+        for side, price, size in msg["changes"]:  # type: ignore[attr-defined]
+            book = bids if side == "buy" else asks
+            if float(size) == 0:
+                book.pop(float(price), None)
+            else:
+                book[float(price)] = float(size)
+        best_bid = max(bids) if bids else None
+        best_ask = min(asks) if asks else None
+        top = (best_bid, bids.get(best_bid), best_ask, asks.get(best_ask))  # type: ignore[arg-type]
+        ticks = parser.parse(json.dumps(msg), 1_618_677_942_700_000_000)
+        if top == last_top or best_bid is None or best_ask is None or best_bid >= best_ask:
+            assert ticks == []  # unchanged, one-sided or crossed: no quote
+        else:
+            [quote] = ticks
+            assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == top
+        last_top = top
+    assert parser.stats.dropped["unexpected"] == 0
