@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ingest_worker.venues import binance, bitstamp, coinbase, gemini, kraken, okx
+from ingest_worker.venues import binance, bitfinex, bitstamp, coinbase, gemini, kraken, okx
 from ingest_worker.venues.base import VenueParser
 
 VENUES: dict[str, ModuleType] = {binance.NAME: binance, coinbase.NAME: coinbase}
@@ -19,6 +19,7 @@ PARSERS: dict[str, type[VenueParser]] = {
     binance.NAME: binance.BinanceParser,
     coinbase.NAME: coinbase.CoinbaseParser,
     bitstamp.NAME: bitstamp.BitstampParser,
+    bitfinex.NAME: bitfinex.BitfinexParser,
     gemini.NAME: gemini.GeminiParser,
     kraken.NAME: kraken.KrakenParser,
     okx.NAME: okx.OkxParser,
