@@ -170,9 +170,10 @@ FEES_PCT = parse_fees(env_str("FEES", ""))
 STALE_MS = env_int("STALE_MS", 2000, minimum=1)
 SIGNAL_UPDATE_MS = env_int("SIGNAL_UPDATE_MS", 1000, minimum=0)
 QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EURC"))
-# `live` (rates from reference markets on the feeds) arrives with issue 6; refuse it until then
-# rather than silently treating it as `fixed`.
-QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed",))
+# fixed: 1.0 within a quote group; live: rates from the feeds' reference markets (USDT/USD, ...).
+QUOTE_RATES = env_choice("QUOTE_RATES", "fixed", ("fixed", "live"))
+# With live rates: a reference quote older than this (ms) gives no rate, and its markets sit out.
+RATE_STALE_MS = env_int("RATE_STALE_MS", 10_000, minimum=1)
 
 # --- Web side: Channels, the workers' health, persistence --------------------
 CHANNEL_LAYERS = {

@@ -73,7 +73,8 @@ class EngineConfig:
     stale_ms: int = 2000  # STALE_MS: a quote older than this never takes part
     update_ms: int = 1000  # SIGNAL_UPDATE_MS: at most one update per opportunity this often
     quote_groups: tuple[tuple[str, ...], ...] = (("USD", "USDT", "USDC"), ("EUR", "EURC"))  # QUOTE_GROUPS
-    quote_rates: str = "fixed"  # QUOTE_RATES
+    quote_rates: str = "fixed"  # QUOTE_RATES: fixed (1.0 within a group) or live (reference markets)
+    rate_stale_ms: int = 10_000  # RATE_STALE_MS: with live rates, an older reference quote is no rate
 
     def fee_pct(self, exchange: str) -> float:
         return self.fees_pct.get(exchange, UNKNOWN_VENUE_FEE_PCT)
@@ -87,4 +88,5 @@ class EngineConfig:
             update_ms=settings.SIGNAL_UPDATE_MS,
             quote_groups=settings.QUOTE_GROUPS,
             quote_rates=settings.QUOTE_RATES,
+            rate_stale_ms=settings.RATE_STALE_MS,
         )

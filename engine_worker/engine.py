@@ -12,23 +12,30 @@ from __future__ import annotations
 from engine_worker.book import AssetBook, Book, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
+from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
+from ingest_worker.symbols import quote_of
 from signals_app.contracts.signal import Signal
 from signals_app.contracts.tick import QUOTE, Tick
 
-# Per quote group of one asset: exchange -> (its best fresh ask market, its best fresh bid market).
-Bests = list[dict[str, tuple[Quote, Quote]]]
+# Per quote group of one asset: exchange -> (its best fresh ask market, that market's rate,
+# its best fresh bid market, that market's rate). A rate converts the market's quote currency
+# into its group's first member (USD in USD,USDT,USDC): 1.0 with QUOTE_RATES=fixed.
+Bests = list[dict[str, tuple[Quote, float, Quote, float]]]
 
 
 class Engine:
     """Top of book, spread detection and signal lifecycle for every asset."""
 
     def __init__(self, config: EngineConfig) -> None:
-        if config.quote_rates != "fixed":
-            raise ValueError(f"QUOTE_RATES={config.quote_rates!r} is not supported yet (only 'fixed')")
+        if config.quote_rates not in ("fixed", "live"):
+            raise ValueError(f"QUOTE_RATES={config.quote_rates!r}: use fixed or live")
         self.config = config
+        self.rates = QuoteRates(config.quote_groups, config.rate_stale_ms) if config.quote_rates == "live" else None
         self.book = Book(config.quote_groups)
-        self.lifecycle = Lifecycle(config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct)
+        self.lifecycle = Lifecycle(
+            config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
+        )
         self._stale_ms = config.stale_ms
         # exchange -> (taker fee as a fraction, 1 + fee, 1 - fee)
         self._fees: dict[str, tuple[float, float, float]] = {}
@@ -46,6 +53,8 @@ class Engine:
             self.trades += 1  # trades feed the display and metrics, not the spread
             return out
         _, asset_book, _ = self.book.apply(tick)
+        if self.rates is not None:
+            self.rates.observe(tick)
         exchange = tick.exchange
         if len(asset_book.exchanges) < 2:
             return out
@@ -69,12 +78,12 @@ class Engine:
                 theirs = per_exchange.get(other)
                 if mine is None or theirs is None:
                     continue
-                cost = mine[0].ask * my_buy_mult
-                net = (theirs[1].bid * other_sell_mult - cost) / cost * 100.0
+                cost = mine[0].ask * mine[1] * my_buy_mult
+                net = (theirs[2].bid * theirs[3] * other_sell_mult - cost) / cost * 100.0
                 if net > best_out:
                     best_out = net
-                cost = theirs[0].ask * other_buy_mult
-                net = (mine[1].bid * my_sell_mult - cost) / cost * 100.0
+                cost = theirs[0].ask * theirs[1] * other_buy_mult
+                net = (mine[2].bid * mine[3] * my_sell_mult - cost) / cost * 100.0
                 if net > best_in:
                     best_in = net
             if best_out > cut or (open_now and (asset, exchange, other) in open_now):
@@ -120,21 +129,27 @@ class Engine:
     def _bests(self, asset_book: AssetBook, clock: int) -> Bests:
         """Each exchange's best fresh ask and bid market per quote group, at `clock`."""
         oldest = clock - self._stale_ms  # a quote received before this is stale
+        rates = self.rates
         bests: Bests = []
         for group in asset_book.groups.values():
-            per_exchange: dict[str, tuple[Quote, Quote]] = {}
+            per_exchange: dict[str, tuple[Quote, float, Quote, float]] = {}
             for exchange, markets in group.venues.items():
-                if len(markets) == 1:
+                if rates is None and len(markets) == 1:
                     market = markets[0]
                     if market.recv_ms >= oldest:
-                        per_exchange[exchange] = (market, market)
+                        per_exchange[exchange] = (market, 1.0, market, 1.0)
                     continue
-                fresh = [market for market in markets if market.recv_ms >= oldest]
-                if fresh:
-                    # Within a group every quote counts as the same currency (QUOTE_RATES=fixed).
-                    best_ask = min(fresh, key=_ask)
-                    best_bid = max(fresh, key=_bid)
-                    per_exchange[exchange] = (best_ask, best_bid)
+                priced = [
+                    (market, 1.0 if rates is None else rates.rate(quote_of(market.symbol), clock))
+                    for market in markets
+                    if market.recv_ms >= oldest
+                ]
+                # A market whose quote currency has no fresh rate takes no part (never a silent 1.0).
+                usable: list[tuple[Quote, float]] = [(market, rate) for market, rate in priced if rate is not None]
+                if usable:
+                    best_ask, ask_rate = min(usable, key=_converted_ask)
+                    best_bid, bid_rate = max(usable, key=_converted_bid)
+                    per_exchange[exchange] = (best_ask, ask_rate, best_bid, bid_rate)
             bests.append(per_exchange)
         return bests
 
@@ -146,7 +161,9 @@ class Engine:
             sell = per_exchange.get(sell_exchange)
             if buy is None or sell is None:
                 continue
-            found = figures(buy[0], sell[1], self._fee_of(buy_exchange)[0], self._fee_of(sell_exchange)[0])
+            found = figures(
+                buy[0], sell[2], self._fee_of(buy_exchange)[0], self._fee_of(sell_exchange)[0], buy[1], sell[3]
+            )
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best = found
         return best
@@ -165,9 +182,9 @@ def _newest_recv_ns(opportunity: Opportunity) -> int:
     return max(opportunity.last_above.buy.recv_ns, opportunity.last_above.sell.recv_ns)
 
 
-def _ask(quote: Quote) -> float:
-    return quote.ask
+def _converted_ask(priced: tuple[Quote, float]) -> float:
+    return priced[0].ask * priced[1]
 
 
-def _bid(quote: Quote) -> float:
-    return quote.bid
+def _converted_bid(priced: tuple[Quote, float]) -> float:
+    return priced[0].bid * priced[1]

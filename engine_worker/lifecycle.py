@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine_worker.spread import Figures
+from ingest_worker.symbols import quote_of
 from signals_app.contracts import signal as contract
 from signals_app.contracts.signal import Signal
 
@@ -37,11 +38,20 @@ class Opportunity:
 class Lifecycle:
     """Every open opportunity, and the rules that turn evaluations into signals."""
 
-    def __init__(self, threshold_pct: float, update_ms: int, stale_ms: int, fee_pct: Callable[[str], float]) -> None:
+    def __init__(
+        self,
+        threshold_pct: float,
+        update_ms: int,
+        stale_ms: int,
+        fee_pct: Callable[[str], float],
+        record_rates: bool = False,
+    ) -> None:
         self.threshold_pct = threshold_pct
         self.update_ms = update_ms
         self.stale_ms = stale_ms
         self.fee_pct = fee_pct  # exchange -> taker fee in percent, for the signal's fees_pct field
+        # QUOTE_RATES=live: each signal says which rates it used (`quote_rates`, by currency).
+        self.record_rates = record_rates
         self.open: dict[Key, Opportunity] = {}
         # A lower bound of every open opportunity's stale_after: the engine's timer
         # only looks at the open set when the clock has passed it.
@@ -90,7 +100,7 @@ class Lifecycle:
         buy = found.buy
         sell = found.sell
         fee_pct = self.fee_pct
-        return {
+        signal: Signal = {
             "type": contract.SIGNAL_TYPE,
             "id": opportunity.id,
             "status": status,
@@ -118,6 +128,9 @@ class Lifecycle:
             "tick_recv_ns": tick_recv_ns,
             "timestamp": clock,
         }
+        if self.record_rates:
+            signal["quote_rates"] = {quote_of(buy.symbol): found.buy_rate, quote_of(sell.symbol): found.sell_rate}
+        return signal
 
     def earliest_stale(self, clock: int) -> Opportunity | None:
         """The open opportunity that went stale first, if one of its quotes is stale at `clock`."""

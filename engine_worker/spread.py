@@ -28,6 +28,8 @@ class Figures(NamedTuple):
     size: float | None
     profit_per_unit: float  # in the common quote currency
     profit_estimate: float | None
+    buy_rate: float = 1.0  # what one unit of the buy market's quote currency was worth (live rates)
+    sell_rate: float = 1.0
 
     def same_as(self, other: Figures) -> bool:
         """Whether a message with these figures would say the same as one with `other`."""
@@ -69,4 +71,6 @@ def figures(
         size,
         profit_per_unit,
         None if size is None else profit_per_unit * size,
+        buy_rate,
+        sell_rate,
     )

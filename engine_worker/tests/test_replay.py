@@ -26,7 +26,7 @@ ETH goes stale and is closed by the timer:
     T0+2100.25   Coinbase ETH-USD bid 2520 (size 3)     -> open at T0+2100
                  cost 2502.5, proceeds 2514.96, profit 12.46, net 12.46/2502.5 = 0.4979 %
     T0+3500.9    a BTC frame: the Binance ETH quote is 1500 ms old, not yet stale
-    (T0+3700     a Kraken line: no parser, counted as an unknown exchange)
+    (T0+3700     a Mt. Gox line: no parser, counted as an unknown exchange)
     T0+4000      the next frame: the timers close ETH at T0+3501, the instant it went stale
 SOL opens and is still open when the capture ends:
     T0+4000      Binance SOLUSDT ask 100 (size 50), then Coinbase SOL-USD bid 100.70 (size 20), same ms
