@@ -217,6 +217,10 @@ class BitstampParser(VenueParser):
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         event = msg.get("event")
         if event.__class__ is not str:
+            if "event" not in msg and "bids" in msg and "asks" in msg and "microtimestamp" in msg:
+                # A REST order book body in a recording: it names no pair, so it is not a frame to
+                # apply; `load_snapshot` takes it, with the pair from the request URL.
+                return self.ignore("rest_order_book")
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         if event in CONTROL_EVENTS:
             return self.control(event)
