@@ -207,9 +207,16 @@ SIM_HOST = env_str("SIM_HOST", "127.0.0.1")
 # 0 picks a free port (the command prints the chosen ones in its SIM_READY line).
 SIM_BINANCE_PORT = env_int("SIM_BINANCE_PORT", 9101, minimum=0, maximum=65535)
 SIM_COINBASE_PORT = env_int("SIM_COINBASE_PORT", 9102, minimum=0, maximum=65535)
+SIM_KRAKEN_PORT = env_int("SIM_KRAKEN_PORT", 9103, minimum=0, maximum=65535)
+SIM_OKX_PORT = env_int("SIM_OKX_PORT", 9104, minimum=0, maximum=65535)
+SIM_BITSTAMP_PORT = env_int("SIM_BITSTAMP_PORT", 9105, minimum=0, maximum=65535)
+SIM_GEMINI_PORT = env_int("SIM_GEMINI_PORT", 9106, minimum=0, maximum=65535)
+SIM_BITFINEX_PORT = env_int("SIM_BITFINEX_PORT", 9107, minimum=0, maximum=65535)
+# The venues the simulator serves, each on its SIM_<VENUE>_PORT.
+SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", ["binance", "coinbase"])]
 # Seed of the market model: the same seed gives the same random walks and dislocations.
 SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
-# Base assets simulated on every venue (Binance <ASSET>USDT, Coinbase <ASSET>-USD).
+# Base assets simulated on every venue (Binance and OKX against USDT, the others against USD).
 SIM_ASSETS = [asset.upper() for asset in env_list("SIM_ASSETS", ["BTC", "ETH", "SOL", "XRP", "ADA"])]
 
 # --- Celery schedule (signals_app.tasks; the worker runs beat: `celery -A arbsite worker --beat`) ---

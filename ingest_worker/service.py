@@ -24,7 +24,7 @@ from arbsite.health import start_http
 from ingest_worker.feed import LIVE, STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
-from ingest_worker.venues import VENUES
+from ingest_worker.venues import PARSERS, VENUES
 from ingest_worker.venues.base import DROP_REASONS
 
 log = logging.getLogger("ingest_worker.service")
@@ -64,8 +64,9 @@ class IngestorConfig:
             market_source=settings.MARKET_SOURCE,
             sim_host=getattr(settings, "SIM_HOST", "127.0.0.1"),
             sim_ports={
-                "binance": getattr(settings, "SIM_BINANCE_PORT", 9101),
-                "coinbase": getattr(settings, "SIM_COINBASE_PORT", 9102),
+                name: getattr(settings, f"SIM_{name.upper()}_PORT")
+                for name in PARSERS
+                if hasattr(settings, f"SIM_{name.upper()}_PORT")
             },
             symbols=list(settings.SYMBOLS),
             assets=list(settings.ASSETS),

@@ -22,19 +22,39 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from ingest_worker.venues import binance as binance_venue
+from ingest_worker.venues import bitfinex as bitfinex_venue
+from ingest_worker.venues import bitstamp as bitstamp_venue
 from ingest_worker.venues import coinbase as coinbase_venue
+from ingest_worker.venues import gemini as gemini_venue
+from ingest_worker.venues import kraken as kraken_venue
+from ingest_worker.venues import okx as okx_venue
 
 BINANCE = binance_venue.NAME
 COINBASE = coinbase_venue.NAME
+KRAKEN = kraken_venue.NAME
+OKX = okx_venue.NAME
+BITSTAMP = bitstamp_venue.NAME
+GEMINI = gemini_venue.NAME
+BITFINEX = bitfinex_venue.NAME
+# The venues simulated unless told otherwise (SIM_VENUES); `VENUE_PROFILES` lists every one the model can quote.
 VENUES: tuple[str, ...] = (BINANCE, COINBASE)
 DEFAULT_ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "ADA")
-# Each venue's default taker fee in percent (DESIGN.md); the command passes settings.FEES_PCT.
-DEFAULT_FEES_PCT: Mapping[str, float] = {BINANCE: 0.1, COINBASE: 0.6}
+# Each venue's default taker fee in percent (as engine_worker.config's table, which the
+# ingestor must not import); the command passes settings.FEES_PCT.
+DEFAULT_FEES_PCT: Mapping[str, float] = {
+    BINANCE: 0.1,
+    COINBASE: 0.6,
+    KRAKEN: 0.4,
+    OKX: 0.1,
+    BITSTAMP: 0.4,
+    GEMINI: 0.4,
+    BITFINEX: 0.2,
+}
 
 NS_PER_S = 1_000_000_000
 
@@ -64,20 +84,31 @@ COINBASE_SIZE_DECIMALS = 8  # Coinbase prints every size with 8 decimals
 
 @dataclass(frozen=True)
 class VenueProfile:
+    """How a venue quotes: its quote currency, market names, spread, deviation, depth and trade rate."""
+
     quote: str  # the quote currency of the venue's markets for these assets
     half_spread_bp: tuple[float, float]  # half of the bid/ask spread, drawn per update, basis points
     offset_sd_bp: float  # stationary deviation of the venue's mid from the true mid, basis points
     size_factor: float  # the venue's depth relative to the asset's typical size
+    to_native: Callable[[str], str]  # `BTC/USDT` -> the venue's own market name
+    trade_probability: float = 0.1  # share of quote updates that come with a trade
+    size_decimals: int | None = None  # every size printed with this many decimals; None: the asset's lot
 
 
 VENUE_PROFILES: Mapping[str, VenueProfile] = {
-    BINANCE: VenueProfile("USDT", (0.1, 0.8), 1.5, 1.0),
-    COINBASE: VenueProfile("USD", (0.5, 2.5), 2.0, 0.6),
+    BINANCE: VenueProfile("USDT", (0.1, 0.8), 1.5, 1.0, binance_venue.to_native, 0.1),
+    COINBASE: VenueProfile("USD", (0.5, 2.5), 2.0, 0.6, coinbase_venue.to_native, 0.5, COINBASE_SIZE_DECIMALS),
+    KRAKEN: VenueProfile("USD", (0.5, 2.0), 2.0, 0.5, kraken_venue.to_native, 0.3, 8),
+    OKX: VenueProfile("USDT", (0.1, 1.0), 1.5, 0.9, okx_venue.to_native, 0.2),
+    BITSTAMP: VenueProfile("USD", (1.0, 3.0), 2.5, 0.3, bitstamp_venue.to_native, 0.3, 8),
+    GEMINI: VenueProfile("USD", (1.0, 3.0), 2.5, 0.3, gemini_venue.to_native, 0.3, 8),
+    BITFINEX: VenueProfile("USD", (0.5, 2.0), 2.0, 0.4, bitfinex_venue.to_native, 0.3, 8),
 }
 
 MID_VOLATILITY = 1.5e-4  # the true mid's standard deviation per √second (1.5 bp)
 OFFSET_REVERSION_S = 5.0  # a venue's offset from the mid forgets itself in about this long
-TRADE_PROBABILITY = {BINANCE: 0.1, COINBASE: 0.5}  # share of quote updates that come with a trade
+# Share of quote updates that come with a trade, per venue.
+TRADE_PROBABILITY = {name: profile.trade_probability for name, profile in VENUE_PROFILES.items()}
 MAX_BACKLOG_S = 1.0  # a stalled caller gets at most one second of updates at once
 
 # Natural dislocations: how often, how long, how large (net of fees, percent).
@@ -171,11 +202,10 @@ class Step(NamedTuple):
 
 
 def venue_market_name(venue: str, asset: str, quote: str) -> str:
-    if venue == BINANCE:
-        return binance_venue.to_native(f"{asset}/{quote}")
-    if venue == COINBASE:
-        return coinbase_venue.to_native(f"{asset}/{quote}")
-    raise ValueError(f"the simulator has no dialect for venue {venue!r}")
+    profile = VENUE_PROFILES.get(venue)
+    if profile is None:
+        raise ValueError(f"the simulator has no dialect for venue {venue!r}")
+    return profile.to_native(f"{asset}/{quote}")
 
 
 def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES) -> list[Market]:
@@ -185,12 +215,13 @@ def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES) -> list
         profile = VENUE_PROFILES[venue]
         for asset in assets:
             asset_profile = ASSET_PROFILES.get(asset, GENERIC_PROFILE)
-            if venue == BINANCE:
-                price_decimals = asset_profile.binance_price_decimals
-                size_decimals = asset_profile.binance_size_decimals
-            else:
+            if venue == COINBASE:
                 price_decimals = asset_profile.coinbase_price_decimals
-                size_decimals = COINBASE_SIZE_DECIMALS
+            else:
+                price_decimals = asset_profile.binance_price_decimals
+            size_decimals = (
+                asset_profile.binance_size_decimals if profile.size_decimals is None else profile.size_decimals
+            )
             native = venue_market_name(venue, asset, profile.quote)
             markets.append(Market(len(markets), venue, asset, profile.quote, native, price_decimals, size_decimals))
     return markets

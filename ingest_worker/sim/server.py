@@ -1,15 +1,15 @@
-"""The exchange simulator: both venue dialects on their own ports, driven by the model or a capture.
+"""The exchange simulator: each configured venue's dialect on its own port, driven by the model or a capture.
 
-One `ExchangeSimulator` owns a WebSocket server per venue (Binance spot dialect,
-Coinbase Exchange dialect), the market model (or a capture replay) that feeds
-them, and the control API. Every port also answers plain HTTP: the venue's own
+One `ExchangeSimulator` owns a WebSocket server per configured venue (`DIALECTS`:
+Binance spot, Coinbase Exchange, ...), the market model (or a capture replay)
+that feeds them, and the control API. Every port also answers plain HTTP: the venue's own
 REST market list and the simulator's control endpoints, all JSON:
 
     GET|POST /sim/status
     GET|POST /sim/dislocate?asset=BTC&cheap=binance&rich=coinbase&net_pct=1.0&seconds=10
-    GET|POST /sim/drop[?venue=binance|coinbase|all][&mode=close|abort]
-    GET|POST /sim/silence[?seconds=5][&venue=binance|coinbase|all]   (no seconds: until resumed)
-    GET|POST /sim/resume[?venue=binance|coinbase|all]
+    GET|POST /sim/drop[?venue=NAME|all][&mode=close|abort]
+    GET|POST /sim/silence[?seconds=5][&venue=NAME|all]   (no seconds: until resumed)
+    GET|POST /sim/resume[?venue=NAME|all]
 
 Parameters are in the query string (a POST body is refused by the HTTP parser
 of the WebSocket server). A control request acts on the whole simulator, on
@@ -26,7 +26,7 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -37,16 +37,28 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from ingest_worker.sim.binance import BinanceServer
+from ingest_worker.sim.bitfinex import BitfinexServer
+from ingest_worker.sim.bitstamp import BitstampServer
 from ingest_worker.sim.coinbase import SUBSCRIBE_TIMEOUT_S, CoinbaseServer
+from ingest_worker.sim.gemini import GeminiServer
+from ingest_worker.sim.kraken import KrakenServer
 from ingest_worker.sim.model import (
     BINANCE,
+    BITFINEX,
+    BITSTAMP,
     COINBASE,
     DEFAULT_ASSETS,
     DEFAULT_FEES_PCT,
+    GEMINI,
+    KRAKEN,
+    OKX,
+    VENUES,
     Dislocation,
+    Market,
     MarketModel,
     Quote,
 )
+from ingest_worker.sim.okx import OkxServer
 from ingest_worker.sim.replay import Capture, ReplayCursor, load_capture
 from ingest_worker.sim.venue import VenueServer, json_text, log
 
@@ -57,6 +69,16 @@ _ws_log.setLevel(logging.WARNING)
 REPLAY_BATCH = 2000  # frames sent per loop iteration at most, so that control requests stay answered
 REPLAY_MAX_UNSENT = 4 * 1024 * 1024  # replay pauses while a client has this much unread
 CONTROL_ENDPOINTS = ("status", "dislocate", "drop", "silence", "resume")
+# Each venue's usual simulator port (the SIM_<VENUE>_PORT defaults).
+DEFAULT_PORTS: Mapping[str, int] = {
+    BINANCE: 9101,
+    COINBASE: 9102,
+    KRAKEN: 9103,
+    OKX: 9104,
+    BITSTAMP: 9105,
+    GEMINI: 9106,
+    BITFINEX: 9107,
+}
 
 
 @dataclass(frozen=True)
@@ -64,8 +86,10 @@ class SimConfig:
     """Everything the simulator is built from; `run_exchange_sim` fills it from settings and options."""
 
     host: str = "127.0.0.1"
-    binance_port: int = 9101  # 0: a free port, reported by `urls`
-    coinbase_port: int = 9102
+    venues: tuple[str, ...] = VENUES  # the dialects to serve, each on its own port
+    ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))  # 0: a free port (see `urls`)
+    binance_port: int | None = None  # overrides ports["binance"] (the older spelling)
+    coinbase_port: int | None = None  # overrides ports["coinbase"]
     seed: int = 0
     rate: float = 50.0  # quote updates per second across all markets
     assets: tuple[str, ...] = DEFAULT_ASSETS
@@ -80,6 +104,54 @@ class SimConfig:
     replay: Path | None = None  # serve this capture instead of the model
     speed: float = 1.0  # replay pace: N× the recorded one; 0: as fast as possible
     replay_wait: bool = True  # replay starts once every venue of the capture has a subscribed client
+
+    def port(self, venue: str) -> int:
+        """The port `venue` listens on (0: a free one)."""
+        if venue == BINANCE and self.binance_port is not None:
+            return self.binance_port
+        if venue == COINBASE and self.coinbase_port is not None:
+            return self.coinbase_port
+        return self.ports.get(venue, DEFAULT_PORTS.get(venue, 0))
+
+
+def _binance(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return BinanceServer(markets, config.seed)
+
+
+def _coinbase(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return CoinbaseServer(markets, config.seed, subscribe_timeout_s=config.subscribe_timeout_s)
+
+
+def _okx(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return OkxServer(markets, config.seed)
+
+
+def _kraken(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return KrakenServer(markets, config.seed)
+
+
+def _bitstamp(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return BitstampServer(markets, config.seed)
+
+
+def _gemini(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return GeminiServer(markets, config.seed)
+
+
+def _bitfinex(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    return BitfinexServer(markets, config.seed)
+
+
+# venue -> the dialect's server, built from the simulator's markets (it keeps its own) and configuration.
+DIALECTS: dict[str, Callable[[Sequence[Market], SimConfig], VenueServer]] = {
+    BINANCE: _binance,
+    COINBASE: _coinbase,
+    OKX: _okx,
+    KRAKEN: _kraken,
+    BITSTAMP: _bitstamp,
+    GEMINI: _gemini,
+    BITFINEX: _bitfinex,
+}
 
 
 class ControlError(ValueError):
@@ -100,6 +172,12 @@ class ExchangeSimulator:
         self.capture: Capture | None = None
         self.cursor: ReplayCursor | None = None
         self.replay_state = "off"
+        unknown = [name for name in config.venues if name not in DIALECTS]
+        if unknown or not config.venues:
+            raise ValueError(
+                f"no simulator dialect for {', '.join(unknown) or 'an empty venue list'}; "
+                f"simulated venues: {', '.join(DIALECTS)}"
+            )
         if config.replay is not None:
             self.capture = load_capture(config.replay)
             markets = self.capture.markets
@@ -112,15 +190,26 @@ class ExchangeSimulator:
                 seed=config.seed,
                 rate=config.rate,
                 fees_pct=config.fees_pct,
+                venues=config.venues,
                 auto_dislocations=config.auto_dislocations,
             )
             markets = self.model.markets
-        self.binance = BinanceServer(markets, config.seed)
-        self.coinbase = CoinbaseServer(markets, config.seed, subscribe_timeout_s=config.subscribe_timeout_s)
-        self.venues: dict[str, VenueServer] = {BINANCE: self.binance, COINBASE: self.coinbase}
+        self.venues: dict[str, VenueServer] = {name: DIALECTS[name](markets, config) for name in config.venues}
         self.ports: dict[str, int] = {}
         self._servers: list[Server] = []
         self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def binance(self) -> BinanceServer:
+        server = self.venues[BINANCE]
+        assert isinstance(server, BinanceServer)
+        return server
+
+    @property
+    def coinbase(self) -> CoinbaseServer:
+        server = self.venues[COINBASE]
+        assert isinstance(server, CoinbaseServer)
+        return server
 
     # --- life cycle ---------------------------------------------------------------------
     @property
@@ -130,14 +219,13 @@ class ExchangeSimulator:
         return {name: f"ws://{shown}:{port}" for name, port in self.ports.items()}
 
     async def start(self) -> dict[str, str]:
-        """Listen on both ports and start the feed; the venues' URLs."""
+        """Listen on every venue's port and start the feed; the venues' URLs."""
         config = self.config
-        wanted = {BINANCE: config.binance_port, COINBASE: config.coinbase_port}
         for name, venue in self.venues.items():
             server = await serve(
                 venue.handle,
                 config.host,
-                wanted[name],
+                config.port(name),
                 process_request=partial(self._process_request, venue),
                 compression=None,  # the frames are small; deflate would cost more CPU than it saves
                 ping_interval=config.ping_interval,
@@ -202,14 +290,13 @@ class ExchangeSimulator:
         for event in step.started:
             log.info("dislocation start: %s", _describe(event))
         quotes = step.quotes
-        binance_quotes: list[Quote] = []
-        coinbase_quotes: list[Quote] = []
+        per_venue: dict[str, list[Quote]] = {name: [] for name in self.venues}
         for quote in quotes:
-            (binance_quotes if quote.market.venue == BINANCE else coinbase_quotes).append(quote)
-        self.binance.publish(binance_quotes, self.binance.silent(now_ns))
-        self.coinbase.publish(coinbase_quotes, self.coinbase.silent(now_ns))
-        self.binance.flush()
-        self.coinbase.flush()
+            per_venue[quote.market.venue].append(quote)
+        for name, venue in self.venues.items():
+            venue.publish(per_venue[name], venue.silent(now_ns))
+        for venue in self.venues.values():
+            venue.flush()
         return len(quotes)
 
     async def _run_heartbeats(self) -> None:
@@ -219,8 +306,9 @@ class ExchangeSimulator:
             self.heartbeat(self.clock())
 
     def heartbeat(self, now_ns: int) -> None:
-        self.coinbase.heartbeat(now_ns, self.coinbase.silent(now_ns))
-        self.coinbase.flush()
+        for venue in self.venues.values():
+            venue.heartbeat(now_ns, venue.silent(now_ns))
+            venue.flush()
 
     # --- the replay feed -------------------------------------------------------------------
     async def _run_replay(self) -> None:
@@ -231,7 +319,8 @@ class ExchangeSimulator:
         if self.config.replay_wait and capture.venues:
             log.info("replay waits for a subscribed client on %s", " and ".join(capture.venues))
             for name in capture.venues:
-                await self.venues[name].any_subscribed.wait()
+                if name in self.venues:
+                    await self.venues[name].any_subscribed.wait()
         self.replay_state = "playing"
         log.info("replay started: %d frames", len(capture.frames))
         loop = asyncio.get_running_loop()
@@ -244,7 +333,7 @@ class ExchangeSimulator:
                 silent = {name: venue.silent(now_ns) for name, venue in self.venues.items()}
                 writing: VenueServer | None = None
                 for frame in batch:
-                    if silent[frame.exchange]:
+                    if silent.get(frame.exchange, True):  # a venue not served here stays silent
                         continue
                     venue = self.venues[frame.exchange]
                     if venue is not writing:

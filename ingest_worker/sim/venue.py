@@ -1,4 +1,4 @@
-"""What both simulated venues share: their connections, batched sends, silence and drop.
+"""What every simulated venue shares: their connections, batched sends, silence and drop.
 
 Sending is the hot path at 20k frames/s. A frame is built once per market
 update, not once per connection; frames are queued per connection in an
@@ -16,11 +16,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.protocol import State
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.model import Quote
 
 log = logging.getLogger("ingest_worker.sim")
 
@@ -235,6 +238,13 @@ class VenueServer:
         }
 
     # --- implemented by the dialects ---------------------------------------------------
+    def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
+        """Queue the frames of these market updates for their subscribers (`flush` sends them)."""
+        raise NotImplementedError
+
+    def heartbeat(self, now_ns: int, silent: bool) -> None:
+        """Once a second: the venue's own heartbeats, if it sends any."""
+
     def accepts_path(self, path: str) -> bool:
         raise NotImplementedError
 

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
-from ingest_worker.sim.server import ExchangeSimulator, SimConfig
+from ingest_worker.sim.server import DEFAULT_PORTS, ExchangeSimulator, SimConfig
 
 TEST_TIMEOUT_S = 15.0
 
@@ -36,7 +36,13 @@ def run(coroutine_function: Callable[[], Coroutine[Any, Any, None]], timeout: fl
 
 def config(**overrides: Any) -> SimConfig:
     """A simulator on free loopback ports, with random dislocations off so that tests decide."""
-    values: dict[str, Any] = {"binance_port": 0, "coinbase_port": 0, "auto_dislocations": False, "rate": 200.0}
+    values: dict[str, Any] = {
+        "binance_port": 0,
+        "coinbase_port": 0,
+        "ports": dict.fromkeys(DEFAULT_PORTS, 0),
+        "auto_dislocations": False,
+        "rate": 200.0,
+    }
     values.update(overrides)
     return SimConfig(**values)
 

@@ -1,9 +1,9 @@
-"""`manage.py run_exchange_sim`: local Binance and Coinbase servers fed by the market model or a capture.
+"""`manage.py run_exchange_sim`: local venue servers (Binance, Coinbase, ...) fed by the market model or a capture.
 
-Prints one machine-readable line on stdout once both ports listen,
-`SIM_READY {"binance": "ws://127.0.0.1:9101", "coinbase": "ws://127.0.0.1:9102"}`,
-logs every state change on stderr, and exits 0 on SIGINT/SIGTERM after closing
-every connection. The work is `ingest_worker.sim.server`.
+Prints one machine-readable line on stdout once every port listens,
+`SIM_READY {"binance": "ws://127.0.0.1:9101", "coinbase": "ws://127.0.0.1:9102"}`
+(one entry per venue of `--venues`), logs every state change on stderr, and exits
+0 on SIGINT/SIGTERM after closing every connection. The work is `ingest_worker.sim.server`.
 """
 
 from __future__ import annotations
@@ -22,15 +22,15 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ingest_worker.sim.model import parse_assets
-from ingest_worker.sim.server import SimConfig, run
+from ingest_worker.sim.server import DEFAULT_PORTS, DIALECTS, SimConfig, run
 
 log = logging.getLogger("ingest_worker.sim")
 
 
 class Command(BaseCommand):
     help = (
-        "Run the exchange simulator: a Binance spot and a Coinbase Exchange WebSocket server (with their REST "
-        "market lists and the /sim/ control endpoints) driven by a market model, or replaying a capture."
+        "Run the exchange simulator: a WebSocket server per venue (Binance spot, Coinbase Exchange, ...; with "
+        "their REST market lists and the /sim/ control endpoints) driven by a market model, or replaying a capture."
     )
     requires_system_checks = ()  # touches no model or database
 
@@ -39,6 +39,18 @@ class Command(BaseCommand):
         parser.add_argument("--binance-port", type=int, default=None, help="0: a free port (default SIM_BINANCE_PORT)")
         parser.add_argument(
             "--coinbase-port", type=int, default=None, help="0: a free port (default SIM_COINBASE_PORT)"
+        )
+        parser.add_argument(
+            "--venues",
+            default=None,
+            help=f"comma-separated venues to simulate, of {','.join(DIALECTS)} (default SIM_VENUES)",
+        )
+        parser.add_argument(
+            "--port",
+            action="append",
+            default=[],
+            metavar="VENUE=PORT",
+            help="a venue's port, 0: a free one (default SIM_<VENUE>_PORT); repeat for several venues",
         )
         parser.add_argument("--seed", type=int, default=None, help="model seed (default SIM_SEED)")
         parser.add_argument("--rate", type=float, default=50.0, help="quote updates per second, all markets (50)")
@@ -70,15 +82,28 @@ class Command(BaseCommand):
 
     def config(self, options: dict[str, Any]) -> SimConfig:
         """The simulator's configuration from the options, falling back on the SIM_* settings."""
-        ports = {}
+        venues = parse_venues(options["venues"] if options["venues"] is not None else settings.SIM_VENUES)
+        ports = {venue: getattr(settings, f"SIM_{venue.upper()}_PORT", DEFAULT_PORTS.get(venue, 0)) for venue in venues}
+        for text in options["port"]:
+            venue, sep, number = text.partition("=")
+            venue = venue.strip().lower()
+            if not sep or venue not in venues:
+                raise CommandError(f"--port {text}: VENUE=PORT with VENUE one of {', '.join(venues)}")
+            try:
+                ports[venue] = int(number)
+            except ValueError:
+                raise CommandError(f"--port {text}: {number!r} is not a port number") from None
         for venue in ("binance", "coinbase"):
-            port = options[f"{venue}_port"]
-            port = getattr(settings, f"SIM_{venue.upper()}_PORT") if port is None else port
+            if options[f"{venue}_port"] is not None and venue in ports:
+                ports[venue] = options[f"{venue}_port"]
+        for venue, port in ports.items():
             if not 0 <= port <= 65535:
-                raise CommandError(f"--{venue}-port {port}: a port is 0..65535 (0 picks a free one)")
-            ports[venue] = port
-        if ports["binance"] == ports["coinbase"] != 0:
-            raise CommandError(f"binance and coinbase cannot share port {ports['binance']}")
+                raise CommandError(f"{venue} port {port}: a port is 0..65535 (0 picks a free one)")
+        taken: dict[int, str] = {}
+        for venue, port in ports.items():
+            if port and port in taken:
+                raise CommandError(f"{taken[port]} and {venue} cannot share port {port}")
+            taken[port] = venue
         rate: float = options["rate"]
         if not (math.isfinite(rate) and 0 <= rate <= 1_000_000):
             raise CommandError(f"--rate {rate}: quote updates per second, 0..1000000")
@@ -98,8 +123,8 @@ class Command(BaseCommand):
         seed = options["seed"] if options["seed"] is not None else settings.SIM_SEED
         return SimConfig(
             host=options["host"] or settings.SIM_HOST,
-            binance_port=ports["binance"],
-            coinbase_port=ports["coinbase"],
+            venues=venues,
+            ports=ports,
             seed=seed,
             rate=rate,
             assets=assets,
@@ -117,6 +142,24 @@ class Command(BaseCommand):
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, _stop, stop, signal.Signals(signum).name)
         await run(config, stop, _ready)
+
+
+def parse_venues(text: str | list[str]) -> tuple[str, ...]:
+    """`"binance, OKX"` -> ("binance", "okx"); CommandError for an empty list, a repeat or a venue without a dialect."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    venues: list[str] = []
+    for item in items:
+        name = item.strip().lower()
+        if not name:
+            continue
+        if name not in DIALECTS:
+            raise CommandError(f"--venues: no simulator dialect for {name!r}; simulated: {', '.join(DIALECTS)}")
+        if name in venues:
+            raise CommandError(f"--venues: {name} is listed twice")
+        venues.append(name)
+    if not venues:
+        raise CommandError("--venues: no venue given")
+    return tuple(venues)
 
 
 def _stop(stop: asyncio.Event, name: str) -> None:

@@ -1,0 +1,275 @@
+"""The Bitfinex WebSocket v2 dialect (`ticker`, `trades`) and `GET /v2/conf/pub:list:pair:exchange`.
+
+As `wss://api-pub.bitfinex.com/ws/2` does:
+
+- on connect, `{"event":"info","version":2,"serverId":"..","platform":{"status":1}}`;
+- `{"event":"conf","flags":65536}` (SEQ_ALL) is answered `{"event":"conf","status":"OK","flags":65536}`,
+  and from then on every array frame of the connection ends with its sequence number (1, 2, ...);
+- `{"event":"subscribe","channel":"ticker"|"trades","symbol":"tBTCUSD"}` is answered
+  `{"event":"subscribed","channel":..,"chanId":N,"symbol":"tBTCUSD","pair":"BTCUSD"}` (a channel id
+  per subscription, per connection), then the channel's snapshot: the current ticker, or the
+  recent trades `[chanId,[[ID,MTS,AMOUNT,PRICE],..]]` newest first; an unknown symbol, a
+  channel not served or a repeat gets `{"event":"error","msg":..,"code":..}`; `unsubscribe`
+  `{"event":"unsubscribe","chanId":N}` is answered `{"event":"unsubscribed","status":"OK","chanId":N}`;
+  `{"event":"ping","cid":N}` is answered `{"event":"pong","ts":..,"cid":N}`;
+- `ticker`: `[chanId,[BID,BID_SIZE,ASK,ASK_SIZE,DAILY_CHANGE,DAILY_CHANGE_RELATIVE,LAST_PRICE,VOLUME,
+  HIGH,LOW]]` on every top-of-book change, JSON numbers; the sizes are the sums of the 25 best
+  levels, as on Bitfinex (here: a multiple of the top size);
+- `trades`: `[chanId,"te",[ID,MTS,AMOUNT,PRICE]]` then `[chanId,"tu",[...]]` per trade (AMOUNT < 0:
+  the taker sold);
+- `[chanId,"hb"]` every 15 s per channel.
+
+Frames carry the connection's own channel ids and sequence numbers, so they are built
+per connection (the payload once per update).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ingest_worker.sim.coinbase import trimmed
+from ingest_worker.sim.model import ASSET_PROFILES, BITFINEX, GENERIC_PROFILE, Market, Quote
+from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
+from ingest_worker.venues import bitfinex as bitfinex_venue
+
+NAME = BITFINEX
+TICKER = bitfinex_venue.CHANNELS["quote"]  # "ticker"
+TRADES = bitfinex_venue.CHANNELS["trade"]  # "trades"
+SERVED_CHANNELS = (TICKER, TRADES)
+SEQ_ALL = bitfinex_venue.SEQ_ALL
+HEARTBEAT_EVERY = 15  # heartbeat() calls (seconds) between two `hb` of a channel
+RECENT_TRADES = 30  # trades in a trades snapshot
+DEPTH_FACTOR = 12.0  # the ticker's sizes: 25 levels summed, about this many top sizes
+
+
+@dataclass
+class PairState:
+    market: Market
+    trade_id: int
+    open_24h: int
+    low_24h: int
+    high_24h: int
+    volume: float
+    ticker: str = ""  # the payload of the last ticker; "": not quoted yet
+    trades: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))  # payloads, newest first
+
+
+class BitfinexFrames:
+    """The wire state of the simulated Bitfinex pairs and their payloads (without channel id and sequence)."""
+
+    def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
+        rng = random.Random(f"bitfinex-frames-{seed}")
+        self.pairs: dict[str, PairState] = {}
+        for market in markets:
+            profile = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
+            start = profile.start_price * market.price_scale
+            self.pairs[market.native] = PairState(
+                market=market,
+                trade_id=rng.randrange(1_000_000_000, 1_600_000_000),
+                open_24h=max(1, round(start * rng.uniform(0.98, 1.02))),
+                low_24h=max(1, round(start * rng.uniform(0.95, 0.98))),
+                high_24h=round(start * rng.uniform(1.02, 1.05)),
+                volume=profile.typical_size * rng.uniform(1_000, 4_000),
+            )
+
+    def update(self, quote: Quote) -> tuple[PairState, str | None]:
+        """Apply an update: the pair's state and its trade payload (`[ID,MTS,AMOUNT,PRICE]`), if any."""
+        market = quote.market
+        state = self.pairs[market.native]
+        d, s = market.price_decimals, market.size_decimals
+        trade = quote.trade
+        trade_payload: str | None = None
+        last = quote.bid
+        if trade is not None:
+            state.trade_id += 1
+            size = trimmed(trade.size, s)
+            amount = size if trade.taker_side == "buy" else f"-{size}"
+            trade_payload = f"[{state.trade_id},{quote.time_ns // 1_000_000},{amount},{trimmed(trade.price, d)}]"
+            state.trades.appendleft(trade_payload)
+            state.volume += trade.size / market.size_scale
+            state.low_24h = min(state.low_24h, trade.price)
+            state.high_24h = max(state.high_24h, trade.price)
+            last = trade.price
+        change = last - state.open_24h
+        state.ticker = (
+            f"[{trimmed(quote.bid, d)},{quote.bid_size * DEPTH_FACTOR / market.size_scale:.8f},"
+            f"{trimmed(quote.ask, d)},{quote.ask_size * DEPTH_FACTOR / market.size_scale:.8f},"
+            f"{'-' if change < 0 else ''}{trimmed(abs(change), d)},{change / state.open_24h:.4f},"
+            f"{trimmed(last, d)},{state.volume:.8f},{trimmed(state.high_24h, d)},{trimmed(state.low_24h, d)}]"
+        )
+        return state, trade_payload
+
+
+class BitfinexClient:
+    """One connection: its channels (id -> (channel, pair)), the reverse map, and its sequence number."""
+
+    __slots__ = ("channels", "connection", "ids", "next_id", "seq")
+
+    def __init__(self, connection: ServerConnection, first_id: int) -> None:
+        self.connection = connection
+        self.channels: dict[int, tuple[str, str]] = {}
+        self.ids: dict[tuple[str, str], int] = {}
+        self.next_id = first_id
+        self.seq: int | None = None  # None: SEQ_ALL not asked for
+
+    def frame(self, chan_id: int, body: str) -> str:
+        """`[chanId,<body>]`, with the connection's next sequence number when SEQ_ALL is on."""
+        if self.seq is None:
+            return f"[{chan_id},{body}]"
+        self.seq += 1
+        return f"[{chan_id},{body},{self.seq}]"
+
+
+class BitfinexServer(VenueServer):
+    """The simulated Bitfinex WebSocket v2 public endpoint."""
+
+    name = NAME
+
+    def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
+        super().__init__()
+        self.markets = [m for m in markets if m.venue == NAME]
+        self.frames = BitfinexFrames(self.markets, seed)
+        self.clients: dict[ServerConnection, BitfinexClient] = {}
+        self._ids = random.Random(f"bitfinex-channels-{seed}")
+        # (channel, pair) -> clients; the publish path reads only these.
+        self._index: dict[tuple[str, str], set[BitfinexClient]] = {}
+        self._beats = 0
+
+    # --- HTTP ---------------------------------------------------------------------------
+    def accepts_path(self, path: str) -> bool:
+        return path in (bitfinex_venue.WS_PATH, bitfinex_venue.WS_PATH + "/")
+
+    def rest(self, path: str, query: dict[str, list[str]], now_ns: int) -> tuple[int, object] | None:
+        if path == bitfinex_venue.MARKETS_PATH:
+            return 200, [[m.native[1:] for m in self.markets]]
+        if path == "/v2/platform/status":
+            return 200, [1]
+        return None
+
+    # --- WebSocket ----------------------------------------------------------------------
+    async def handle(self, connection: ServerConnection) -> None:
+        client = BitfinexClient(connection, self._ids.randrange(10_000, 400_000))
+        self.clients[connection] = client
+        self.connected(connection)
+        try:
+            server_id = f"{self._ids.getrandbits(128):032x}"
+            info = {"event": "info", "version": 2, "serverId": server_id, "platform": {"status": 1}}
+            await connection.send(json_text(info))
+            async for message in connection:
+                # Through the outbox, as market data is: frames then leave in sequence-number order.
+                for answer in self.on_message(client, message):
+                    self.outbox.add_one(connection, answer.encode())
+                self.flush()
+        except ConnectionClosed:
+            pass
+        finally:
+            for chan_id in list(client.channels):
+                self._leave(client, chan_id)
+            del self.clients[connection]
+            self.disconnected(connection)
+
+    def on_message(self, client: BitfinexClient, message: str | bytes) -> list[str]:
+        """The frames answering one request: an event (then a snapshot) or an error event."""
+        try:
+            request = orjson.loads(message)
+        except orjson.JSONDecodeError:
+            return [_error("Malformed request", 10001)]
+        event = request.get("event") if isinstance(request, dict) else None
+        if event == "ping":
+            return [json_text({"event": "pong", "ts": time.time_ns() // 1_000_000, "cid": request.get("cid")})]
+        if event == "conf":
+            flags = request.get("flags")
+            if not isinstance(flags, int) or isinstance(flags, bool):
+                return [_error("conf: invalid", 10000)]
+            if flags & SEQ_ALL and client.seq is None:
+                client.seq = 0
+            return [json_text({"event": "conf", "status": "OK", "flags": flags})]
+        if event == "unsubscribe":
+            chan_id = request.get("chanId")
+            if chan_id not in client.channels:
+                return [_error("unsubscribe: invalid", 10400)]
+            self._leave(client, chan_id)
+            return [json_text({"event": "unsubscribed", "status": "OK", "chanId": chan_id})]
+        if event != "subscribe":
+            return [_error("Unknown event", 10000)]
+        channel, symbol = request.get("channel"), request.get("symbol")
+        if channel not in SERVED_CHANNELS:
+            return [_error("subscribe: invalid", 10300)]
+        state = self.frames.pairs.get(symbol) if isinstance(symbol, str) else None
+        if state is None:
+            return [json_text({"event": "error", "msg": "symbol: invalid", "code": 10300, "channel": channel})]
+        assert isinstance(symbol, str)
+        if (channel, symbol) in client.ids:
+            return [json_text({"event": "error", "msg": "subscribe: dup", "code": 10301, "channel": channel})]
+        if len(client.channels) >= bitfinex_venue.MAX_CHANNELS_PER_CONNECTION + 5:
+            return [_error("subscribe: limit", 10305)]
+        chan_id = client.next_id
+        client.next_id += 1 + self._ids.randrange(50)
+        client.channels[chan_id] = (channel, symbol)
+        client.ids[(channel, symbol)] = chan_id
+        self._index.setdefault((channel, symbol), set()).add(client)
+        self.set_subscribed(client.connection, True)
+        log.info("%s: client %s subscribed to %s:%s", self.name, peer_name(client.connection), channel, symbol)
+        subscribed = {"event": "subscribed", "channel": channel, "chanId": chan_id, "symbol": symbol}
+        answers = [json_text({**subscribed, "pair": symbol[1:]})]
+        if channel == TICKER and state.ticker and not self.silent_until_ns:
+            answers.append(client.frame(chan_id, state.ticker))
+        elif channel == TRADES:
+            answers.append(client.frame(chan_id, f"[{','.join(state.trades)}]"))
+        return answers
+
+    def _leave(self, client: BitfinexClient, chan_id: int) -> None:
+        key = client.channels.pop(chan_id)
+        del client.ids[key]
+        listeners = self._index.get(key)
+        if listeners is not None:
+            listeners.discard(client)
+            if not listeners:
+                del self._index[key]
+        self.set_subscribed(client.connection, bool(client.channels))
+
+    # --- market data ----------------------------------------------------------------------
+    def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
+        """Queue a ticker per update and `te` + `tu` per trade, per subscribed connection."""
+        index = self._index
+        outbox = self.outbox
+        for quote in quotes:
+            state, trade = self.frames.update(quote)
+            if silent:
+                continue
+            native = quote.market.native
+            for client in index.get((TICKER, native), ()):
+                chan_id = client.ids[(TICKER, native)]
+                outbox.add_one(client.connection, client.frame(chan_id, state.ticker).encode())
+            if trade is not None:
+                for client in index.get((TRADES, native), ()):
+                    chan_id = client.ids[(TRADES, native)]
+                    outbox.add_one(client.connection, client.frame(chan_id, f'"te",{trade}').encode())
+                    outbox.add_one(client.connection, client.frame(chan_id, f'"tu",{trade}').encode())
+
+    def heartbeat(self, now_ns: int, silent: bool) -> None:
+        """`[chanId,"hb"]` per channel every 15 s: Bitfinex heartbeats even while market data is quiet."""
+        self._beats += 1
+        if self._beats % HEARTBEAT_EVERY:
+            return
+        for client in self.clients.values():
+            for chan_id in client.channels:
+                self.outbox.add_one(client.connection, client.frame(chan_id, '"hb"').encode())
+
+    def status(self, now_ns: int) -> dict[str, Any]:
+        status = super().status(now_ns)
+        status["channels"] = sorted(f"{channel}:{pair}" for channel, pair in self._index)
+        return status
+
+
+def _error(msg: str, code: int) -> str:
+    return json_text({"event": "error", "msg": msg, "code": code})

@@ -1,0 +1,91 @@
+"""The Bitfinex dialect over real sockets: what our live Bitfinex client sends is answered as Bitfinex does,
+and every frame parses whole with the Bitfinex parser, its sequence numbers without a gap."""
+
+from __future__ import annotations
+
+import orjson
+from websockets.asyncio.client import connect
+
+from ingest_worker.symbols import SymbolTable
+from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
+from ingest_worker.venues import bitfinex as bitfinex_venue
+from ingest_worker.venues.bitfinex import BitfinexParser
+
+
+def test_the_pair_list_is_bitfinexs_and_our_market_list_reader_takes_it() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitfinex",)) as sim:
+            status, answer = await http(http_url(sim.urls["bitfinex"]) + bitfinex_venue.MARKETS_PATH)
+            assert (status, answer) == (200, [["BTCUSD", "ETHUSD", "SOLUSD", "XRPUSD", "ADAUSD"]])
+            assert bitfinex_venue.markets_from_rest(answer) == [
+                ("tBTCUSD", "BTC", "USD"),
+                ("tETHUSD", "ETH", "USD"),
+                ("tSOLUSD", "SOL", "USD"),
+                ("tXRPUSD", "XRP", "USD"),
+                ("tADAUSD", "ADA", "USD"),
+            ]
+
+    run(body)
+
+
+def test_the_live_clients_subscriptions_are_answered_and_every_frame_parses_with_zero_drops() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitfinex",), rate=500, heartbeat_s=0.02) as sim:
+            _, answer = await http(http_url(sim.urls["bitfinex"]) + bitfinex_venue.MARKETS_PATH)
+            markets = bitfinex_venue.markets_from_rest(answer)
+            requests = bitfinex_venue.subscribe_messages(native for native, _, _ in markets)
+            parser = BitfinexParser(SymbolTable(markets))  # strict: only listed markets are known
+            async with connect(bitfinex_venue.connect_url(sim.urls["bitfinex"])) as ws:
+                for request in requests:
+                    await ws.send(orjson.dumps(request).decode())
+                frames = await frames_for(ws, 1.0)
+                await ws.send('{"event":"ping","cid":7}')
+                pong = orjson.loads(await recv_until(ws, lambda text: '"pong"' in text))
+                assert pong["cid"] == 7
+            messages = [orjson.loads(frame) for frame, _ in frames]
+            assert messages[0]["event"] == "info"
+            assert messages[1] == {"event": "conf", "status": "OK", "flags": bitfinex_venue.SEQ_ALL}
+            subscribed = [m for m in messages if isinstance(m, dict) and m["event"] == "subscribed"]
+            assert [(m["channel"], m["symbol"]) for m in subscribed] == [
+                (r["channel"], r["symbol"]) for r in requests if r["event"] == "subscribe"
+            ]
+            assert len({m["chanId"] for m in subscribed}) == len(subscribed)
+            sequences = [m[-1] for m in messages if isinstance(m, list)]
+            assert sequences == list(range(1, len(sequences) + 1))
+            kinds = {m[1] if isinstance(m[1], str) else "data" for m in messages if isinstance(m, list)}
+            assert kinds == {"data", "te", "tu", "hb"}
+            ticks = [tick for frame, recv_ns in frames for tick in parser.parse(frame, recv_ns)]
+            assert parser.stats.as_dict()["dropped"] == {}
+            assert parser.sequence_gaps == 0
+            assert {tick.symbol for tick in ticks} == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD"}
+            assert {tick.type for tick in ticks} == {"quote", "trade"}
+
+    run(body)
+
+
+def test_bad_requests_get_bitfinex_errors_and_unsubscribe_works() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitfinex",), rate=0) as sim:
+            parser = BitfinexParser()
+            async with connect(bitfinex_venue.connect_url(sim.urls["bitfinex"])) as ws:
+                await ws.recv()  # info
+                for request, code in (
+                    ('{"event":"subscribe","channel":"ticker","symbol":"tBTCEUR"}', 10300),
+                    ('{"event":"subscribe","channel":"candles","symbol":"tBTCUSD"}', 10300),
+                ):
+                    await ws.send(request)
+                    answer = orjson.loads(await ws.recv())
+                    assert (answer["event"], answer["code"]) == ("error", code)
+                    assert parser.parse(orjson.dumps(answer), 0) == []
+                await ws.send('{"event":"subscribe","channel":"trades","symbol":"tBTCUSD"}')
+                subscribed = orjson.loads(await ws.recv())
+                assert subscribed["event"] == "subscribed"
+                await ws.send('{"event":"subscribe","channel":"trades","symbol":"tBTCUSD"}')
+                dup = orjson.loads(await recv_until(ws, lambda text: '"error"' in text))
+                assert dup["code"] == 10301
+                await ws.send(orjson.dumps({"event": "unsubscribe", "chanId": subscribed["chanId"]}).decode())
+                answer = orjson.loads(await recv_until(ws, lambda text: '"unsubscribed"' in text))
+                assert answer == {"event": "unsubscribed", "status": "OK", "chanId": subscribed["chanId"]}
+                assert await frames_for(ws, 0.1) == []
+
+    run(body)
