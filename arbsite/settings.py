@@ -152,7 +152,8 @@ ZMQ_ENDPOINT = env_str("ZMQ_ENDPOINT", "tcp://127.0.0.1:5555")
 HEALTH_PORT = env_int("HEALTH_PORT", 8080, minimum=1, maximum=65535)
 PORT = env_int("PORT", 3000, minimum=1, maximum=65535)
 MARKET_SOURCE = env_choice("MARKET_SOURCE", "sim", ("sim", "live"))
-EXCHANGES = [name.lower() for name in env_list("EXCHANGES", ["binance", "coinbase"])]
+ALL_VENUES = ["binance", "coinbase", "kraken", "okx", "bitstamp", "gemini", "bitfinex"]
+EXCHANGES = [name.lower() for name in env_list("EXCHANGES", ALL_VENUES)]
 BINANCE_ENABLED = env_bool("BINANCE_ENABLED", True)
 COINBASE_ENABLED = env_bool("COINBASE_ENABLED", True)
 # Canonical BASE/QUOTE markets to subscribe to; empty means every listed market of the demo assets.
@@ -213,7 +214,7 @@ SIM_BITSTAMP_PORT = env_int("SIM_BITSTAMP_PORT", 9105, minimum=0, maximum=65535)
 SIM_GEMINI_PORT = env_int("SIM_GEMINI_PORT", 9106, minimum=0, maximum=65535)
 SIM_BITFINEX_PORT = env_int("SIM_BITFINEX_PORT", 9107, minimum=0, maximum=65535)
 # The venues the simulator serves, each on its SIM_<VENUE>_PORT.
-SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", ["binance", "coinbase"])]
+SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", ALL_VENUES)]
 # Seed of the market model: the same seed gives the same random walks and dislocations.
 SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
 # Base assets simulated on every venue (Binance and OKX against USDT, the others against USD).

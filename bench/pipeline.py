@@ -55,7 +55,7 @@ def run_rate(rate: int) -> dict[str, Any]:
     sim = Proc(
         "sim",
         ["run_exchange_sim", "--binance-port", "0", "--coinbase-port", "0", "--rate", str(rate), "--seed", "3"],
-        {},
+        {"SIM_VENUES": "binance,coinbase"},  # the table's figures are for the two original venues
     )
     procs = [sim]
     try:
@@ -71,6 +71,7 @@ def run_rate(rate: int) -> dict[str, Any]:
             "SIM_BINANCE_PORT": urls["binance"].rsplit(":", 1)[1],
             "SIM_COINBASE_PORT": urls["coinbase"].rsplit(":", 1)[1],
             "LOG_LEVEL": "warning",
+            "EXCHANGES": "binance,coinbase",
         }
         engine = Proc("engine", ["run_engine"], env)
         ingestor = Proc("ingestor", ["run_ingestor"], env)

@@ -1,9 +1,8 @@
 """One module per exchange: a declaration (name, URLs, channels, subscribe message,
 symbol mapping) followed by its parser.
 
-`PARSERS` holds every venue's parser: `normalize` and `replay` work on all of them.
-`VENUES` holds the venues the ingestor can connect to, which also needs a simulator
-dialect and a live-tested client; the others join it as those land (issue 6).
+`VENUES` are the modules the ingestor connects with (each has a simulator dialect in
+ingest_worker/sim/); `PARSERS` are their parsers, which `normalize` and `replay` use.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ from types import ModuleType
 from ingest_worker.venues import binance, bitfinex, bitstamp, coinbase, gemini, kraken, okx
 from ingest_worker.venues.base import VenueParser
 
-VENUES: dict[str, ModuleType] = {binance.NAME: binance, coinbase.NAME: coinbase}
+VENUES: dict[str, ModuleType] = {
+    module.NAME: module for module in (binance, coinbase, kraken, okx, bitstamp, gemini, bitfinex)
+}
 
 PARSERS: dict[str, type[VenueParser]] = {
     binance.NAME: binance.BinanceParser,
