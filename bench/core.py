@@ -383,7 +383,8 @@ def bench_replay() -> None:
 
     contenders: dict[str, Callable[[], object]] = {"replay_files": replay}
     try:  # the breakdown uses replay's building blocks; without them only the whole replay is timed
-        from engine_worker.replay import MAX_TICK_AGE_MS, ReplayStats, read_capture
+        from engine_worker.replay import ReplayStats, read_capture
+        from ingest_worker.venues.base import MAX_TICK_AGE_MS
     except ImportError:
         pass
     else:

@@ -20,11 +20,10 @@ import orjson
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from ingest_worker.venues import PARSERS
-from ingest_worker.venues.base import VenueParser
+from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
 
 _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
-MAX_TICK_AGE_MS = 60_000  # the live validation window (DESIGN.md), measured against capture time
 
 
 @dataclass

@@ -30,7 +30,7 @@ from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
 from ingest_worker.symbols import SymbolTable, base_of, quote_of
 from ingest_worker.venues import PARSERS
-from ingest_worker.venues.base import VenueParser
+from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
 from signals_app.contracts.tick import FEED_DOWN, FEED_UP
 
 log = logging.getLogger("ingest_worker.feed")
@@ -63,7 +63,7 @@ class Feed:
         recorder: CaptureWriter | None = None,
         silence_timeout_s: float = 10.0,
         ping_interval_s: float = 20.0,
-        max_age_ms: int = 60_000,
+        max_age_ms: int = MAX_TICK_AGE_MS,
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from ingest_worker.venues import binance, bitfinex, bitstamp, coinbase, gemini, kraken, okx
-from ingest_worker.venues.base import VenueParser
+from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
 
 VENUES: dict[str, ModuleType] = {
     module.NAME: module for module in (binance, coinbase, kraken, okx, bitstamp, gemini, bitfinex)
@@ -27,6 +27,6 @@ PARSERS: dict[str, type[VenueParser]] = {
 }
 
 
-def make_parser(exchange: str, *, max_age_ms: int | None = 60_000) -> VenueParser:
+def make_parser(exchange: str, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> VenueParser:
     """A parser for `exchange` with the offline symbol fallback; KeyError for an unknown venue."""
     return PARSERS[exchange](max_age_ms=max_age_ms)

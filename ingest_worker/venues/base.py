@@ -51,6 +51,8 @@ MAX_SIZE = 1e15
 INF = float("inf")
 NO_TICKS: list[Tick] = []  # shared empty answer; callers must not mutate it
 
+# DESIGN.md: a tick's exchange time must be within 60 s of the clock (its receive time).
+MAX_TICK_AGE_MS = 60_000
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
 
 
@@ -81,7 +83,7 @@ class VenueParser:
 
     name: ClassVar[str]
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         self.symbols = symbols if symbols is not None else self.default_symbols()
         # Reject ticks whose exchange time is further than this from the receive time
         # (the injected clock); None turns the check off (`normalize` without --max-age-s).

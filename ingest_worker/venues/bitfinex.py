@@ -46,6 +46,7 @@ from ingest_worker.venues.base import (
     BAD_TIMESTAMP,
     DROP_REASONS,
     MALFORMED_JSON,
+    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
@@ -172,7 +173,7 @@ class _Channel(NamedTuple):
 class BitfinexParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._channels: dict[int, _Channel] = {}
         self._last_seq: int | None = None

@@ -37,6 +37,7 @@ from ingest_worker.venues.base import (
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
+    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNEXPECTED,
     UNKNOWN_MESSAGE,
@@ -172,7 +173,7 @@ class BitstampParser(VenueParser):
 
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._books: dict[str, _Book] = {}  # pair -> seeded diff book
         self._awaiting: set[str] = set()  # pairs whose diffs arrive without a book to apply them to

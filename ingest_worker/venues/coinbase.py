@@ -25,6 +25,7 @@ from ingest_worker.venues.base import (
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
+    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
@@ -112,7 +113,7 @@ _new_tuple = tuple.__new__
 class CoinbaseParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._minute_ms: dict[str, int] = {}  # "2021-04-17T16:43" -> Unix ms of that minute
 

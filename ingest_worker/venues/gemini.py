@@ -38,6 +38,7 @@ from ingest_worker.venues.base import (
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
+    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
@@ -174,7 +175,7 @@ class GeminiParser(VenueParser):
 
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._books: dict[str, _Book] = {}  # native symbol -> its book since the last snapshot
         # Symbols whose book was dropped on this connection: only a frame carrying `trades`

@@ -48,6 +48,7 @@ from ingest_worker.venues.base import (
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
+    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
@@ -204,7 +205,7 @@ class _BadLevel(Exception):
 class KrakenParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = 60_000) -> None:
+    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._books: dict[str, _Book] = {}  # v1 pair -> its book
         self._awaiting_snapshot: set[str] = set()  # v1 pairs whose book was dropped
