@@ -52,9 +52,7 @@ class Engine:
         if tick.type != QUOTE:
             self.trades += 1  # trades feed the display and metrics, not the spread
             return out
-        _, asset_book, _ = self.book.apply(tick)
-        if self.rates is not None:
-            self.rates.observe(tick)
+        asset_book = self.apply_quote(tick)
         exchange = tick.exchange
         if len(asset_book.exchanges) < 2:
             return out
@@ -95,6 +93,35 @@ class Engine:
                 if signal is not None:
                     out.append(signal)
         return out
+
+    def apply_quote(self, tick: Tick) -> AssetBook:
+        """Store a quote tick (and, with live rates, learn from it); no evaluation, no signal."""
+        _, asset_book, _ = self.book.apply(tick)
+        if self.rates is not None:
+            self.rates.observe(tick)
+        return asset_book
+
+    def spread_matrix(self, now_ms: int) -> dict[str, dict[str, dict[str, float | None]]]:
+        """asset -> buy exchange -> sell exchange -> net spread % (unrounded) at `now_ms`.
+
+        The same evaluation as a tick's (fresh quotes, best markets, rates, fees); None where
+        the two exchanges have no fresh markets in a common quote group.
+        """
+        matrix: dict[str, dict[str, dict[str, float | None]]] = {}
+        for asset in sorted(self.book.assets):
+            asset_book = self.book.assets[asset]
+            bests = self._bests(asset_book, now_ms)
+            exchanges = sorted(asset_book.exchanges)
+            rows: dict[str, dict[str, float | None]] = {}
+            for buy in exchanges:
+                row: dict[str, float | None] = {}
+                for sell in exchanges:
+                    if sell != buy:
+                        found = self._best_pair(bests, buy, sell)
+                        row[sell] = None if found is None else found.net_spread_pct
+                rows[buy] = row
+            matrix[asset] = rows
+        return matrix
 
     def expire(self, now_ms: int) -> list[Signal]:
         """The timer step: re-evaluate open opportunities with a quote gone stale by `now_ms`.

@@ -34,9 +34,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from engine_worker.book import Book, Quote
 from engine_worker.config import EngineConfig
-from engine_worker.spread import net_spread_pct
+from engine_worker.engine import Engine
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
 from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, pct
@@ -318,54 +317,19 @@ def cached_quotes(client: redis.Redis) -> list[Tick]:
 def spread_matrix(quotes: list[Tick], clock_ms: int, config: EngineConfig) -> Matrix:
     """asset -> buy exchange -> sell exchange -> net spread % (4 dp), as the engine would see it now.
 
-    The engine's rules: markets are grouped by asset and quote group with its `Book`; a quote
-    older than `stale_ms` takes no part; within a group an exchange buys on its lowest ask
-    and sells on its highest bid; across groups the best net spread counts; the spread is
-    `engine_worker.spread.net_spread_pct` with each venue's taker fee. None where the two
-    exchanges have no fresh markets in a common quote group.
+    The engine's own evaluation (`Engine.spread_matrix`): fresh quotes only, each exchange's
+    best ask and bid market per quote group, live rates when configured, each venue's taker
+    fee. None where the two exchanges have no fresh markets in a common quote group.
     """
-    book = Book(config.quote_groups)
+    engine = Engine(config)
     for tick in quotes:
-        book.apply(tick)
-    oldest = clock_ms - config.stale_ms
-    fees: dict[str, float] = {}
-    matrix: Matrix = {}
-    for asset in sorted(book.assets):
-        asset_book = book.assets[asset]
-        exchanges = sorted(asset_book.exchanges)
-        bests: list[dict[str, tuple[Quote, Quote]]] = []  # per quote group: exchange -> (best ask, best bid)
-        for group in asset_book.groups.values():
-            per_exchange: dict[str, tuple[Quote, Quote]] = {}
-            for exchange, markets in group.venues.items():
-                fresh = [market for market in markets if market.recv_ms >= oldest]
-                if fresh:
-                    per_exchange[exchange] = (min(fresh, key=_ask), max(fresh, key=_bid))
-            bests.append(per_exchange)
-        for exchange in exchanges:
-            fees[exchange] = config.fee_pct(exchange) / 100.0
-        rows: dict[str, dict[str, float | None]] = {}
-        for buy in exchanges:
-            row: dict[str, float | None] = {}
-            for sell in exchanges:
-                if sell == buy:
-                    continue
-                best: float | None = None
-                for per_exchange in bests:
-                    if buy in per_exchange and sell in per_exchange:
-                        net = net_spread_pct(per_exchange[buy][0].ask, per_exchange[sell][1].bid, fees[buy], fees[sell])
-                        best = net if best is None else max(best, net)
-                row[sell] = None if best is None else pct(best)
-            rows[buy] = row
-        matrix[asset] = rows
-    return matrix
-
-
-def _ask(quote: Quote) -> float:
-    return quote.ask
-
-
-def _bid(quote: Quote) -> float:
-    return quote.bid
+        engine.apply_quote(tick)
+    return {
+        asset: {
+            buy: {sell: None if net is None else pct(net) for sell, net in row.items()} for buy, row in rows.items()
+        }
+        for asset, rows in engine.spread_matrix(clock_ms).items()
+    }
 
 
 @api_view
