@@ -209,8 +209,10 @@ class EngineService:
 
     # --- /health and /metrics ---------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
+        now_ms = time.time_ns() // 1_000_000
+        rates = self.engine.rates
         return {
-            "timestamp": time.time_ns() // 1_000_000,
+            "timestamp": now_ms,
             "ticks": self.engine.ticks,
             "messages": self.messages,
             "bad_messages": self.bad_messages,
@@ -223,6 +225,8 @@ class EngineService:
             "latency_frame_to_decision": self.decision_latency.percentiles(),
             "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
+            # QUOTE_RATES=live: each currency's rate now (null: none fresh, its markets are out).
+            "quote_rates": None if rates is None else rates.snapshot(now_ms),
         }
 
     def health(self) -> tuple[int, str, bytes]:

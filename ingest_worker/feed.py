@@ -60,6 +60,7 @@ class Feed:
         symbols: Iterable[str] = (),
         assets: Iterable[str] = (),
         quotes: Iterable[str] = (),
+        quote_groups: Iterable[Iterable[str]] = (),
         recorder: CaptureWriter | None = None,
         silence_timeout_s: float = 10.0,
         ping_interval_s: float = 20.0,
@@ -76,6 +77,14 @@ class Feed:
         self.wanted_symbols = [symbol.upper() for symbol in symbols]  # canonical; empty: by asset
         self.assets = {asset.upper() for asset in assets}
         self.quotes = {quote.upper() for quote in quotes}
+        # Reference markets (USDT/USD: base and quote in one group) give the engine its live rates.
+        self.reference_pairs = {
+            (base.upper(), quote.upper())
+            for group in quote_groups
+            for base in group
+            for quote in group
+            if base != quote
+        }
         self.silence_timeout_s = silence_timeout_s
         self.ping_interval_s = ping_interval_s
         self.max_age_ms = max_age_ms
@@ -136,16 +145,16 @@ class Feed:
                 log.warning("%s: not listed, skipped: %s", self.name, ", ".join(missing))
             self.natives = [native for native in natives if native is not None]
         else:
-            self.natives = [
-                native
-                for native, _, _ in markets
-                if base_of(table.resolve(native) or "") in self.assets
-                and quote_of(table.resolve(native) or "") in self.quotes
-            ]
+            self.natives = [native for native, _, _ in markets if self._wanted(table.resolve(native) or "")]
         if not self.natives:
             raise ValueError(f"{self.name}: no market to subscribe to")
         self.parser = PARSERS[self.name](table, max_age_ms=self.max_age_ms)
         log.info("%s: %d markets listed, subscribing to %d", self.name, len(markets), len(self.natives))
+
+    def _wanted(self, symbol: str) -> bool:
+        """Without SYMBOLS: a market of an asset in ASSETS quoted in QUOTE_GROUPS, or a reference market."""
+        base, quote = base_of(symbol), quote_of(symbol)
+        return (base in self.assets and quote in self.quotes) or (base, quote) in self.reference_pairs
 
     async def session(self, stop: asyncio.Event) -> bool:
         """One connection, until it closes, goes silent or `stop` is set. True if it delivered ticks."""

@@ -40,6 +40,7 @@ class IngestorConfig:
     symbols: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=lambda: ["BTC", "ETH", "SOL", "XRP", "ADA"])
     quotes: list[str] = field(default_factory=lambda: ["USD", "USDT", "USDC"])
+    quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
     health_host: str = "127.0.0.1"
     health_port: int = 8080
     silence_timeout_s: float = 10.0
@@ -71,6 +72,7 @@ class IngestorConfig:
             symbols=list(settings.SYMBOLS),
             assets=list(settings.ASSETS),
             quotes=[member for group in settings.QUOTE_GROUPS for member in group],
+            quote_groups=[list(group) for group in settings.QUOTE_GROUPS],
             health_host=settings.HEALTH_HOST,
             health_port=settings.HEALTH_PORT,
             silence_timeout_s=settings.FEED_SILENCE_TIMEOUT_S,
@@ -104,6 +106,7 @@ class IngestorService:
                     symbols=config.symbols,
                     assets=config.assets,
                     quotes=config.quotes,
+                    quote_groups=config.quote_groups,
                     recorder=self.recorder,
                     silence_timeout_s=config.silence_timeout_s,
                     ping_interval_s=config.ping_interval_s,

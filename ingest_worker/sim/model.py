@@ -16,6 +16,18 @@ and sizes integers in its lot: the venue dialects format them exactly.
 No I/O and no clock: `advance(now_ns)` moves the model to `now_ns` and returns
 what happened in between. The same seed and the same sequence of times give
 the same quotes, so the model is tested step by step.
+
+Stablecoins. Each venue also quotes its reference markets (`REFERENCE_MARKETS`:
+USDT/USD, USDC/USD, USDC/USDT where the real venue lists them), whose mids are
+the currencies' values in USD (`usd_values`, 1.0 unless told otherwise). An
+asset market quoted in a stablecoin prices the asset's USD mid at that coin's
+*pricing* value, which follows the USD value (a repriced depeg: BTC/USDT rises
+when USDT falls, as arbitrageurs make it) or, when told not to, stays where it
+was (the depeg has not reached the asset markets yet: a real opportunity in USD
+terms, visible only to an engine that converts with live rates). A dislocation's
+net spread is set in USD value at the pricing rates. A currency's reference
+markets can be halted (`set_currency(..., reference=False)`), leaving the
+engine without a fresh rate for it.
 """
 
 from __future__ import annotations
@@ -57,6 +69,22 @@ DEFAULT_FEES_PCT: Mapping[str, float] = {
 }
 
 NS_PER_S = 1_000_000_000
+
+# The stablecoin reference markets each venue lists (base/quote), quoted beside its asset markets.
+REFERENCE_MARKETS: Mapping[str, tuple[str, ...]] = {
+    BINANCE: ("USDC/USDT",),
+    COINBASE: ("USDT/USD",),
+    KRAKEN: ("USDT/USD", "USDC/USD"),
+    OKX: ("USDC/USDT",),
+    BITSTAMP: ("USDT/USD", "USDC/USD"),
+    GEMINI: (),
+    BITFINEX: ("USDT/USD",),
+}
+STABLECOINS: tuple[str, ...] = ("USDT", "USDC")  # the currencies whose USD value the control API can move
+REFERENCE_HALF_SPREAD_BP = (0.2, 1.0)  # a stablecoin book is tight
+REFERENCE_OFFSET_SD_BP = 0.3  # and barely wanders from its value
+REFERENCE_TYPICAL_SIZE = 50_000.0  # units of the stablecoin at the top of the book
+REFERENCE_SIZE_DECIMALS = 2
 
 
 @dataclass(frozen=True)
@@ -129,6 +157,8 @@ class Market:
     native: str  # the venue's own name: BTCUSDT, BTC-USD
     price_decimals: int
     size_decimals: int
+
+    reference: bool = False  # a stablecoin reference market (USDT/USD), not an asset market
 
     @property
     def symbol(self) -> str:
@@ -208,8 +238,9 @@ def venue_market_name(venue: str, asset: str, quote: str) -> str:
     return profile.to_native(f"{asset}/{quote}")
 
 
-def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES) -> list[Market]:
-    """Every (venue, asset) market, venue by venue, in the order of `assets`."""
+def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES, reference: bool = True) -> list[Market]:
+    """Every (venue, asset) market, venue by venue, in the order of `assets`; then, with `reference`,
+    every venue's stablecoin reference markets (after the asset markets, so that their indexes stay put)."""
     markets: list[Market] = []
     for venue in venues:
         profile = VENUE_PROFILES[venue]
@@ -224,6 +255,15 @@ def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES) -> list
             )
             native = venue_market_name(venue, asset, profile.quote)
             markets.append(Market(len(markets), venue, asset, profile.quote, native, price_decimals, size_decimals))
+    if reference:
+        for venue in venues:
+            for symbol in REFERENCE_MARKETS.get(venue, ()):
+                base, quote = symbol.split("/")
+                native = venue_market_name(venue, base, quote)
+                price_decimals = 4 if venue in (BINANCE, OKX) else 5
+                markets.append(
+                    Market(len(markets), venue, base, quote, native, price_decimals, REFERENCE_SIZE_DECIMALS, True)
+                )
     return markets
 
 
@@ -266,6 +306,7 @@ class MarketModel:
         venues: Sequence[str] = VENUES,
         auto_dislocations: bool = True,
         min_refresh_ms: int = 1000,
+        reference: bool = True,
     ) -> None:
         if not (math.isfinite(rate) and rate >= 0):
             raise ValueError(f"rate must be a finite number of updates per second >= 0, not {rate}")
@@ -279,15 +320,23 @@ class MarketModel:
         self.fees_pct = dict(fees_pct)
         self.auto_dislocations = auto_dislocations
         self.min_refresh_ms = min_refresh_ms  # a market not quoted for this long is quoted anyway
-        self.markets: list[Market] = build_markets(self.assets, self.venues)
+        self.markets: list[Market] = build_markets(self.assets, self.venues, reference)
+        self._offset_sd = [
+            (REFERENCE_OFFSET_SD_BP if m.reference else VENUE_PROFILES[m.venue].offset_sd_bp) * 1e-4
+            for m in self.markets
+        ]
         self._rng = random.Random(seed)
         self.now_ns = start_ns
         self.mids: dict[str, float] = {
             asset: ASSET_PROFILES.get(asset, GENERIC_PROFILE).start_price for asset in self.assets
         }
-        self._states = [
-            _MarketState(self._rng.gauss(0.0, VENUE_PROFILES[m.venue].offset_sd_bp * 1e-4)) for m in self.markets
-        ]
+        self._states = [_MarketState(self._rng.gauss(0.0, sd)) for sd in self._offset_sd]
+        # Each stablecoin's value in USD, the value its asset markets price at, and whether its
+        # reference markets are quoted (module docstring).
+        self.usd_values: dict[str, float] = {"USD": 1.0, **{coin: 1.0 for coin in STABLECOINS}}
+        self.pricing: dict[str, float] = dict(self.usd_values)
+        self.reference_halted: set[str] = set()
+        self._quoted: list[Market] = list(self.markets)  # every market not halted
         self._by_asset_venue = {(m.asset, m.venue): m for m in self.markets}
         self.dislocations: dict[str, Dislocation] = {}  # asset -> the one active on it
         self._started: list[Dislocation] = []  # begun since the last advance
@@ -299,6 +348,47 @@ class MarketModel:
     # --- inputs ------------------------------------------------------------------
     def market(self, venue: str, asset: str) -> Market:
         return self._by_asset_venue[(asset, venue)]
+
+    def set_currency(
+        self, currency: str, *, usd: float | None = None, reprice: bool = True, reference: bool | None = None
+    ) -> dict[str, object]:
+        """Move a stablecoin: its USD value (`usd`), whether its asset markets follow (`reprice`),
+        and whether its reference markets are quoted (`reference`). Its state afterwards.
+
+        Raises ValueError for a currency that is not a stablecoin or a value outside (0, 2).
+        """
+        currency = currency.upper()
+        if currency not in STABLECOINS:
+            raise ValueError(f"currency must be one of {', '.join(STABLECOINS)}, not {currency!r}")
+        if usd is not None:
+            if not (math.isfinite(usd) and 0.0 < usd < 2.0):
+                raise ValueError(f"usd must be a value in (0, 2), not {usd}")
+            self.usd_values[currency] = usd
+            if reprice:
+                self.pricing[currency] = usd
+        if reference is not None:
+            if reference:
+                self.reference_halted.discard(currency)
+            else:
+                self.reference_halted.add(currency)
+            self._quoted = [m for m in self.markets if not self._halted(m)]
+        # Quote what the change touches now, so that it shows at once.
+        for market in self.markets:
+            touched = market.quote == currency or (market.reference and market.asset == currency)
+            if touched and not self._halted(market) and market not in self._pending:
+                self._pending.append(market)
+        return self.currency_state(currency)
+
+    def currency_state(self, currency: str) -> dict[str, object]:
+        return {
+            "currency": currency,
+            "usd": self.usd_values[currency],
+            "pricing": self.pricing[currency],
+            "reference": currency not in self.reference_halted,
+        }
+
+    def _halted(self, market: Market) -> bool:
+        return market.reference and (market.asset in self.reference_halted or market.quote in self.reference_halted)
 
     def fee(self, venue: str) -> float:
         """Taker fee as a fraction."""
@@ -358,16 +448,17 @@ class MarketModel:
         refresh_before = now_ns - self.min_refresh_ms * 1_000_000
         seen = {m.index for m in pending}
         for market, state in zip(self.markets, self._states, strict=True):
-            if 0 <= state.last_ns < refresh_before and market.index not in seen:
+            if 0 <= state.last_ns < refresh_before and market.index not in seen and not self._halted(market):
                 pending.append(market)
         for market in pending:
-            quotes.append(self._quote(market, now_ns))
+            if not self._halted(market):
+                quotes.append(self._quote(market, now_ns))
         owed = int(self._due)
         self._due -= owed
         rng = self._rng
-        markets = self.markets
+        markets = self._quoted
         count = len(markets)
-        for _ in range(owed):
+        for _ in range(owed if count else 0):
             quotes.append(self._quote(markets[int(rng.random() * count)], now_ns))
         return Step(quotes, started, ended)
 
@@ -382,8 +473,7 @@ class MarketModel:
             self.mids[asset] *= math.exp(rng.gauss(0.0, scale))
         decay = math.exp(-dt_s / OFFSET_REVERSION_S)
         keep = math.sqrt(max(0.0, 1.0 - decay * decay))
-        for market, state in zip(self.markets, self._states, strict=True):
-            sd = VENUE_PROFILES[market.venue].offset_sd_bp * 1e-4
+        for sd, state in zip(self._offset_sd, self._states, strict=True):
             state.offset = state.offset * decay + sd * keep * rng.gauss(0.0, 1.0)
 
     def _natural_dislocation(self, now_ns: int) -> Dislocation | None:
@@ -420,7 +510,9 @@ class MarketModel:
         state = self._states[market.index]
         profile = VENUE_PROFILES[market.venue]
         scale = market.price_scale
-        true_mid = self.mids[market.asset]
+        if market.reference:
+            return self._reference_quote(market, state, now_ns)
+        true_mid = self.mids[market.asset] / self.pricing.get(market.quote, 1.0)  # in the market's quote
         half = rng.uniform(*profile.half_spread_bp) * 1e-4
         event = self.dislocations.get(market.asset)
         if event is not None and market.venue in (event.cheap, event.rich):
@@ -438,6 +530,20 @@ class MarketModel:
             bid = max(1, math.floor(mid * (1.0 - half) * scale))
             ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
         typical = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE).typical_size * profile.size_factor
+        return self._finish(market, state, bid, ask, typical, now_ns)
+
+    def _reference_quote(self, market: Market, state: _MarketState, now_ns: int) -> Quote:
+        """A stablecoin market: its mid is the ratio of the two currencies' USD values."""
+        scale = market.price_scale
+        mid = self.usd_values.get(market.asset, 1.0) / self.usd_values.get(market.quote, 1.0) * (1.0 + state.offset)
+        half = self._rng.uniform(*REFERENCE_HALF_SPREAD_BP) * 1e-4
+        bid = max(1, math.floor(mid * (1.0 - half) * scale))
+        ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
+        return self._finish(market, state, bid, ask, REFERENCE_TYPICAL_SIZE, now_ns)
+
+    def _finish(self, market: Market, state: _MarketState, bid: int, ask: int, typical: float, now_ns: int) -> Quote:
+        """Sizes and a trade, maybe, for a new top of book."""
+        rng = self._rng
         bid_size = self._size(typical, market)
         ask_size = self._size(typical, market)
         trade: Trade | None = None

@@ -10,6 +10,7 @@ REST market list and the simulator's control endpoints, all JSON:
     GET|POST /sim/drop[?venue=NAME|all][&mode=close|abort]
     GET|POST /sim/silence[?seconds=5][&venue=NAME|all]   (no seconds: until resumed)
     GET|POST /sim/resume[?venue=NAME|all]
+    GET|POST /sim/depeg?currency=USDT[&usd=0.98][&reprice=1|0][&reference=on|off]
 
 Parameters are in the query string (a POST body is refused by the HTTP parser
 of the WebSocket server). A control request acts on the whole simulator, on
@@ -52,6 +53,7 @@ from ingest_worker.sim.model import (
     GEMINI,
     KRAKEN,
     OKX,
+    STABLECOINS,
     VENUES,
     Dislocation,
     Market,
@@ -68,7 +70,7 @@ _ws_log.setLevel(logging.WARNING)
 
 REPLAY_BATCH = 2000  # frames sent per loop iteration at most, so that control requests stay answered
 REPLAY_MAX_UNSENT = 4 * 1024 * 1024  # replay pauses while a client has this much unread
-CONTROL_ENDPOINTS = ("status", "dislocate", "drop", "silence", "resume")
+CONTROL_ENDPOINTS = ("status", "dislocate", "depeg", "drop", "silence", "resume")
 # Each venue's usual simulator port (the SIM_<VENUE>_PORT defaults).
 DEFAULT_PORTS: Mapping[str, int] = {
     BINANCE: 9101,
@@ -386,6 +388,8 @@ class ExchangeSimulator:
             return self.status(now_ns)
         if action == "dislocate":
             return self._dislocate(query, now_ns)
+        if action == "depeg":
+            return self._depeg(query)
         if action == "drop":
             abort = _param(query, "mode", "close") == "abort"
             if _param(query, "mode", "close") not in ("close", "abort"):
@@ -428,6 +432,31 @@ class ExchangeSimulator:
             answer["replaced"] = replaced.as_dict()
         return answer
 
+    def _depeg(self, query: Mapping[str, list[str]]) -> dict[str, Any]:
+        """A stablecoin's USD value, whether its asset markets follow it, whether its reference markets quote."""
+        if self.model is None:
+            raise ControlError(409, "a replay serves recorded frames: there is no model to depeg")
+        currency = _param(query, "currency", "")
+        if not currency:
+            raise ControlError(400, "currency is required (e.g. currency=USDT&usd=0.98)")
+        text = _param(query, "usd", "")
+        usd = None if text == "" else _number(text, "usd")
+        reprice = _flag(_param(query, "reprice", "1"), "reprice")
+        text = _param(query, "reference", "")
+        reference = None if text == "" else _flag(text, "reference")
+        try:
+            state = self.model.set_currency(currency, usd=usd, reprice=reprice, reference=reference)
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
+        log.info(
+            "depeg: %s worth %s USD, asset markets priced at %s, reference markets %s",
+            state["currency"],
+            state["usd"],
+            state["pricing"],
+            "quoted" if state["reference"] else "halted",
+        )
+        return {"ok": True, **state}
+
     def _venues_of(self, query: Mapping[str, list[str]]) -> list[str]:
         venue = _param(query, "venue", "all").lower()
         if venue == "all":
@@ -455,6 +484,7 @@ class ExchangeSimulator:
                 "fees_pct": {venue: model.fees_pct.get(venue) for venue in model.venues},
                 "mids": {asset: round(mid, 8) for asset, mid in model.mids.items()},
                 "dislocations": [event.as_dict() for event in model.dislocations.values()],
+                "stablecoins": {coin: model.currency_state(coin) for coin in STABLECOINS},
             }
         if self.capture is not None and self.cursor is not None:
             status["replay"] = {
@@ -477,6 +507,15 @@ def _json_response(connection: ServerConnection, status: int, body: object) -> R
 def _param(query: Mapping[str, list[str]], name: str, default: str) -> str:
     values = query.get(name)
     return values[-1].strip() if values else default
+
+
+def _flag(text: str, name: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "on", "true", "yes"):
+        return True
+    if value in ("0", "off", "false", "no"):
+        return False
+    raise ControlError(400, f"{name} must be on or off (1/0), not {text!r}")
 
 
 def _number(text: str, name: str) -> float:

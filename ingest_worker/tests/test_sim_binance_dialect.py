@@ -36,6 +36,7 @@ def test_exchange_info_lists_the_usdt_markets_and_our_market_list_reader_takes_i
                 ("SOLUSDT", "SOL", "USDT"),
                 ("XRPUSDT", "XRP", "USDT"),
                 ("ADAUSDT", "ADA", "USDT"),
+                ("USDCUSDT", "USDC", "USDT"),  # the stablecoin reference market
             ]
             btc = info["symbols"][0]
             assert btc["status"] == "TRADING"
@@ -82,6 +83,7 @@ def test_combined_stream_url_sends_wrapped_frames_that_parse_into_ticks_with_zer
                 "SOL/USDT",
                 "XRP/USDT",
                 "ADA/USDT",
+                "USDC/USDT",
             }
 
     run(body)

@@ -16,13 +16,14 @@ def test_the_pair_list_is_bitfinexs_and_our_market_list_reader_takes_it() -> Non
     async def body() -> None:
         async with simulator(venues=("bitfinex",)) as sim:
             status, answer = await http(http_url(sim.urls["bitfinex"]) + bitfinex_venue.MARKETS_PATH)
-            assert (status, answer) == (200, [["BTCUSD", "ETHUSD", "SOLUSD", "XRPUSD", "ADAUSD"]])
+            assert (status, answer) == (200, [["BTCUSD", "ETHUSD", "SOLUSD", "XRPUSD", "ADAUSD", "USTUSD"]])
             assert bitfinex_venue.markets_from_rest(answer) == [
                 ("tBTCUSD", "BTC", "USD"),
                 ("tETHUSD", "ETH", "USD"),
                 ("tSOLUSD", "SOL", "USD"),
                 ("tXRPUSD", "XRP", "USD"),
                 ("tADAUSD", "ADA", "USD"),
+                ("tUSTUSD", "USDT", "USD"),
             ]
 
     run(body)
@@ -57,7 +58,14 @@ def test_the_live_clients_subscriptions_are_answered_and_every_frame_parses_with
             ticks = [tick for frame, recv_ns in frames for tick in parser.parse(frame, recv_ns)]
             assert parser.stats.as_dict()["dropped"] == {}
             assert parser.sequence_gaps == 0
-            assert {tick.symbol for tick in ticks} == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD"}
+            assert {tick.symbol for tick in ticks} == {
+                "BTC/USD",
+                "ETH/USD",
+                "SOL/USD",
+                "XRP/USD",
+                "ADA/USD",
+                "USDT/USD",
+            }
             assert {tick.type for tick in ticks} == {"quote", "trade"}
 
     run(body)

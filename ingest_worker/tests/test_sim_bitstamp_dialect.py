@@ -29,6 +29,8 @@ def test_trading_pairs_info_lists_the_usd_pairs_and_our_market_list_reader_takes
                 ("solusd", "SOL", "USD"),
                 ("xrpusd", "XRP", "USD"),
                 ("adausd", "ADA", "USD"),
+                ("usdtusd", "USDT", "USD"),
+                ("usdcusd", "USDC", "USD"),
             ]
             status, book = await http(base + "/api/v2/order_book/btcusd")
             assert status == 200
@@ -71,7 +73,7 @@ def test_the_live_clients_subscriptions_are_answered_and_every_message_parses_wi
             assert parser.stats.as_dict()["dropped"] == {}
             fresh = BitstampParser(SymbolTable(markets))  # the parser above has already seen every top
             symbols = {tick.symbol for frame, recv_ns in frames for tick in fresh.parse(frame, recv_ns)}
-            assert symbols == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD"}
+            assert symbols == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD", "USDT/USD", "USDC/USD"}
 
     run(body)
 

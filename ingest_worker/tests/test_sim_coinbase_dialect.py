@@ -27,6 +27,7 @@ def test_products_lists_the_usd_markets_and_our_market_list_reader_takes_it() ->
                 ("SOL-USD", "SOL", "USD"),
                 ("XRP-USD", "XRP", "USD"),
                 ("ADA-USD", "ADA", "USD"),
+                ("USDT-USD", "USDT", "USD"),
             ]
             assert all(product["status"] == "online" for product in products)
             assert products[3]["quote_increment"] == "0.0001"

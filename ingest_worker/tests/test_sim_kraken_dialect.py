@@ -23,7 +23,15 @@ def test_asset_pairs_keep_krakens_legacy_names_and_our_market_list_reader_takes_
             status, answer = await http(http_url(sim.urls["kraken"]) + kraken_venue.MARKETS_PATH)
             assert status == 200
             assert answer["error"] == []
-            assert list(answer["result"]) == ["XXBTZUSD", "XETHZUSD", "SOLUSD", "XXRPZUSD", "ADAUSD"]
+            assert list(answer["result"]) == [
+                "XXBTZUSD",
+                "XETHZUSD",
+                "SOLUSD",
+                "XXRPZUSD",
+                "ADAUSD",
+                "USDTUSD",
+                "USDCUSD",
+            ]
             btc = answer["result"]["XXBTZUSD"]
             assert (btc["altname"], btc["wsname"], btc["base"], btc["quote"]) == ("XBTUSD", "XBT/USD", "XXBT", "ZUSD")
             assert kraken_venue.markets_from_rest(answer) == [
@@ -32,6 +40,8 @@ def test_asset_pairs_keep_krakens_legacy_names_and_our_market_list_reader_takes_
                 ("SOL/USD", "SOL", "USD"),
                 ("XRP/USD", "XRP", "USD"),
                 ("ADA/USD", "ADA", "USD"),
+                ("USDT/USD", "USDT", "USD"),
+                ("USDC/USD", "USDC", "USD"),
             ]
 
     run(body)
@@ -78,7 +88,7 @@ def test_the_live_clients_subscriptions_are_answered_per_symbol_and_every_messag
             assert control["status"] == 1
             assert control["heartbeat"] >= 3
             symbols = {tick.symbol for frame, recv_ns in frames for tick in parser.parse(frame, recv_ns)}
-            assert symbols == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD"}
+            assert symbols == {"BTC/USD", "ETH/USD", "SOL/USD", "XRP/USD", "ADA/USD", "USDT/USD", "USDC/USD"}
 
     run(body)
 

@@ -61,7 +61,10 @@ def test_markets_are_named_as_each_venue_names_them() -> None:
         (BINANCE, "ADAUSDT", "ADA/USDT"),
         (COINBASE, "BTC-USD", "BTC/USD"),
         (COINBASE, "ADA-USD", "ADA/USD"),
+        (BINANCE, "USDCUSDT", "USDC/USDT"),  # the stablecoin reference markets
+        (COINBASE, "USDT-USD", "USDT/USD"),
     }
+    assert [m.reference for m in model.markets] == [False] * 4 + [True] * 2
 
 
 def test_every_quote_is_a_sane_book_and_every_trade_is_at_the_touch() -> None:
@@ -204,3 +207,84 @@ def test_assets_are_parsed_strictly() -> None:
     for bad, message in (("", "no assets"), ("BTC,BTC", "twice"), ("BTC/USDT", "not an asset"), ("B TC", "not an")):
         with pytest.raises(ValueError, match=message):
             parse_assets(bad)
+
+
+# --- stablecoins ---------------------------------------------------------------------
+
+
+def mid(quote: Quote) -> float:
+    return (quote.bid + quote.ask) / 2 / quote.market.price_scale
+
+
+def by_symbol(quotes: list[Quote]) -> dict[tuple[str, str], Quote]:
+    book: dict[tuple[str, str], Quote] = {}
+    for quote in quotes:
+        book[(quote.market.venue, quote.market.symbol)] = quote
+    return book
+
+
+def test_reference_markets_quote_the_stablecoins_value_and_a_repriced_depeg_moves_the_usdt_markets() -> None:
+    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    before = by_symbol(run_model(model, 3))
+    assert mid(before[(COINBASE, "USDT/USD")]) == pytest.approx(1.0, abs=2e-4)
+    assert mid(before[(BINANCE, "USDC/USDT")]) == pytest.approx(1.0, abs=2e-4)
+    ratio = mid(before[(BINANCE, "BTC/USDT")]) / mid(before[(COINBASE, "BTC/USD")])
+    assert ratio == pytest.approx(1.0, abs=1e-3)
+
+    state = model.set_currency("USDT", usd=0.97)
+    assert state == {"currency": "USDT", "usd": 0.97, "pricing": 0.97, "reference": True}
+    # Every market the change touches is quoted on the very next step.
+    first = model.advance(model.now_ns + MS).quotes
+    assert {(q.market.venue, q.market.symbol) for q in first} >= {
+        (BINANCE, "BTC/USDT"),
+        (BINANCE, "USDC/USDT"),
+        (COINBASE, "USDT/USD"),
+    }
+    after = by_symbol(first + run_model_from(model, 2))
+    assert mid(after[(COINBASE, "USDT/USD")]) == pytest.approx(0.97, abs=2e-4)
+    assert mid(after[(BINANCE, "USDC/USDT")]) == pytest.approx(1 / 0.97, abs=2e-4)
+    # BTC costs 1/0.97 times as many USDT as USD: nothing to gain once converted.
+    ratio = mid(after[(BINANCE, "BTC/USDT")]) / mid(after[(COINBASE, "BTC/USD")])
+    assert ratio * 0.97 == pytest.approx(1.0, abs=1e-3)
+
+
+def test_a_depeg_the_asset_markets_have_not_followed_leaves_usdt_prices_where_they_were() -> None:
+    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    run_model(model, 1)
+    assert model.set_currency("USDT", usd=0.97, reprice=False)["pricing"] == 1.0
+    after = by_symbol(run_model_from(model, 2))
+    assert mid(after[(COINBASE, "USDT/USD")]) == pytest.approx(0.97, abs=2e-4)
+    ratio = mid(after[(BINANCE, "BTC/USDT")]) / mid(after[(COINBASE, "BTC/USD")])
+    assert ratio == pytest.approx(1.0, abs=1e-3)
+
+
+def test_halted_reference_markets_stop_quoting_and_resume() -> None:
+    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    run_model(model, 1)
+    assert model.set_currency("usdt", reference=False)["reference"] is False
+    halted = run_model_from(model, 3)
+    symbols = {(q.market.venue, q.market.symbol) for q in halted}
+    assert (COINBASE, "USDT/USD") not in symbols
+    assert (BINANCE, "USDC/USDT") not in symbols  # it involves USDT too
+    assert {(BINANCE, "BTC/USDT"), (COINBASE, "BTC/USD")} <= symbols
+    model.set_currency("USDT", reference=True)
+    resumed = {(q.market.venue, q.market.symbol) for q in model.advance(model.now_ns + MS).quotes}
+    assert {(COINBASE, "USDT/USD"), (BINANCE, "USDC/USDT")} <= resumed
+
+
+@pytest.mark.parametrize(
+    ("currency", "usd"), [("USD", 0.9), ("BTC", 0.9), ("USDT", 0.0), ("USDT", 2.5), ("USDT", float("nan"))]
+)
+def test_set_currency_refuses_what_is_not_a_stablecoin_value(currency: str, usd: float) -> None:
+    model = MarketModel(("BTC",), T0)
+    with pytest.raises(ValueError, match=r"currency|usd"):
+        model.set_currency(currency, usd=usd)
+    assert model.usd_values == {"USD": 1.0, "USDT": 1.0, "USDC": 1.0}
+
+
+def run_model_from(model: MarketModel, seconds: float, step_ms: int = 10) -> list[Quote]:
+    start = model.now_ns
+    quotes: list[Quote] = []
+    for i in range(1, round(seconds * 1000 / step_ms) + 1):
+        quotes.extend(model.advance(start + i * step_ms * MS).quotes)
+    return quotes

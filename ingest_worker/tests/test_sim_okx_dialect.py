@@ -30,6 +30,7 @@ def test_instruments_list_the_spot_markets_and_our_market_list_reader_takes_them
                 ("SOL-USDT", "SOL", "USDT"),
                 ("XRP-USDT", "XRP", "USDT"),
                 ("ADA-USDT", "ADA", "USDT"),
+                ("USDC-USDT", "USDC", "USDT"),
             ]
             btc = answer["data"][0]
             assert (btc["instType"], btc["state"], btc["tickSz"], btc["lotSz"]) == ("SPOT", "live", "0.01", "0.00001")
@@ -78,6 +79,7 @@ def test_the_live_clients_subscription_is_answered_per_argument_and_every_push_p
                 "SOL/USDT",
                 "XRP/USDT",
                 "ADA/USDT",
+                "USDC/USDT",
             }
 
     run(body)

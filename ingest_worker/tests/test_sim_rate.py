@@ -18,8 +18,10 @@ NATIVES = ("BTC", "ETH", "SOL", "XRP", "ADA")
 def test_twenty_thousand_updates_a_second_reach_every_client() -> None:
     async def body() -> None:
         async with simulator(rate=RATE) as sim:
-            streams = "/".join(binance_venue.stream_names(f"{asset}USDT" for asset in NATIVES))
-            subscribe = orjson.dumps(coinbase_venue.subscribe_message(f"{asset}-USD" for asset in NATIVES)).decode()
+            # Every market of each venue, the stablecoin reference market included.
+            streams = "/".join(binance_venue.stream_names([f"{asset}USDT" for asset in NATIVES] + ["USDCUSDT"]))
+            products = [f"{asset}-USD" for asset in NATIVES] + ["USDT-USD"]
+            subscribe = orjson.dumps(coinbase_venue.subscribe_message(products)).decode()
             clients = [await connect(f"{sim.urls['binance']}/stream?streams={streams}", max_queue=None) for _ in "ab"]
             for _ in "ab":
                 ws = await connect(sim.urls["coinbase"] + "/", max_queue=None)

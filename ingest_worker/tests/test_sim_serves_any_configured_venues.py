@@ -41,6 +41,15 @@ def test_markets_are_named_and_quoted_as_each_venue_does() -> None:
         ("bitstamp", "btcusd", "BTC/USD"),
         ("gemini", "BTCUSD", "BTC/USD"),
         ("bitfinex", "tBTCUSD", "BTC/USD"),
+        # The stablecoin reference markets, where the real venue lists them.
+        ("binance", "USDCUSDT", "USDC/USDT"),
+        ("coinbase", "USDT-USD", "USDT/USD"),
+        ("kraken", "USDT/USD", "USDT/USD"),
+        ("kraken", "USDC/USD", "USDC/USD"),
+        ("okx", "USDC-USDT", "USDC/USDT"),
+        ("bitstamp", "usdtusd", "USDT/USD"),
+        ("bitstamp", "usdcusd", "USDC/USD"),
+        ("bitfinex", "tUSTUSD", "USDT/USD"),
     }
 
 
