@@ -21,6 +21,12 @@ As `wss://api-pub.bitfinex.com/ws/2` does:
 
 Frames carry the connection's own channel ids and sequence numbers, so they are built
 per connection (the payload once per update).
+
+In a replay (`replaying`) the recorded frames name their channels by the ids of the
+recording's `subscribed` events, which are replayed too: a client's subscription is then
+answered with the id the recording gave that channel and symbol, and no other channel
+gets an id the recording uses, so that the simulator's answers and the recorded frames
+never disagree about what an id means.
 """
 
 from __future__ import annotations
@@ -143,6 +149,8 @@ class BitfinexServer(VenueServer):
         # (channel, pair) -> clients; the publish path reads only these.
         self._index: dict[tuple[str, str], set[BitfinexClient]] = {}
         self._beats = 0
+        self._recorded_ids: dict[tuple[str, str], int] = {}  # replay: (channel, symbol) -> the recorded chanId
+        self._reserved_ids: set[int] = set()  # replay: every chanId the recorded frames use
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -212,8 +220,9 @@ class BitfinexServer(VenueServer):
             return [json_text({"event": "error", "msg": "subscribe: dup", "code": 10301, "channel": channel})]
         if len(client.channels) >= bitfinex_venue.MAX_CHANNELS_PER_CONNECTION + 5:
             return [_error("subscribe: limit", 10305)]
-        chan_id = client.next_id
-        client.next_id += 1 + self._ids.randrange(50)
+        chan_id = self._recorded_ids.get((channel, symbol))
+        if chan_id is None or chan_id in client.channels:
+            chan_id = self._new_id(client)
         client.channels[chan_id] = (channel, symbol)
         client.ids[(channel, symbol)] = chan_id
         self._index.setdefault((channel, symbol), set()).add(client)
@@ -226,6 +235,29 @@ class BitfinexServer(VenueServer):
         elif channel == TRADES:
             answers.append(client.frame(chan_id, f"[{','.join(state.trades)}]"))
         return answers
+
+    def _new_id(self, client: BitfinexClient) -> int:
+        """The connection's next channel id: increasing, with gaps, as Bitfinex's; never one a replay uses."""
+        while True:
+            chan_id = client.next_id
+            client.next_id += 1 + self._ids.randrange(50)
+            if chan_id not in self._reserved_ids and chan_id not in client.channels:
+                return chan_id
+
+    def replaying(self, raws: Sequence[str]) -> None:
+        """Take note of the channel ids of the recorded frames (module docstring)."""
+        for raw in raws:
+            try:
+                msg = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(msg, list) and msg and msg[0].__class__ is int:
+                self._reserved_ids.add(msg[0])
+            elif isinstance(msg, dict) and msg.get("event") == "subscribed":
+                chan_id, channel, symbol = msg.get("chanId"), msg.get("channel"), msg.get("symbol")
+                if chan_id.__class__ is int and isinstance(channel, str) and isinstance(symbol, str):
+                    self._reserved_ids.add(chan_id)
+                    self._recorded_ids.setdefault((channel, symbol), chan_id)
 
     def _leave(self, client: BitfinexClient, chan_id: int) -> None:
         key = client.channels.pop(chan_id)

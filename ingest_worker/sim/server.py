@@ -197,6 +197,9 @@ class ExchangeSimulator:
             )
             markets = self.model.markets
         self.venues: dict[str, VenueServer] = {name: DIALECTS[name](markets, config) for name in config.venues}
+        if self.capture is not None:
+            for name, venue in self.venues.items():
+                venue.replaying([frame.raw for frame in self.capture.frames if frame.exchange == name])
         self.ports: dict[str, int] = {}
         self._servers: list[Server] = []
         self._tasks: list[asyncio.Task[None]] = []

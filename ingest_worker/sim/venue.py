@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import orjson
@@ -244,6 +244,10 @@ class VenueServer:
 
     def heartbeat(self, now_ns: int, silent: bool) -> None:
         """Once a second: the venue's own heartbeats, if it sends any."""
+
+    def replaying(self, raws: Sequence[str]) -> None:
+        """Before a replay starts, the recorded frames it will send here: a dialect whose own
+        answers must agree with them (Bitfinex's channel ids) takes note."""
 
     def accepts_path(self, path: str) -> bool:
         raise NotImplementedError

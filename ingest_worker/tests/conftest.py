@@ -6,12 +6,11 @@ from pathlib import Path
 
 import pytest
 
-# The recorded frames ship beside the repository (../shared/market-data), never inside it.
-MARKET_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "market-data"
+from ingest_worker.tests.recorded import MARKET_DATA, MARKET_DATA_ABSENT
 
 
 @pytest.fixture(scope="session")
 def market_data() -> Path:
     if not MARKET_DATA.is_dir():
-        pytest.skip("../shared/market-data is absent: the recorded frames ship beside the repository, not in it")
+        pytest.skip(MARKET_DATA_ABSENT)
     return MARKET_DATA

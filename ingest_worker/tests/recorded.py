@@ -6,7 +6,12 @@ the code under test.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+# The recorded frames ship beside the repository (../shared/market-data), never inside it.
+MARKET_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "market-data"
+MARKET_DATA_ABSENT = "../shared/market-data is absent: the recorded frames ship beside the repository, not in it"
 
 # Every market name in market-data/binance*, and its canonical symbol. The futures
 # names (COIN-M perpetuals) are not spot markets: the spot parser must not know them.
@@ -63,3 +68,20 @@ def files(folder: Path, pattern: str) -> list[Path]:
     found = sorted(folder.glob(pattern))
     assert found, f"no recorded file matches {folder}/{pattern}"
     return found
+
+
+def write_capture(out: Path, exchange: str, paths: list[Path]) -> Path:
+    """A capture file (DESIGN.md) of recorded files of one exchange, merged in receive order.
+
+    Ties keep the order of `paths`, then of lines: the file's order is the order a
+    replay sends them in, so that `normalize` over the file sees what a client sees.
+    """
+    merged = sorted(
+        (recv_ns, file_index, line_index, frame)
+        for file_index, path in enumerate(paths)
+        for line_index, (frame, recv_ns) in enumerate(frames(path))
+    )
+    with out.open("w", encoding="utf-8") as handle:
+        for recv_ns, _, _, frame in merged:
+            handle.write(json.dumps({"recv_ms": recv_ns / 1e6, "exchange": exchange, "raw": frame}) + "\n")
+    return out
