@@ -9,25 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
-# Each venue's lowest-tier public spot taker fee in percent, as checked in 2024 (DESIGN.md).
-DEFAULT_FEES_PCT: Mapping[str, float] = MappingProxyType(
-    {
-        "binance": 0.1,
-        "coinbase": 0.6,
-        "kraken": 0.4,
-        "okx": 0.1,
-        "bitstamp": 0.4,
-        "gemini": 0.4,
-        "bitfinex": 0.2,
-    }
-)
-# A venue missing from the table pays this until configured: unknown costs must not look free.
-UNKNOWN_VENUE_FEE_PCT = 0.6
+from signals_app.contracts.fees import DEFAULT_FEES_PCT, UNKNOWN_VENUE_FEE_PCT
 
 
 def parse_fees(text: str) -> dict[str, float]:

@@ -19,10 +19,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from engine_worker.book import Quote
-from engine_worker.config import DEFAULT_FEES_PCT, EngineConfig, parse_fees, parse_quote_groups
+from engine_worker.config import EngineConfig, parse_fees, parse_quote_groups
 from engine_worker.engine import Engine
 from engine_worker.spread import figures, net_spread_pct
 from signals_app.contracts import tick
+from signals_app.contracts.fees import DEFAULT_FEES_PCT
 from signals_app.contracts.signal import Signal
 
 NOW = 1_705_670_123_456  # a fixed engine clock, Unix ms

@@ -45,6 +45,7 @@ from ingest_worker.venues import coinbase as coinbase_venue
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues import kraken as kraken_venue
 from ingest_worker.venues import okx as okx_venue
+from signals_app.contracts.fees import DEFAULT_FEES_PCT, UNKNOWN_VENUE_FEE_PCT
 
 BINANCE = binance_venue.NAME
 COINBASE = coinbase_venue.NAME
@@ -56,17 +57,6 @@ BITFINEX = bitfinex_venue.NAME
 # The venues simulated unless told otherwise (SIM_VENUES); `VENUE_PROFILES` lists every one the model can quote.
 VENUES: tuple[str, ...] = (BINANCE, COINBASE)
 DEFAULT_ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "ADA")
-# Each venue's default taker fee in percent (as engine_worker.config's table, which the
-# ingestor must not import); the command passes settings.FEES_PCT.
-DEFAULT_FEES_PCT: Mapping[str, float] = {
-    BINANCE: 0.1,
-    COINBASE: 0.6,
-    KRAKEN: 0.4,
-    OKX: 0.1,
-    BITSTAMP: 0.4,
-    GEMINI: 0.4,
-    BITFINEX: 0.2,
-}
 
 NS_PER_S = 1_000_000_000
 
@@ -392,7 +382,7 @@ class MarketModel:
 
     def fee(self, venue: str) -> float:
         """Taker fee as a fraction."""
-        return self.fees_pct.get(venue, 0.6) / 100.0
+        return self.fees_pct.get(venue, UNKNOWN_VENUE_FEE_PCT) / 100.0
 
     def dislocate(
         self, asset: str, cheap: str, rich: str, net_pct: float, seconds: float, now_ns: int | None = None

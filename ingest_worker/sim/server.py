@@ -49,7 +49,6 @@ from ingest_worker.sim.model import (
     BITSTAMP,
     COINBASE,
     DEFAULT_ASSETS,
-    DEFAULT_FEES_PCT,
     GEMINI,
     KRAKEN,
     OKX,
@@ -63,6 +62,7 @@ from ingest_worker.sim.model import (
 from ingest_worker.sim.okx import OkxServer
 from ingest_worker.sim.replay import Capture, ReplayCursor, load_capture
 from ingest_worker.sim.venue import VenueServer, json_text, log
+from signals_app.contracts.fees import DEFAULT_FEES_PCT
 
 # websockets logs every connection at INFO; the simulator logs its own, shorter, lines.
 _ws_log = logging.getLogger("ingest_worker.sim.websockets")
