@@ -15,7 +15,7 @@ from typing import Any
 from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
-from signals_app.contracts.groups import SIGNALS_GROUP
+from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP
 from signals_app.relay import SignalRelay, ensure_relay
 
 log = logging.getLogger("signals_app.consumers")
@@ -29,7 +29,7 @@ FIRST_SUBSCRIPTION_WAIT_S = 1.0
 
 
 class SignalsConsumer(AsyncWebsocketConsumer):
-    """One browser: a member of SIGNALS_GROUP; each `signal.message` event's data goes out as a text frame."""
+    """One browser: a member of PROCESS_SIGNALS_GROUP; each `signal.message` event's data goes out as a text frame."""
 
     relay: SignalRelay | None = None
 
@@ -49,7 +49,7 @@ class SignalsConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         relay = self.relay = ensure_relay()
         try:
-            await self.channel_layer.group_add(SIGNALS_GROUP, self.channel_name)
+            await self.channel_layer.group_add(PROCESS_SIGNALS_GROUP, self.channel_name)
         except (RedisError, OSError) as exc:
             log.warning("refusing a live-feed WebSocket: the channel layer failed (%s: %s)", type(exc).__name__, exc)
             await self.close(code=TRY_AGAIN_LATER)
@@ -65,7 +65,7 @@ class SignalsConsumer(AsyncWebsocketConsumer):
         if self.relay is not None:
             self.relay.discard_member(self.channel_name)
         with contextlib.suppress(RedisError, OSError):
-            await self.channel_layer.group_discard(SIGNALS_GROUP, self.channel_name)
+            await self.channel_layer.group_discard(PROCESS_SIGNALS_GROUP, self.channel_name)
 
     async def signal_message(self, event: dict[str, Any]) -> None:
         """SIGNAL_EVENT: `data` is the published signal JSON, sent on unchanged."""

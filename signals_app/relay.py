@@ -15,10 +15,9 @@ web process keeps up with about 1000 signals/s (at 2000 it falls behind, losing
 nothing). What is published is forwarded byte for byte; what is not a signal is
 counted and dropped.
 
-The group is global to the channel layer: with several web processes on one
-Redis, each process's relay would reach every browser, and browsers would get
-each signal once per process. One daphne per deployment is what `make run` and
-docker-compose start; scaling out needs a per-process group first.
+The group is this process's own (`PROCESS_SIGNALS_GROUP`): with several web
+processes on one Redis, each relays every signal to its own browsers only, so a
+browser gets each signal once however many processes serve the site.
 
 When Redis goes away the relay logs it, reconnects with backoff (at most
 BACKOFF_MAX_S between attempts, so that it is back before the engine, whose
@@ -48,7 +47,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from signals_app.contracts import signal as signal_contract
-from signals_app.contracts.groups import SIGNAL_EVENT, SIGNALS_GROUP
+from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP, SIGNAL_EVENT
 from signals_app.contracts.keys import SIGNALS_CHANNEL, SIGNALS_HISTORY, SIGNALS_HISTORY_KEEP
 
 log = logging.getLogger("signals_app.relay")
@@ -65,7 +64,7 @@ DROP_WARNING_EVERY_S = 10.0
 
 
 class SignalRelay:
-    """Relays every signal published on SIGNALS_CHANNEL to SIGNALS_GROUP, unchanged, in order."""
+    """Relays every signal published on SIGNALS_CHANNEL to PROCESS_SIGNALS_GROUP, unchanged, in order."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
@@ -229,7 +228,7 @@ class SignalRelay:
             return False
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
-        await layer.group_send(SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": text})
+        await layer.group_send(PROCESS_SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": text})
         self.relayed += 1
         self._remember(text)
         timestamp = signal.get("timestamp")
@@ -248,9 +247,9 @@ class SignalRelay:
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
         for channel_name in list(self._members):
-            await layer.group_add(SIGNALS_GROUP, channel_name)
+            await layer.group_add(PROCESS_SIGNALS_GROUP, channel_name)
         if self._members:
-            log.info("re-added %d browser(s) of this process to group %s", len(self._members), SIGNALS_GROUP)
+            log.info("re-added %d browser(s) of this process to group %s", len(self._members), PROCESS_SIGNALS_GROUP)
 
     async def _catch_up(self, client: aioredis.Redis) -> None:
         """Relay the signals history holds from the last relayed timestamp on that were not relayed.

@@ -99,3 +99,56 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str, inter
             pass
         time.sleep(interval_s)
     raise AssertionError(f"not within {timeout_s} s: {what}")
+
+
+class Daphne:
+    """daphne serving arbsite.asgi on a port (a free one by default), with a SQLite database of its
+    own: /api/health checks one, and the suite's (maybe PostgreSQL's test database, created by
+    pytest-django in this process only) is not for children. Ready once the API answers."""
+
+    def __init__(self, env: dict[str, str], workdir: Path, port: int | None = None) -> None:
+        from arbsite.redis_server import free_port
+
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = workdir / f"daphne-{time.monotonic_ns()}.log"
+        full_env = {
+            **os.environ,
+            **env,
+            "DJANGO_SETTINGS_MODULE": "arbsite.settings",
+            "PYTHONUNBUFFERED": "1",
+            "PORT": str(self.port),
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATABASE_URL": f"sqlite:///{workdir / 'web.sqlite3'}",
+        }
+        full_env.pop("TEST_DATABASE_URL", None)
+        self._log = self.log_path.open("w")
+        self.popen = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "arbsite.asgi:application"],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(self._answers, 30, f"daphne answering on {self.url}:\n{self.output()}", interval_s=0.1)
+
+    def _answers(self) -> bool:
+        if self.popen.poll() is not None:
+            raise AssertionError(f"daphne exited with {self.popen.returncode}:\n{self.output()}")
+        status, _body = get_json(f"{self.url}/api/signals/history?limit=1")
+        return status == 200
+
+    def output(self) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-80:])
+
+    def stop(self) -> int:
+        """SIGTERM, then SIGKILL after 10 s; the exit code."""
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self._log.close()
+        return self.popen.returncode

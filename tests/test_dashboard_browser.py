@@ -12,10 +12,8 @@ text. Screenshots go to tests/artifacts/ (gitignored).
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +23,10 @@ import pytest
 import redis
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
-from arbsite.redis_server import EmbeddedRedis, free_port
+from arbsite.redis_server import EmbeddedRedis
 from signals_app.contracts.keys import SIGNALS_CHANNEL, SIGNALS_HISTORY
 from tests.conftest import Pipeline
-from tests.procs import REPO, get_json, wait_until
+from tests.procs import REPO, Daphne, get_json, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -45,56 +43,17 @@ XSS = '<img src=x onerror="window.__xss=1">'
 DISLOCATION_S = 4
 
 
-class WebServer:
-    """daphne serving arbsite.asgi on a free port, wired to the pipeline's Redis and health endpoints."""
+class WebServer(Daphne):
+    """daphne wired to the pipeline's Redis and health endpoints."""
 
     def __init__(self, pipeline: Pipeline, workdir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = workdir / f"daphne-{time.monotonic_ns()}.log"
         env = {
-            **os.environ,
             **pipeline.env,
-            "DJANGO_SETTINGS_MODULE": "arbsite.settings",
-            "PYTHONUNBUFFERED": "1",
-            "PORT": str(self.port),
             "REDIS_URL": pipeline.redis_url,
             "INGESTOR_HEALTH_URL": f"http://127.0.0.1:{pipeline.ingestor_health}/health",
             "ENGINE_HEALTH_URL": f"http://127.0.0.1:{pipeline.engine_health}/health",
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            # A database of its own: /api/health checks one, and the suite's (maybe PostgreSQL's
-            # test database, created by pytest-django in this process only) is not for children.
-            "DATABASE_URL": f"sqlite:///{workdir / 'web.sqlite3'}",
         }
-        env.pop("TEST_DATABASE_URL", None)
-        self._log = self.log_path.open("w")
-        self.popen = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port), "arbsite.asgi:application"],
-            cwd=REPO,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_until(lambda: self._answers(), 30, f"daphne answering on {self.url}:\n{self.output()}", interval_s=0.1)
-
-    def _answers(self) -> bool:
-        if self.popen.poll() is not None:
-            raise AssertionError(f"daphne exited with {self.popen.returncode}:\n{self.output()}")
-        status, _body = get_json(f"{self.url}/api/signals/history?limit=1")
-        return status == 200
-
-    def output(self) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-80:])
-
-    def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        self._log.close()
+        super().__init__(env, workdir, port)
 
 
 class System:

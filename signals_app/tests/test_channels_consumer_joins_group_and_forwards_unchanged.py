@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 from channels.layers import get_channel_layer
 
 from arbsite.redis_server import EmbeddedRedis
-from signals_app.contracts.groups import SIGNAL_EVENT, SIGNALS_GROUP
+from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP, SIGNAL_EVENT
 from signals_app.tests.test_channels_support import GROUP_KEY, connected_browser, private_redis, run, signal_json
 
 
@@ -48,7 +48,7 @@ def test_group_events_reach_the_browser_as_their_exact_text(redis_server: Embedd
         layer = get_channel_layer()
         assert layer is not None
         for payload in payloads:
-            await layer.group_send(SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": payload})
+            await layer.group_send(PROCESS_SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": payload})
         for payload in payloads:
             assert await browser.receive_from(timeout=5) == payload
         assert await browser.receive_nothing(timeout=0.3)
@@ -64,7 +64,7 @@ def test_what_a_browser_sends_is_ignored(redis_server: EmbeddedRedis) -> None:
         assert await browser.receive_nothing(timeout=0.3)
         layer = get_channel_layer()
         assert layer is not None
-        await layer.group_send(SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": "{}"})
+        await layer.group_send(PROCESS_SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": "{}"})
         assert await browser.receive_from(timeout=5) == "{}"
         await browser.disconnect()
 

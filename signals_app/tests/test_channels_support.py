@@ -20,12 +20,13 @@ from channels.testing import WebsocketCommunicator
 from arbsite.asgi import application
 from arbsite.redis_server import EmbeddedRedis
 from signals_app import relay as relay_module
+from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP
 from signals_app.contracts.keys import SIGNALS_CHANNEL, SIGNALS_HISTORY
 from signals_app.contracts.signal import SIGNAL_TYPE, action, signal_id
 
 TEST_TIMEOUT_S = 20.0
 ALLOWED_ORIGIN = b"http://127.0.0.1:3000"
-GROUP_KEY = b"asgi:group:signals"  # where channels_redis keeps the group's members
+GROUP_KEY = f"asgi:group:{PROCESS_SIGNALS_GROUP}".encode()  # where channels_redis keeps the group's members
 
 
 @contextlib.contextmanager
