@@ -58,6 +58,7 @@ from ingest_worker.sim.model import (
     MarketModel,
     Quote,
 )
+from ingest_worker.sim.okx import IDLE_TIMEOUT_S as OKX_IDLE_TIMEOUT_S
 from ingest_worker.sim.okx import OkxServer
 from ingest_worker.sim.replay import Capture, ReplayCursor, load_capture
 from ingest_worker.sim.venue import VenueServer, json_text, log
@@ -101,6 +102,7 @@ class SimConfig:
     step_s: float = 0.005  # the model's step: frames are batched per step
     heartbeat_s: float = 1.0  # Coinbase heartbeat period
     subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S  # Coinbase: subscribe within this or be disconnected
+    okx_idle_timeout_s: float = OKX_IDLE_TIMEOUT_S  # OKX: a client that sends nothing this long is disconnected
     replay: Path | None = None  # serve this capture instead of the model
     speed: float = 1.0  # replay pace: N× the recorded one; 0: as fast as possible
     replay_wait: bool = True  # replay starts once every venue of the capture has a subscribed client
@@ -123,7 +125,7 @@ def _coinbase(markets: Sequence[Market], config: SimConfig) -> VenueServer:
 
 
 def _okx(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return OkxServer(markets, config.seed)
+    return OkxServer(markets, config.seed, idle_timeout_s=config.okx_idle_timeout_s)
 
 
 def _kraken(markets: Sequence[Market], config: SimConfig) -> VenueServer:
