@@ -10,6 +10,8 @@ REST market list and the simulator's control endpoints, all JSON:
     GET|POST /sim/drop[?venue=NAME|all][&mode=close|abort]
     GET|POST /sim/silence[?seconds=5][&venue=NAME|all]   (no seconds: until resumed)
     GET|POST /sim/resume[?venue=NAME|all]
+    GET|POST /sim/fault?venue=NAME&market=NATIVE&kind=KIND   (one bad order-book frame to the
+             market's subscribers: gemini `crossed` or `bad_level`, see the dialect)
 
 Parameters are in the query string (a POST body is refused by the HTTP parser
 of the WebSocket server). A control request acts on the whole simulator, on
@@ -69,7 +71,7 @@ _ws_log.setLevel(logging.WARNING)
 
 REPLAY_BATCH = 2000  # frames sent per loop iteration at most, so that control requests stay answered
 REPLAY_MAX_UNSENT = 4 * 1024 * 1024  # replay pauses while a client has this much unread
-CONTROL_ENDPOINTS = ("status", "dislocate", "drop", "silence", "resume")
+CONTROL_ENDPOINTS = ("status", "dislocate", "drop", "silence", "resume", "fault")
 # Each venue's usual simulator port (the SIM_<VENUE>_PORT defaults).
 DEFAULT_PORTS: Mapping[str, int] = {
     BINANCE: 9101,
@@ -407,6 +409,8 @@ class ExchangeSimulator:
             names = self._venues_of(query)
             resumed = [name for name in names if self.venues[name].resume()]
             return {"ok": True, "resumed": resumed}
+        if action == "fault":
+            return self._fault(query)
         raise ControlError(404, f"unknown control endpoint /sim/{action}; known: {', '.join(CONTROL_ENDPOINTS)}")
 
     def _dislocate(self, query: Mapping[str, list[str]], now_ns: int) -> dict[str, Any]:
@@ -429,6 +433,22 @@ class ExchangeSimulator:
         if replaced is not None:
             answer["replaced"] = replaced.as_dict()
         return answer
+
+    def _fault(self, query: Mapping[str, list[str]]) -> dict[str, Any]:
+        venue = _param(query, "venue", "").lower()
+        market = _param(query, "market", "")
+        kind = _param(query, "kind", "")
+        if venue not in self.venues or not market or not kind:
+            raise ControlError(
+                400,
+                f"venue (one of {', '.join(self.venues)}), market and kind are required (e.g. venue=gemini"
+                "&market=BTCUSD&kind=crossed)",
+            )
+        try:
+            sent = self.venues[venue].fault(market, kind)
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
+        return {"ok": True, **sent}
 
     def _venues_of(self, query: Mapping[str, list[str]]) -> list[str]:
         venue = _param(query, "venue", "all").lower()
