@@ -185,6 +185,12 @@ class _IngestorCollector(Collector):
         ticks = CounterMetricFamily("arb_feed_ticks_sent", "Ticks pushed to the engine", labels=["exchange"])
         connects = CounterMetricFamily("arb_feed_connects", "Connections opened", labels=["exchange"])
         dead = CounterMetricFamily("arb_feed_declared_dead", "Times the feed went silent too long", labels=["exchange"])
+        resyncs = CounterMetricFamily(
+            "arb_feed_book_resyncs", "Markets resubscribed for a fresh order-book snapshot", labels=["exchange"]
+        )
+        connections = GaugeMetricFamily(
+            "arb_feed_connections", "WebSocket connections of the feed, by state", labels=["exchange", "state"]
+        )
         drops = CounterMetricFamily("arb_feed_dropped_frames", "Frames dropped", labels=["exchange", "reason"])
         control = CounterMetricFamily("arb_feed_control_frames", "Control frames", labels=["exchange", "kind"])
         for feed in feeds:
@@ -196,13 +202,17 @@ class _IngestorCollector(Collector):
             ticks.add_metric([feed.name], feed.ticks_sent)
             connects.add_metric([feed.name], feed.connects)
             dead.add_metric([feed.name], feed.dead_declared)
-            stats = feed.parser.stats if feed.parser else None
+            resyncs.add_metric([feed.name], feed.resyncs)
+            for each in STATES:
+                count_in = sum(1 for connection in feed.connections if connection.state == each)
+                connections.add_metric([feed.name, each], float(count_in))
+            stats = feed.parse_stats()
             for reason in DROP_REASONS:
-                drops.add_metric([feed.name, reason], stats.dropped.get(reason, 0) if stats else 0)
-            for kind, count in stats.control.items() if stats else ():
+                drops.add_metric([feed.name, reason], stats.dropped.get(reason, 0))
+            for kind, count in stats.control.items():
                 control.add_metric([feed.name, kind], count)
         backpressure = CounterMetricFamily(
             "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
         )
         backpressure.add_metric([], self.service.pusher.dropped)
-        yield from (state, age, frames, ticks, connects, dead, drops, control, backpressure)
+        yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control, backpressure)

@@ -98,7 +98,8 @@ class ReplayedFeed:
         """Markets, subscription, the whole replay; returns once the simulator has sent everything and it arrived."""
         stop = asyncio.Event()
         await self.feed.load_markets()
-        session = asyncio.create_task(self.feed.session(stop))
+        assert len(self.feed.connections) == 1, "a recorded session is one connection's"
+        session = asyncio.create_task(self.feed.session(self.feed.connections[0], stop))
         deadline = time.monotonic() + timeout_s
         frames, quiet_since = -1, time.monotonic()
         try:
@@ -155,13 +156,13 @@ def test_a_recorded_session_replays_to_the_live_client_as_normalize_reads_it(
         sim.kill()
 
     feed, got = client.feed, client.ticks
-    assert feed.parser is not None
+    parser = feed.connections[0].parser
     # The market list served is the recorded one: the feed subscribed to every market that ticks.
-    subscribed = {feed.parser.symbols.resolve(native) for native in feed.natives}
+    subscribed = {parser.symbols.resolve(native) for native in feed.natives}
     assert {tick.symbol for tick in expected} <= subscribed, sim.output()
-    assert feed.parser.stats.dropped == dict.fromkeys(feed.parser.stats.dropped, 0), feed.parser.stats.as_dict()
+    assert parser.stats.dropped == dict.fromkeys(parser.stats.dropped, 0), parser.stats.as_dict()
     assert client.pusher.dropped == 0
-    assert len(got) == len(expected), (venue, len(got), len(expected), feed.parser.stats.as_dict())
+    assert len(got) == len(expected), (venue, len(got), len(expected), parser.stats.as_dict())
     for index, (live, recorded) in enumerate(zip(got, expected, strict=True)):
         where = f"{venue} tick {index}: {live} vs {recorded}"
         assert live._replace(timestamp=0, recv_ns=0) == recorded._replace(timestamp=0, recv_ns=0), where

@@ -9,7 +9,10 @@ As `wss://api-pub.bitfinex.com/ws/2` does:
   `{"event":"subscribed","channel":..,"chanId":N,"symbol":"tBTCUSD","pair":"BTCUSD"}` (a channel id
   per subscription, per connection), then the channel's snapshot: the current ticker, or the
   recent trades `[chanId,[[ID,MTS,AMOUNT,PRICE],..]]` newest first; an unknown symbol, a
-  channel not served or a repeat gets `{"event":"error","msg":..,"code":..}`; `unsubscribe`
+  channel not served or a repeat gets `{"event":"error","msg":..,"code":..}`; past
+  OPEN_CHANNELS_LIMIT channels on the connection, `{"channel":..,"symbol":..,"event":"error",
+  "msg":"subscribe: limit","code":10305,"pair":..}` (the request's fields first, as Bitfinex
+  answers), and the connection stays open; `unsubscribe`
   `{"event":"unsubscribe","chanId":N}` is answered `{"event":"unsubscribed","status":"OK","chanId":N}`;
   `{"event":"ping","cid":N}` is answered `{"event":"pong","ts":..,"cid":N}`;
 - `ticker`: `[chanId,[BID,BID_SIZE,ASK,ASK_SIZE,DAILY_CHANGE,DAILY_CHANGE_RELATIVE,LAST_PRICE,VOLUME,
@@ -55,6 +58,11 @@ SEQ_ALL = bitfinex_venue.SEQ_ALL
 HEARTBEAT_EVERY = 15  # heartbeat() calls (seconds) between two `hb` of a channel
 RECENT_TRADES = 30  # trades in a trades snapshot
 DEPTH_FACTOR = 12.0  # the ticker's sizes: 25 levels summed, about this many top sizes
+# "You can subscribe to 25 channels at the same time on the same connection" (docs.bitfinex.com,
+# Public Channels). The General page says 30 and the live server has taken a few more; the
+# simulator holds clients to the documented 25, the smallest figure. Its own constant, not the
+# client's: a client that miscounts must meet the limit here.
+OPEN_CHANNELS_LIMIT = 25
 
 
 @dataclass
@@ -151,6 +159,7 @@ class BitfinexServer(VenueServer):
         self._beats = 0
         self._recorded_ids: dict[tuple[str, str], int] = {}  # replay: (channel, symbol) -> the recorded chanId
         self._reserved_ids: set[int] = set()  # replay: every chanId the recorded frames use
+        self.limit_refusals = 0  # subscriptions refused with 10305
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -218,8 +227,10 @@ class BitfinexServer(VenueServer):
         assert isinstance(symbol, str)
         if (channel, symbol) in client.ids:
             return [json_text({"event": "error", "msg": "subscribe: dup", "code": 10301, "channel": channel})]
-        if len(client.channels) >= bitfinex_venue.MAX_CHANNELS_PER_CONNECTION + 5:
-            return [_error("subscribe: limit", 10305)]
+        if len(client.channels) >= OPEN_CHANNELS_LIMIT:
+            self.limit_refusals += 1
+            refused = {"channel": channel, "symbol": symbol, "event": "error", "msg": "subscribe: limit"}
+            return [json_text({**refused, "code": 10305, "pair": symbol[1:]})]
         chan_id = self._recorded_ids.get((channel, symbol))
         if chan_id is None or chan_id in client.channels:
             chan_id = self._new_id(client)
@@ -300,6 +311,8 @@ class BitfinexServer(VenueServer):
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)
         status["channels"] = sorted(f"{channel}:{pair}" for channel, pair in self._index)
+        status["channels_per_connection"] = sorted(len(client.channels) for client in self.clients.values())
+        status["limit_refusals"] = self.limit_refusals
         return status
 
 

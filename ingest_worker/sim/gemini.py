@@ -14,7 +14,14 @@ As `wss://api.gemini.com/v2/marketdata` does:
 
 The book holds the model's top and a few synthetic levels below it, so that the
 updates a client applies rebuild exactly the book the server holds. A client that
-misses updates (a `/sim/silence`) gets a fresh book when data flows again.
+misses updates (a `/sim/silence`) gets a fresh book when data flows again. A client
+that leaves a symbol (`unsubscribe`) and subscribes again gets a new book at once.
+
+`fault(symbol, kind)` (`/sim/fault?venue=gemini&market=BTCUSD&kind=...`) sends the
+symbol's subscribers one `l2_updates` the server's book does not hold: `crossed`, a bid
+above the best ask (half a percent above, so that a test can tell it from any real bid;
+what a client's book looks like after a missed update), or `bad_level`, a level whose
+price is not a number. The server's book is unchanged: a fresh subscription gets it right.
 """
 
 from __future__ import annotations
@@ -120,6 +127,7 @@ class GeminiServer(VenueServer):
     """The simulated Gemini market data v2 endpoint."""
 
     name = NAME
+    FAULT_KINDS = ("crossed", "bad_level")
 
     def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
         super().__init__()
@@ -242,6 +250,28 @@ class GeminiServer(VenueServer):
         self._beats += 1
         if self._beats % HEARTBEAT_EVERY == 0 and self.subscribed:
             self.outbox.add(self.subscribed, f'{{"type":"heartbeat","timestamp":{now_ns // 1_000_000}}}'.encode())
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        state = self.frames.symbols.get(market.upper())
+        if state is None:
+            raise ValueError(f"gemini lists no {market!r}; markets: {', '.join(self.frames.symbols)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        if not state.asks:
+            raise ValueError(f"{state.market.native} has no book yet")
+        market_ = state.market
+        if kind == "crossed":
+            best_ask = min(state.asks)  # half a percent above it: unmistakable in a test's quotes
+            price = fixed(best_ask + max(1, best_ask // 200), market_.price_decimals)
+            change = f'["buy","{price}","{trimmed(1, market_.size_decimals)}"]'
+        else:
+            change = '["sell","NaN","1"]'
+        frame = f'{{"type":"l2_updates","symbol":"{market_.native}","changes":[{change}]}}'
+        listeners = self._live.get(market_.native, set())
+        self.outbox.add(listeners, frame.encode())
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), market_.native)
+        return {"venue": self.name, "market": market_.native, "kind": kind, "clients": len(listeners), "frame": frame}
 
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)

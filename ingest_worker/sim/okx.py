@@ -9,6 +9,12 @@ As `wss://ws.okx.com:8443/ws/v5/public` does:
   instrument or channel `{"event":"error","code":"60018","msg":"Wrong URL or channel:..",..}`.
   The connection stays open either way.
 - the text `ping` is answered with the text `pong` (OKX's own keepalive).
+- a connection the client has sent nothing on for `idle_timeout_s` (30 s, as OKX) is closed
+  with code 4004 "No data received in 30s." (OKX's close, as its users report it). OKX's
+  documentation words the rule from the other side ("data has not been pushed for more than
+  30 seconds") and asks clients to send `ping` when they have heard nothing for N < 30 s; the
+  4004 close is about what the client sent, so the simulator holds clients to the stricter
+  reading: only text or binary messages count, WebSocket ping frames do not.
 - `tickers`: one push per top-of-book change, `{"arg":{..},"data":[{..}]}` with the fields
   in OKX's order (instType, instId, last, lastSz, askPx, askSz, bidPx, bidSz, open24h,
   high24h, low24h, sodUtc0, sodUtc8, volCcy24h, vol24h, ts), all decimal strings without
@@ -20,6 +26,7 @@ Recorded traffic: ../shared/market-data/okx (tickers.jsonl, trades.jsonl).
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -39,6 +46,8 @@ TICKERS = okx_venue.CHANNELS["quote"]  # "tickers"
 TRADES = okx_venue.CHANNELS["trade"]  # "trades"
 SERVED_CHANNELS = (TICKERS, TRADES)
 INSTRUMENTS_PATH = okx_venue.INSTRUMENTS_PATH.partition("?")[0]  # /api/v5/public/instruments
+IDLE_TIMEOUT_S = 30.0  # OKX closes a connection that sent nothing for this long
+IDLE_CLOSE_CODE = 4004
 
 
 @dataclass
@@ -161,10 +170,12 @@ class OkxServer(VenueServer):
 
     name = NAME
 
-    def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
+    def __init__(self, markets: Sequence[Market], seed: int = 0, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         super().__init__()
         self.markets = [m for m in markets if m.venue == NAME]
         self.frames = OkxFrames(self.markets, seed)
+        self.idle_timeout_s = idle_timeout_s
+        self.idle_closes = 0  # connections closed for sending nothing
         self.clients: dict[ServerConnection, OkxClient] = {}
         self._conn_ids = random.Random(f"okx-connections-{seed}")
         # channel -> instId -> connections; the publish path reads only these.
@@ -196,7 +207,14 @@ class OkxServer(VenueServer):
         self.clients[connection] = client
         self.connected(connection)
         try:
-            async for message in connection:
+            while True:
+                try:
+                    # recv() may be cancelled safely: an unread message stays for the next call.
+                    async with asyncio.timeout(self.idle_timeout_s):
+                        message = await connection.recv()
+                except TimeoutError:
+                    await self._close_idle(connection)
+                    break
                 for answer in self.on_message(client, message):
                     await connection.send(answer)
         except ConnectionClosed:
@@ -205,6 +223,17 @@ class OkxServer(VenueServer):
             self._leave(client, list(client.subscriptions), quiet=True)
             del self.clients[connection]
             self.disconnected(connection)
+
+    async def _close_idle(self, connection: ServerConnection) -> None:
+        self.idle_closes += 1
+        log.info(
+            "%s: client %s sent nothing for %g s: closed (%d)",
+            self.name,
+            peer_name(connection),
+            self.idle_timeout_s,
+            IDLE_CLOSE_CODE,
+        )
+        await connection.close(IDLE_CLOSE_CODE, f"No data received in {self.idle_timeout_s:g}s.")
 
     def on_message(self, client: OkxClient, message: str | bytes) -> list[str]:
         """The frames answering one client message: `pong`, per-argument events (then tickers), or an error."""
@@ -302,6 +331,8 @@ class OkxServer(VenueServer):
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)
         status["channels"] = {name: sorted(insts) for name, insts in self._index.items() if insts}
+        status["idle_timeout_s"] = self.idle_timeout_s
+        status["idle_closes"] = self.idle_closes
         return status
 
 

@@ -11,6 +11,8 @@ REST market list and the simulator's control endpoints, all JSON:
     GET|POST /sim/silence[?seconds=5][&venue=NAME|all]   (no seconds: until resumed)
     GET|POST /sim/resume[?venue=NAME|all]
     GET|POST /sim/depeg?currency=USDT[&usd=0.98][&reprice=1|0][&reference=on|off]
+    GET|POST /sim/fault?venue=NAME&market=NATIVE&kind=KIND   (one bad order-book frame to the
+             market's subscribers: gemini `crossed` or `bad_level`, see the dialect)
 
 Parameters are in the query string (a POST body is refused by the HTTP parser
 of the WebSocket server). A control request acts on the whole simulator, on
@@ -59,6 +61,7 @@ from ingest_worker.sim.model import (
     MarketModel,
     Quote,
 )
+from ingest_worker.sim.okx import IDLE_TIMEOUT_S as OKX_IDLE_TIMEOUT_S
 from ingest_worker.sim.okx import OkxServer
 from ingest_worker.sim.replay import Capture, ReplayCursor, load_capture
 from ingest_worker.sim.venue import VenueServer, json_text, log
@@ -70,7 +73,7 @@ _ws_log.setLevel(logging.WARNING)
 
 REPLAY_BATCH = 2000  # frames sent per loop iteration at most, so that control requests stay answered
 REPLAY_MAX_UNSENT = 4 * 1024 * 1024  # replay pauses while a client has this much unread
-CONTROL_ENDPOINTS = ("status", "dislocate", "depeg", "drop", "silence", "resume")
+CONTROL_ENDPOINTS = ("status", "dislocate", "depeg", "drop", "silence", "resume", "fault")
 # Each venue's usual simulator port (the SIM_<VENUE>_PORT defaults).
 DEFAULT_PORTS: Mapping[str, int] = {
     BINANCE: 9101,
@@ -103,6 +106,7 @@ class SimConfig:
     step_s: float = 0.005  # the model's step: frames are batched per step
     heartbeat_s: float = 1.0  # Coinbase heartbeat period
     subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S  # Coinbase: subscribe within this or be disconnected
+    okx_idle_timeout_s: float = OKX_IDLE_TIMEOUT_S  # OKX: a client that sends nothing this long is disconnected
     replay: Path | None = None  # serve this capture instead of the model
     speed: float = 1.0  # replay pace: N× the recorded one; 0: as fast as possible
     replay_wait: bool = True  # replay starts once every venue of the capture has a subscribed client
@@ -125,7 +129,7 @@ def _coinbase(markets: Sequence[Market], config: SimConfig) -> VenueServer:
 
 
 def _okx(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return OkxServer(markets, config.seed)
+    return OkxServer(markets, config.seed, idle_timeout_s=config.okx_idle_timeout_s)
 
 
 def _kraken(markets: Sequence[Market], config: SimConfig) -> VenueServer:
@@ -412,6 +416,8 @@ class ExchangeSimulator:
             names = self._venues_of(query)
             resumed = [name for name in names if self.venues[name].resume()]
             return {"ok": True, "resumed": resumed}
+        if action == "fault":
+            return self._fault(query)
         raise ControlError(404, f"unknown control endpoint /sim/{action}; known: {', '.join(CONTROL_ENDPOINTS)}")
 
     def _dislocate(self, query: Mapping[str, list[str]], now_ns: int) -> dict[str, Any]:
@@ -459,6 +465,22 @@ class ExchangeSimulator:
             "quoted" if state["reference"] else "halted",
         )
         return {"ok": True, **state}
+
+    def _fault(self, query: Mapping[str, list[str]]) -> dict[str, Any]:
+        venue = _param(query, "venue", "").lower()
+        market = _param(query, "market", "")
+        kind = _param(query, "kind", "")
+        if venue not in self.venues or not market or not kind:
+            raise ControlError(
+                400,
+                f"venue (one of {', '.join(self.venues)}), market and kind are required (e.g. venue=gemini"
+                "&market=BTCUSD&kind=crossed)",
+            )
+        try:
+            sent = self.venues[venue].fault(market, kind)
+        except ValueError as exc:
+            raise ControlError(400, str(exc)) from None
+        return {"ok": True, **sent}
 
     def _venues_of(self, query: Mapping[str, list[str]]) -> list[str]:
         venue = _param(query, "venue", "all").lower()

@@ -135,6 +135,8 @@ class VenueServer:
     """
 
     name: ClassVar[str]
+    # Bad frames `fault` can send (a venue whose client keeps no book has none).
+    FAULT_KINDS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self.connections: set[ServerConnection] = set()
@@ -236,6 +238,10 @@ class VenueServer:
             "frames_sent": self.frames_sent,
             "silent_for_s": silence,
         }
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        """Send the clients of `market` one bad frame of `kind` (FAULT_KINDS); ValueError when there is none to send."""
+        raise ValueError(f"the {self.name} simulator has no faults to inject (its clients keep no order book)")
 
     # --- implemented by the dialects ---------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:

@@ -170,9 +170,16 @@ def test_bad_level_quantity(value):
 
 @pytest.mark.parametrize(("bid", "ask"), [("100.7", "100.6"), ("100.6", "100.6"), ("100.60", "100.6")])
 def test_crossed_or_locked_books(bid, ask):
-    assert_dropped(GeminiParser(), frame(SNAPSHOT, changes=[["buy", bid, "1"], ["sell", ask, "1"]]), CROSSED_BOOK)
-    # An update that crosses the kept book.
-    assert_dropped(with_snapshot(), frame(UPDATE, changes=[["buy", "100.6", "1"]]), CROSSED_BOOK)
+    # A crossed snapshot is the venue's own book: counted crossed, kept, no resync asked for.
+    parser = GeminiParser()
+    assert_dropped(parser, frame(SNAPSHOT, changes=[["buy", bid, "1"], ["sell", ask, "1"]]), CROSSED_BOOK)
+    assert parser.has_book("BTCUSD")
+    assert parser.resync_needed == set()
+    # An update that crosses the kept book: resting orders never cross, so the book missed an update.
+    parser = with_snapshot()
+    assert_dropped(parser, frame(UPDATE, changes=[["buy", "100.6", "1"]]), BOOK_GAP)
+    assert not parser.has_book("BTCUSD")
+    assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
 
 
 @pytest.mark.parametrize(

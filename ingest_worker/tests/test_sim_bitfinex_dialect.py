@@ -97,3 +97,57 @@ def test_bad_requests_get_bitfinex_errors_and_unsubscribe_works() -> None:
                 assert await frames_for(ws, 0.1) == []
 
     run(body)
+
+
+ASSETS_15 = (
+    "BTC",
+    "ETH",
+    "SOL",
+    "XRP",
+    "ADA",
+    "DOT",
+    "LTC",
+    "LINK",
+    "AVAX",
+    "ATOM",
+    "UNI",
+    "XLM",
+    "FIL",
+    "AAVE",
+    "EOS",
+)
+
+
+def test_past_25_channels_a_connection_gets_bitfinexs_limit_error_and_stays_open() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitfinex",), assets=ASSETS_15) as sim:
+            _, answer = await http(http_url(sim.urls["bitfinex"]) + bitfinex_venue.MARKETS_PATH)
+            # The 15 assets' markets (the stablecoin reference market, tUSTUSD, left out).
+            natives = [native for native, base, _ in bitfinex_venue.markets_from_rest(answer) if base in ASSETS_15]
+            assert len(natives) == 15  # 30 channels: more than one connection holds
+            requests = bitfinex_venue.subscribe_messages(natives)
+            parser = BitfinexParser(SymbolTable(bitfinex_venue.markets_from_rest(answer)))
+            async with connect(bitfinex_venue.connect_url(sim.urls["bitfinex"])) as ws:
+                for request in requests:
+                    await ws.send(orjson.dumps(request).decode())
+                frames = await frames_for(ws, 0.5)
+                await ws.send('{"event":"ping","cid":7}')
+                assert orjson.loads(await recv_until(ws, lambda text: '"pong"' in text))["cid"] == 7
+            events = [orjson.loads(frame) for frame, _ in frames if frame.startswith("{")]
+            subscribed = [event for event in events if event["event"] == "subscribed"]
+            refused = [event for event in events if event["event"] == "error"]
+            assert len(subscribed) == 25
+            # The five requests past the cap, each answered with the request's fields and code 10305.
+            assert [(event["channel"], event["symbol"]) for event in refused] == [
+                (request["channel"], request["symbol"]) for request in requests[1:][25:]
+            ]
+            assert {(event["msg"], event["code"]) for event in refused} == {
+                ("subscribe: limit", bitfinex_venue.LIMIT_ERROR_CODE)
+            }
+            assert list(refused[0]) == ["channel", "symbol", "event", "msg", "code", "pair"]
+            for frame, recv_ns in frames:
+                parser.parse(frame, recv_ns)
+            assert parser.stats.control["error"] == 5  # an operator sees them
+            assert sim.venues["bitfinex"].status(0)["limit_refusals"] == 5
+
+    run(body)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from django.core.management import CommandError, call_command
 from websockets.asyncio.client import connect
 
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, run, until_closed
@@ -140,3 +141,9 @@ def test_bad_options_fail_at_start_with_a_message() -> None:
     assert result.returncode != 0
     assert b"--assets" in result.stderr
     assert result.stdout == b""
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan", "inf"])
+def test_an_okx_idle_timeout_that_is_no_duration_is_refused_at_start(seconds: str) -> None:
+    with pytest.raises(CommandError, match="--okx-idle-timeout"):
+        call_command("run_exchange_sim", "--okx-idle-timeout", seconds)

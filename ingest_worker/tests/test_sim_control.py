@@ -77,6 +77,8 @@ def test_status_reports_venues_model_and_dislocations() -> None:
         ("/sim/silence?seconds=-1", "GET", 400),
         ("/sim/drop?venue=kraken", "GET", 400),
         ("/sim/drop?mode=gently", "GET", 400),
+        ("/sim/fault?venue=binance&market=BTCUSDT&kind=crossed", "GET", 400),  # Binance clients keep no book
+        ("/sim/fault?venue=coinbase", "POST", 400),
         ("/sim/explode", "GET", 404),
         ("/sim/status", "PUT", 405),
         ("/sim/status", "POST", 200),

@@ -118,3 +118,58 @@ def test_bad_requests_get_a_gemini_error_and_the_connection_stays_open() -> None
             assert parser.stats.control == {"error": 2}
 
     run(body)
+
+
+def test_a_fault_breaks_the_clients_book_and_a_resubscription_brings_a_good_one() -> None:
+    async def body() -> None:
+        async with simulator(venues=("gemini",), rate=300) as sim:
+            base = http_url(sim.urls["gemini"])
+            _, answer = await http(base + gemini_venue.MARKETS_PATH)
+            markets = gemini_venue.markets_from_rest(answer)
+            parser = GeminiParser(SymbolTable(markets))
+            async with connect(gemini_venue.connect_url(sim.urls["gemini"])) as ws:
+                for request in gemini_venue.subscribe_messages(["BTCUSD", "ETHUSD"]):
+                    await ws.send(orjson.dumps(request).decode())
+                before = await frames_for(ws, 0.4)
+                for frame, recv_ns in before:
+                    parser.parse(frame, recv_ns)
+                assert parser.has_book("BTCUSD")
+                assert parser.has_book("ETHUSD")
+                status, sent = await http(base + "/sim/fault?venue=gemini&market=BTCUSD&kind=crossed", "POST")
+                assert (status, sent["ok"], sent["clients"]) == (200, True, 1)
+                after = await frames_for(ws, 0.3)
+                at = [frame for frame, _ in after].index(sent["frame"])  # frames sent before it come first
+                for frame, recv_ns in after[:at]:
+                    parser.parse(frame, recv_ns)
+                ticks = [tick for frame, recv_ns in after[at:] for tick in parser.parse(frame, recv_ns)]
+                # The crossed book gave no quote; the symbol waits for a snapshot, the other goes on.
+                assert parser.stats.dropped["book_gap"] >= 1
+                assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
+                quotes = [tick for tick in ticks if tick.type == QUOTE]
+                assert quotes
+                assert all(tick.bid is not None and tick.ask is not None and tick.bid < tick.ask for tick in quotes)
+                assert {tick.symbol for tick in quotes} == {"ETH/USD"}
+                for request in gemini_venue.resubscribe_messages(sorted(parser.resync_needed)):
+                    await ws.send(orjson.dumps(request).decode())
+                again = await frames_for(ws, 0.5)
+                snapshots = [
+                    orjson.loads(f) for f, _ in again if f.startswith('{"type":"l2_updates"') and '"trades"' in f
+                ]
+                assert [snapshot["symbol"] for snapshot in snapshots] == ["BTCUSD"]
+                ticks = [tick for frame, recv_ns in again for tick in parser.parse(frame, recv_ns)]
+                assert parser.awaiting_snapshot() == set()
+                assert [tick for tick in ticks if tick.type == QUOTE and tick.symbol == "BTC/USD"]
+                # A bad level is the other fault: the book is dropped under the bad number's reason.
+                parser.resync_needed.clear()
+                status, _ = await http(base + "/sim/fault?venue=gemini&market=ETHUSD&kind=bad_level")
+                assert status == 200
+                for frame, recv_ns in await frames_for(ws, 0.3):
+                    parser.parse(frame, recv_ns)
+                assert parser.stats.dropped["bad_price"] == 1
+                assert parser.resync_needed == {"ETHUSD"}
+            for kind, market in (("sideways", "BTCUSD"), ("crossed", "DOGEUSD")):
+                status, refused = await http(base + f"/sim/fault?venue=gemini&market={market}&kind={kind}")
+                assert status == 400
+                assert "error" in refused
+
+    run(body)

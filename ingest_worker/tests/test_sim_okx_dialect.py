@@ -3,11 +3,22 @@ and every push parses whole with the OKX parser."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import orjson
 from websockets.asyncio.client import connect
 
 from ingest_worker.symbols import SymbolTable
-from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
+from ingest_worker.tests.test_sim_support import (
+    frames_for,
+    http,
+    http_url,
+    recv_until,
+    run,
+    simulator,
+    until_closed,
+)
 from ingest_worker.venues import okx as okx_venue
 from ingest_worker.venues.okx import OkxParser
 
@@ -124,5 +135,32 @@ def test_dislocations_may_pair_okx_with_any_configured_venue() -> None:
             status, answer = await http(http_url(sim.urls["binance"]) + "/sim/status")
             assert list(answer["venues"]) == ["binance", "coinbase", "okx"]
             assert answer["model"]["fees_pct"]["okx"] == 0.1
+
+    run(body)
+
+
+def test_a_client_that_sends_nothing_is_closed_as_okx_does_and_one_that_pings_stays() -> None:
+    async def body() -> None:
+        async with simulator(venues=("okx",), okx_idle_timeout_s=0.6) as sim:
+            url = okx_venue.connect_url(sim.urls["okx"])
+            subscribe = orjson.dumps(okx_venue.subscribe_messages(["BTC-USDT"])[0]).decode()
+            # WebSocket ping frames (every 0.1 s here) are not data: OKX wants its text `ping`.
+            async with connect(url, ping_interval=0.1) as quiet, connect(url) as pinging:
+                await quiet.send(subscribe)
+                await pinging.send(subscribe)
+                started = time.monotonic()
+                pongs = 0
+                while time.monotonic() - started < 2.0:  # three idle timeouts
+                    await asyncio.sleep(0.2)
+                    await pinging.send(okx_venue.KEEPALIVE.message)
+                    await recv_until(pinging, lambda text: text == "pong")
+                    pongs += 1
+                await until_closed(quiet, within_s=0.1)
+                assert quiet.close_code == 4004
+                assert quiet.close_reason == "No data received in 0.6s."
+                assert pinging.close_code is None
+                assert pongs >= 8
+            okx = sim.venues["okx"].status(time.time_ns())
+            assert okx["idle_closes"] == 1
 
     run(body)

@@ -10,7 +10,8 @@ counted as ignored.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar
+from collections.abc import Iterable
+from typing import ClassVar, NamedTuple
 
 from ingest_worker.symbols import SymbolTable
 from signals_app.contracts import tick as tick_contract
@@ -56,6 +57,13 @@ MAX_TICK_AGE_MS = 60_000
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
 
 
+class TextKeepalive(NamedTuple):
+    """A venue's application-level keepalive: this text, sent at least every `interval_s` (module `KEEPALIVE`)."""
+
+    message: str
+    interval_s: float
+
+
 class ParseStats:
     """Counters of one parser: frames seen, ticks made, control frames, ignored and dropped frames."""
 
@@ -68,6 +76,20 @@ class ParseStats:
         self.ignored: dict[str, int] = {}
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
 
+    @classmethod
+    def combined(cls, parts: Iterable[ParseStats]) -> ParseStats:
+        """The sum of several parsers' counters (one feed over several connections)."""
+        total = cls()
+        for part in parts:
+            total.frames += part.frames
+            total.ticks += part.ticks
+            for mine, theirs in ((total.control, part.control), (total.ignored, part.ignored)):
+                for kind, count in theirs.items():
+                    mine[kind] = mine.get(kind, 0) + count
+            for reason, count in part.dropped.items():
+                total.dropped[reason] = total.dropped.get(reason, 0) + count
+        return total
+
     def as_dict(self) -> dict[str, object]:
         return {
             "frames": self.frames,
@@ -79,7 +101,13 @@ class ParseStats:
 
 
 class VenueParser:
-    """Base of the venue parsers. Subclasses implement `_parse`; `parse` is the safe entry point."""
+    """Base of the venue parsers. Subclasses implement `_parse`; `parse` is the safe entry point.
+
+    A parser that keeps order books puts the native name of a market whose book it had to
+    drop (a failed checksum, a gap, a crossed book) in `resync_needed`, once per loss; the
+    live client takes the names out and asks the venue for a fresh snapshot
+    (ingest_worker/feed.py). `awaiting_snapshot()` names the markets still without a book.
+    """
 
     name: ClassVar[str]
 
@@ -89,12 +117,23 @@ class VenueParser:
         # (the injected clock); None turns the check off (`normalize` without --max-age-s).
         self.max_age_ms = max_age_ms
         self.stats = ParseStats()
+        # Markets whose book was dropped and that need a fresh snapshot. Filled here, emptied by
+        # the live client; the set object is never replaced, so a caller may hold on to it.
+        self.resync_needed: set[str] = set()
         self._last_log_ns: dict[str, int] = {}
         self._suppressed: dict[str, int] = {}
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         raise NotImplementedError
+
+    def new_connection(self) -> None:
+        """A new connection begins: it subscribes to everything afresh, so no resync is pending."""
+        self.resync_needed.clear()
+
+    def awaiting_snapshot(self) -> set[str]:
+        """Markets whose book was dropped and has not been rebuilt by a snapshot (none for book-less parsers)."""
+        return set()
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises, whatever the bytes."""

@@ -7,6 +7,8 @@ tracked and its gaps counted (`sequence_gaps`). Wire shapes (Bitfinex's own orde
 
     events      {"event": "info"|"conf"|"subscribed"|"unsubscribed"|"error"|"pong", ...}
                 subscribed: {"event":"subscribed","channel":"ticker","chanId":232949,"symbol":"tBFTUSD",...}
+                error: the request's fields, then event, msg, code (10300 bad symbol or channel,
+                10301 already subscribed, 10305 "subscribe: limit": too many channels on the connection)
     heartbeat   [chanId, "hb", seq]
     ticker      [chanId, [BID, BID_SIZE, ASK, ASK_SIZE, DAILY_CHANGE, DAILY_CHANGE_RELATIVE,
                           LAST_PRICE, VOLUME, HIGH, LOW], seq]
@@ -63,9 +65,13 @@ MARKETS_PATH = "/v2/conf/pub:list:pair:exchange"  # [["BTCUSD", "TESTBTC:TESTUSD
 CHANNELS = {"quote": "ticker", "trade": "trades"}
 SEQ_ALL = 65536  # conf flag: every list frame ends with the connection's sequence number
 CONF_MESSAGE: dict[str, Any] = {"event": "conf", "flags": SEQ_ALL}
-# Bitfinex allows about 25-30 public channels per connection; a caller subscribing to
-# more markets than that must spread them over several connections.
+# "You can subscribe to 25 channels at the same time on the same connection" (docs.bitfinex.com,
+# Public Channels; the General page says 30, and the server has been seen to take a few more).
+# Past the cap a subscription gets error 10305 "subscribe: limit", so the feed spreads the
+# markets over several connections (ingest_worker/feed.py), each market taking its channels.
 MAX_CHANNELS_PER_CONNECTION = 25
+CHANNELS_PER_MARKET = len(set(CHANNELS.values()))  # ticker + trades
+LIMIT_ERROR_CODE = 10305  # {"event":"error","msg":"subscribe: limit","code":10305,...}
 
 # Bitfinex's three-letter spellings of assets, mapped to the names other venues use
 # (Bitfinex `pub:map:currency:sym`, checked 2026-11). DOG is Bitfinex's "MDOGE", a

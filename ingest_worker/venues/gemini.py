@@ -7,9 +7,13 @@ symbol. The first `l2_updates` of a symbol after subscribing is the full book;
 it alone carries the `trades` (the last ~50 trades, up to hours old) and
 `auction_events` lists, and that is how it is told apart from an update. The
 l2 stream has neither a sequence number nor a checksum, so the only gaps that
-can be seen are an update with no snapshot before it and an update that cannot
-be applied (a bad level): both drop the book and count `book_gap` until the
-next snapshot (a new subscription). Wire fields used:
+can be seen are an update with no snapshot before it, an update that cannot be
+applied (a bad level) and an update that leaves the book crossed (resting
+orders never cross: an update was missed). Each drops the book and counts
+`book_gap` (or the bad level's reason) until the next snapshot; the symbol is
+put in `resync_needed`, and the live client gets that snapshot with
+`resubscribe_messages`: `unsubscribe` then `subscribe` again (Gemini sends a
+symbol's book only when it is subscribed). Wire fields used:
 
     l2_updates  symbol: "BTCUSD", changes: [[side "buy"|"sell", price, quantity], ...]
                 (decimal strings; quantity "0" removes the level; no event time),
@@ -17,6 +21,7 @@ next snapshot (a new subscription). Wire fields used:
     trade       symbol, event_id, timestamp: Unix ms, price, quantity, side: taker side
     heartbeat   timestamp: Unix ms (every 5 s)
     error       {"result": "error", "reason": ..., "message": ...}
+    unsubscribe {"type": "unsubscribe", "subscriptions": [{"name": "l2", "symbols": [...]}]} (no answer)
 
 Symbols are concatenated (`BTCUSD`, `ETHBTC`, `ZECLTC`, `BTCGBP`) and split at
 the longest known quote currency that ends them.
@@ -82,6 +87,15 @@ def connect_url(ws_base: str) -> str:
 def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
     """One `l2` subscription for every symbol: it brings the book, the trades and heartbeats."""
     return [{"type": "subscribe", "subscriptions": [{"name": "l2", "symbols": list(natives)}]}]
+
+
+def resubscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """A fresh book for each symbol: leave its `l2` and subscribe again; the first `l2_updates` is the book."""
+    symbols = list(natives)
+    return [
+        {"type": "unsubscribe", "subscriptions": [{"name": "l2", "symbols": symbols}]},
+        *subscribe_messages(symbols),
+    ]
 
 
 def markets_from_rest(payload: object) -> list[tuple[str, str, str]]:
@@ -190,6 +204,10 @@ class GeminiParser(VenueParser):
         """Forget every book: on a new connection the first `l2_updates` of each symbol is its snapshot."""
         self._books.clear()
         self._lost.clear()
+        self.resync_needed.clear()
+
+    def new_connection(self) -> None:
+        self.reset()
 
     def has_book(self, native: str) -> bool:
         return native in self._books
@@ -260,7 +278,8 @@ class GeminiParser(VenueParser):
         found = self._books.get(native)
         # The snapshot is the first l2_updates of a symbol on a connection; it is also the only
         # one that carries the recent trades, which tells a new subscription's snapshot apart.
-        if "trades" in msg or (found is None and native not in self._lost):
+        is_snapshot = "trades" in msg or (found is None and native not in self._lost)
+        if is_snapshot:
             bids: dict[float, float] = {}
             asks: dict[float, float] = {}
             for is_bid, price, size in levels:
@@ -289,13 +308,19 @@ class GeminiParser(VenueParser):
         bid, bid_size, ask, ask_size = top
         if bid is None or ask is None:
             return self.ignore("l2_one_sided")
+        if bid >= ask and not is_snapshot:
+            # A snapshot is Gemini's own word (make_quote counts it crossed); a kept book that
+            # crosses after an update has missed one.
+            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed after an update: {bid} >= {ask}")
         # l2_updates carry no event time: the quote is stamped with the receive time.
         return self.make_quote(symbol, bid, ask, bid_size, ask_size, recv_ns // 1_000_000, recv_ns)
 
     def _lose_book(self, native: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
         """A frame that cannot be applied: the book has missed it, so it is dropped until the next snapshot."""
         self._books.pop(native, None)
-        self._lost.add(native)
+        if native not in self._lost:  # one request per loss, however many frames arrive before the snapshot
+            self._lost.add(native)
+            self.resync_needed.add(native)
         return self.drop(reason, recv_ns, detail)
 
     def _trade(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:

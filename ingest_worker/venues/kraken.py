@@ -25,7 +25,9 @@ The v1 book is kept per pair (snapshot + updates, truncated to the subscribed
 depth) and every update's CRC32 checksum is verified; a quote tick is emitted
 only when the best bid or ask (price or size) changes. On a checksum mismatch
 the book is dropped (counted as `book_gap`) and updates are refused until the
-next snapshot; `books_awaiting_snapshot()` names the pairs to resubscribe.
+next snapshot; `books_awaiting_snapshot()` names the pairs to resubscribe, and
+`resync_needed` gets each pair once per loss. The live client subscribes to no
+book (v2 `ticker` gives the top), so it declares no `resubscribe_messages`.
 """
 
 from __future__ import annotations
@@ -217,6 +219,9 @@ class KrakenParser(VenueParser):
     def books_awaiting_snapshot(self) -> list[str]:
         """v1 pairs whose book failed its checksum: resubscribe them to get a new snapshot."""
         return sorted(self._awaiting_snapshot)
+
+    def awaiting_snapshot(self) -> set[str]:
+        return set(self._awaiting_snapshot)
 
     def _symbol(self, native: object) -> str | None:
         """The canonical symbol of a v1 or v2 name. A market list from AssetPairs holds v2 names
@@ -448,7 +453,9 @@ class KrakenParser(VenueParser):
 
     def _lose_book(self, native: str) -> None:
         self._books.pop(native, None)
-        self._awaiting_snapshot.add(native)
+        if native not in self._awaiting_snapshot:  # one resync request per loss
+            self._awaiting_snapshot.add(native)
+            self.resync_needed.add(native)
 
 
 def _read_levels(side: str, levels: object, out: list[tuple[str, float, _Level | None]], *, allow_delete: bool) -> int:

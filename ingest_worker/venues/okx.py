@@ -2,7 +2,11 @@
 
 Every push is `{"arg": {"channel": ..., "instId": ...}, "data": [...]}`; connection
 answers are `{"event": "subscribe" | "unsubscribe" | "error" | "notice" | ..., ...}`,
-and the server answers the client's text `ping` with a bare `pong`. One public
+and the server answers the client's text `ping` with a bare `pong`. OKX breaks a
+connection after 30 s without data (its docs: "if the subscription is not established
+or data has not been pushed for more than 30 seconds"; its close, 4004 "No data
+received in 30s.", speaks of what the client sent), and asks clients to send `ping`
+within N < 30 s: `KEEPALIVE` has the feed send it every 25 s at most. One public
 connection carries spot, futures (`BTC-USD-220527`), swaps (`UNI-USD-SWAP`) and
 options (`BTC-USD-210924-42000-P`): the derivatives are recognised by their
 instrument id and counted as ignored, never passed off as spot prices. The order
@@ -31,6 +35,7 @@ from ingest_worker.venues.base import (
     NO_TICKS,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
+    TextKeepalive,
     VenueParser,
 )
 from signals_app.contracts.tick import Tick
@@ -55,6 +60,8 @@ IGNORED_CHANNELS = frozenset(
 )
 # OKX refuses a request longer than 4096 bytes; 40 arguments stay well below it.
 ARGS_PER_REQUEST = 40
+# The text `ping` (not a WebSocket ping frame) at least every 25 s: OKX cuts a connection at 30 s.
+KEEPALIVE = TextKeepalive("ping", 25.0)
 
 
 def to_native(symbol: str) -> str:

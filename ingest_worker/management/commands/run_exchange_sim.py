@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ingest_worker.sim.model import parse_assets
+from ingest_worker.sim.okx import IDLE_TIMEOUT_S as OKX_IDLE_TIMEOUT_S
 from ingest_worker.sim.server import DEFAULT_PORTS, DIALECTS, SimConfig, run
 
 log = logging.getLogger("ingest_worker.sim")
@@ -57,6 +58,13 @@ class Command(BaseCommand):
         parser.add_argument("--assets", default=None, help="comma-separated base assets (default SIM_ASSETS)")
         parser.add_argument(
             "--ping-interval", type=float, default=20.0, help="seconds between server pings; 0 turns them off (20)"
+        )
+        parser.add_argument(
+            "--okx-idle-timeout",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help="OKX closes a connection that sent nothing for this long (30, as OKX)",
         )
         parser.add_argument(
             "--no-auto-dislocations",
@@ -110,6 +118,9 @@ class Command(BaseCommand):
         ping: float = options["ping_interval"]
         if not (math.isfinite(ping) and ping >= 0):
             raise CommandError(f"--ping-interval {ping}: seconds >= 0")
+        okx_idle: float | None = options["okx_idle_timeout"]
+        if okx_idle is not None and not (math.isfinite(okx_idle) and okx_idle > 0):
+            raise CommandError(f"--okx-idle-timeout {okx_idle}: seconds > 0")
         speed: float = options["speed"]
         if not (math.isfinite(speed) and speed >= 0):
             raise CommandError(f"--speed {speed}: a factor >= 0 (0: as fast as possible)")
@@ -131,6 +142,7 @@ class Command(BaseCommand):
             fees_pct=dict(settings.FEES_PCT),
             auto_dislocations=not options["no_auto_dislocations"],
             ping_interval=ping or None,
+            okx_idle_timeout_s=okx_idle if okx_idle is not None else OKX_IDLE_TIMEOUT_S,
             replay=replay,
             speed=speed,
             replay_wait=not options["replay_no_wait"],
