@@ -41,7 +41,10 @@ class TickPusher:
         except zmq.Again:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("engine not keeping up: %d ticks dropped at the high-water mark", self.dropped)
+                log.warning(
+                    "%d ticks dropped at the high-water mark: no engine connected, or it is not keeping up",
+                    self.dropped,
+                )
             return False
         self.sent += 1
         return True
