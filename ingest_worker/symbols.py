@@ -77,6 +77,10 @@ class SymbolTable:
         self._to_canonical[native] = symbol
         self._to_native[symbol] = native
 
+    def resolved_get(self) -> Callable[[str], str | None]:
+        """`dict.get` of the names resolved so far: a hot path tries it first, then `resolve`."""
+        return self._to_canonical.get
+
     def resolve(self, native: str) -> str | None:
         """The canonical symbol of a native name, or None when it is not a known market."""
         try:

@@ -127,6 +127,7 @@ class BinanceParser(VenueParser):
     def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
         self._symbol_of = self.symbols.resolve
+        self._resolved = self.symbols.resolved_get()
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
@@ -145,7 +146,7 @@ class BinanceParser(VenueParser):
             if book is not None:
                 bid = book.b
                 ask = book.a
-                symbol = self._symbol_of(book.s)
+                symbol = self._resolved(book.s) or self._symbol_of(book.s)
                 if (
                     symbol is not None
                     and 0.0 < bid < ask < MAX_PRICE
