@@ -78,8 +78,15 @@ async def pump(child: Child, stream: asyncio.StreamReader) -> None:
 
 
 async def start(child: Child, env: dict[str, str]) -> None:
+    # A process group of its own: Ctrl-C in the terminal reaches the supervisor only, which stops
+    # each child with one SIGTERM (daphne, given SIGINT and then SIGTERM, dies of the second).
     child.process = await asyncio.create_subprocess_exec(
-        *child.args, env=env, cwd=BASE_DIR, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        *child.args,
+        env=env,
+        cwd=BASE_DIR,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        process_group=0,
     )
     assert child.process.stdout is not None
     child.tasks = [asyncio.create_task(pump(child, child.process.stdout))]
