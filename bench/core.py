@@ -45,6 +45,7 @@ import orjson  # noqa: E402
 
 from engine_worker.config import EngineConfig  # noqa: E402
 from engine_worker.engine import Engine  # noqa: E402
+from engine_worker.replay import Entry  # noqa: E402
 from ingest_worker.venues import make_parser  # noqa: E402
 from ingest_worker.venues.base import VenueParser  # noqa: E402
 from signals_app.contracts.tick import Tick, quote  # noqa: E402
@@ -389,14 +390,14 @@ def bench_replay() -> None:
         pass
     else:
 
-        def read_sorted() -> list[tuple[float, str, str]]:
+        def read_sorted() -> list[Entry]:
             entries = read_capture(DEMO_CAPTURE, ReplayStats())
             entries.sort(key=_first)
             return entries
 
         def read_and_parse() -> None:
             parsers: dict[str, VenueParser] = {}
-            for recv_ms, exchange, raw in read_sorted():
+            for recv_ms, exchange, raw, _ in read_sorted():
                 parser = parsers.get(exchange)
                 if parser is None:
                     parser = parsers[exchange] = make_parser(exchange, max_age_ms=MAX_TICK_AGE_MS)
@@ -443,7 +444,7 @@ def bench_replay() -> None:
     )
 
 
-def _first(entry: tuple[float, str, str]) -> float:
+def _first(entry: Entry) -> float:
     return entry[0]
 
 

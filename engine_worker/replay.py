@@ -20,7 +20,7 @@ import orjson
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from ingest_worker.venues import PARSERS
-from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
+from ingest_worker.venues.base import MAX_TICK_AGE_MS, ParseStats, VenueParser
 
 _dumps = orjson.dumps
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
@@ -51,15 +51,16 @@ class _CaptureLine(msgspec.Struct):
     recv_ms: float
     exchange: str
     raw: str
+    connection: int | None = None  # one of a venue's several connections (ingest_worker/record.py)
 
 
 _decode_line = msgspec.json.Decoder(_CaptureLine).decode
 _LINE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError)
-Entry = tuple[float, str, str]  # (recv_ms, exchange, raw)
+Entry = tuple[float, str, str, int | None]  # (recv_ms, exchange, raw, connection)
 
 
 def read_capture(path: Path, stats: ReplayStats) -> list[Entry]:
-    """Valid lines of one capture as (recv_ms, exchange, raw), in file order."""
+    """Valid lines of one capture as (recv_ms, exchange, raw, connection), in file order."""
     entries: list[Entry] = []
     append = entries.append
     with path.open("rb") as handle:
@@ -74,7 +75,7 @@ def read_capture(path: Path, stats: ReplayStats) -> list[Entry]:
             if not 0.0 < recv_ms < 1e14:  # also refuses NaN
                 stats.bad_lines += 1
                 continue
-            append((recv_ms, capture.exchange, capture.raw))
+            append((recv_ms, capture.exchange, capture.raw, capture.connection))
     return entries
 
 
@@ -92,7 +93,8 @@ def replay_files(paths: Iterable[Path | str], config: EngineConfig, out: BinaryI
     expire = engine.expire
     lifecycle = engine.lifecycle
     write = out.write
-    for recv_ms, exchange, raw in entries:
+    connection_parsers: dict[tuple[str, int], VenueParser] = {}  # a venue's second, third... connection
+    for recv_ms, exchange, raw, connection in entries:
         recv_ns = round(recv_ms * 1000.0) * 1000  # µs precision survives the float; ns does not
         clock = recv_ns // 1_000_000
         if clock > lifecycle.next_stale_after:  # the timers, on capture time (any valid line moves it)
@@ -105,10 +107,19 @@ def replay_files(paths: Iterable[Path | str], config: EngineConfig, out: BinaryI
                 stats.unknown_exchange += 1
                 continue
             parser = parsers[exchange] = parser_class(max_age_ms=MAX_TICK_AGE_MS)
+        if connection is not None and connection != 1:
+            # Channel ids and sequences are per connection: each connection has a parser of its own.
+            other = connection_parsers.get((exchange, connection))
+            if other is None:
+                other = connection_parsers[(exchange, connection)] = parser.__class__(max_age_ms=MAX_TICK_AGE_MS)
+            parser = other
         stats.frames += 1
         for tick in parser.parse(raw, recv_ns):
             stats.ticks += 1
             for signal in on_tick(tick, clock):
                 write(_dumps(signal, option=_NEWLINE))
     stats.signals = dict(lifecycle.counts)
+    for (exchange, _), parser in connection_parsers.items():
+        # Reported per venue: the first connection's parser counts for all of them.
+        stats.parsers[exchange].stats = ParseStats.combined([stats.parsers[exchange].stats, parser.stats])
     return stats

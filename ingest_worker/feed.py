@@ -124,8 +124,9 @@ def split_markets(natives: Sequence[str], per_connection: int | None) -> list[li
 class Connection:
     """One WebSocket connection of a feed: its markets, its parser, its state and its counters."""
 
-    def __init__(self, label: str, natives: list[str], parser: VenueParser) -> None:
+    def __init__(self, label: str, natives: list[str], parser: VenueParser, number: int | None = None) -> None:
         self.label = label  # "bitfinex", or "bitfinex#2" when the venue needs several
+        self.number = number  # 1, 2, ... when the venue needs several; None when one will do
         self.natives = natives
         self.parser = parser
         self.state = STARTING
@@ -283,6 +284,7 @@ class Feed:
                 self.name if len(groups) == 1 else f"{self.name}#{number}",
                 group,
                 parser_class(table, max_age_ms=self.max_age_ms),
+                None if len(groups) == 1 else number,
             )
             for number, group in enumerate(groups, start=1)
         ]
@@ -338,7 +340,7 @@ class Feed:
                     connection.frames += 1
                     connection.last_message_ns = recv_ns
                     if recorder is not None:
-                        recorder.write(name, recv_ns, frame)
+                        recorder.write(name, recv_ns, frame, connection.number)
                     ticks = parse(frame, recv_ns)
                     if resync_needed:
                         await self._resync(ws, connection)

@@ -2,7 +2,9 @@
 
 A line is either a raw frame of one exchange, exactly as received, or a capture
 line `{"recv_ms": ..., "exchange": ..., "raw": "<frame>"}` (DESIGN.md, "Capture
-file"); both may be mixed in one file. A raw line's receive time comes from the
+file"); both may be mixed in one file. Capture lines of a venue recorded over several
+connections carry `"connection": N` (ingest_worker/record.py): each connection gets a parser of
+its own (channel ids are per connection), and the counts are their sum. A raw line's receive time comes from the
 `.recv_ns` companion of the recorded files in ../shared/market-data when there is
 one, else from the clock; a capture line carries its own.
 """
@@ -115,6 +117,7 @@ def normalize_lines(
     counts = NormalizeCounts(parser.stats)
     exchange = parser.name
     parse = parser.parse
+    others: dict[int, VenueParser] = {}  # connection 2, 3, ... -> its parser
     pending: list[bytes] = []  # encoded ticks not yet written
     for index, line in enumerate(lines):
         counts.lines += 1
@@ -125,7 +128,7 @@ def normalize_lines(
         capture = _capture(line) if _CAPTURE_MARK in line else None
         if capture is not None:
             counts.capture_lines += 1
-            raw, recv_ms, line_exchange = capture
+            raw, recv_ms, line_exchange, connection = capture
             if line_exchange != exchange:
                 counts.skipped[OTHER_EXCHANGE] = counts.skipped.get(OTHER_EXCHANGE, 0) + 1
                 continue
@@ -134,6 +137,13 @@ def normalize_lines(
                 continue
             frame = raw
             recv_ns = _recv_ns_of(recv_ms)
+            if isinstance(connection, int) and connection != 1:
+                other = others.get(connection)
+                if other is None:
+                    other = others[connection] = parser.__class__(parser.symbols, max_age_ms=parser.max_age_ms)
+                for tick in other.parse(frame, recv_ns):
+                    pending.append(encode(tick))
+                continue
         else:
             try:
                 frame = line.decode()
@@ -147,18 +157,20 @@ def normalize_lines(
             pending.clear()
     if pending:
         out.write(b"\n".join(pending) + b"\n")
+    if others:
+        counts.stats = ParseStats.combined([parser.stats, *(other.stats for other in others.values())])
     return counts
 
 
-def _capture(line: bytes) -> tuple[object, object, object] | None:
-    """(raw, recv_ms, exchange) of a capture line; None when the line is not one."""
+def _capture(line: bytes) -> tuple[object, object, object, object] | None:
+    """(raw, recv_ms, exchange, connection) of a capture line; None when the line is not one."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     if obj.__class__ is not dict or "raw" not in obj or "recv_ms" not in obj:
         return None
-    return obj["raw"], obj["recv_ms"], obj.get("exchange")
+    return obj["raw"], obj["recv_ms"], obj.get("exchange"), obj.get("connection")
 
 
 def _recv_ns_of(recv_ms: float) -> int:

@@ -8,8 +8,12 @@ ingestor as real processes, the test reading the ingestor's ZeroMQ socket as the
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -18,7 +22,7 @@ import zmq
 
 from arbsite.redis_server import free_port
 from signals_app.contracts.tick import QUOTE, FeedState, Tick, decode_message
-from tests.procs import Proc, get_json, wait_until
+from tests.procs import REPO, Proc, get_json, wait_until
 
 ASSETS_15 = "BTC,ETH,SOL,XRP,ADA,DOT,LTC,LINK,AVAX,ATOM,UNI,XLM,FIL,AAVE,EOS"
 
@@ -38,9 +42,11 @@ class LiveClient:
         self.control_url = url.replace("ws://", "http://") + "/sim"
         self.health_port = free_port()
         endpoint = f"tcp://127.0.0.1:{free_port()}"
+        # Every frame is recorded, so that a test can read the session back offline.
+        self.capture = Path(tempfile.mkdtemp(prefix="live-client-")) / "capture.jsonl"
         self.ingestor = Proc(
             "ingestor",
-            ["run_ingestor"],
+            ["run_ingestor", "--record", str(self.capture)],
             {
                 "EXCHANGES": venue,
                 f"SIM_{venue.upper()}_PORT": url.rsplit(":", 1)[1],
@@ -86,6 +92,7 @@ class LiveClient:
         return "\n\n".join(f"--- {p.name}\n{p.output()}" for p in (self.sim, self.ingestor))
 
     def stop(self) -> None:
+        """SIGTERM to both (again: a no-op); both must exit 0."""
         codes = {proc.name: proc.terminate(8.0) for proc in (self.ingestor, self.sim)}
         assert codes == {"ingestor": 0, "sim": 0}, self.output()
 
@@ -152,6 +159,23 @@ def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(liv
     trades = {m.symbol for m in live_client.received() if isinstance(m, Tick) and m.type != QUOTE}
     assert trades  # trades come through the same connections
     assert _quotes_are_sane(live_client.quotes())
+    # The recording names each line's connection, and `normalize` reads it back market for market:
+    # one parser per connection, so no channel id is taken for another connection's market.
+    live_client.stop()
+    lines = [orjson.loads(line) for line in live_client.capture.read_bytes().splitlines()]
+    assert {line.get("connection") for line in lines} == {1, 2}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "normalize", "--exchange", "bitfinex", str(live_client.capture)],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    )
+    ticks = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert {tick["symbol"] for tick in ticks} == wanted
+    assert b"unknown_channel" not in done.stderr, done.stderr.decode()
+    # Every quote the engine's end received live is one the recording gives back, same market.
+    normalized = {(t["symbol"], t["bid"], t["ask"]) for t in ticks if t["type"] == QUOTE}
+    assert {(q.symbol, q.bid, q.ask) for q in live_client.quotes()} <= normalized
 
 
 @pytest.mark.parametrize("live_client", [("gemini", ["--rate", "300"], {})], indirect=True)
