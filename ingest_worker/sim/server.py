@@ -169,7 +169,7 @@ class ControlError(ValueError):
 
 
 class ExchangeSimulator:
-    """Both simulated venues, their feed (model or replay) and the control API."""
+    """Every simulated venue, their feed (model or replay) and the control API."""
 
     def __init__(self, config: SimConfig, clock: Callable[[], int] = time.time_ns) -> None:
         self.config = config
@@ -263,7 +263,7 @@ class ExchangeSimulator:
         return self.urls
 
     async def close(self) -> None:
-        """Stop the feed, close every connection (1001 going away) and both servers."""
+        """Stop the feed, close every connection (1001 going away) and every venue's server."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
