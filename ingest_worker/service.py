@@ -39,7 +39,6 @@ class IngestorConfig:
     sim_ports: dict[str, int] = field(default_factory=lambda: {"binance": 9101, "coinbase": 9102})
     symbols: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=lambda: ["BTC", "ETH", "SOL", "XRP", "ADA"])
-    quotes: list[str] = field(default_factory=lambda: ["USD", "USDT", "USDC"])
     quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
     health_host: str = "127.0.0.1"
     health_port: int = 8080
@@ -71,7 +70,6 @@ class IngestorConfig:
             },
             symbols=list(settings.SYMBOLS),
             assets=list(settings.ASSETS),
-            quotes=[member for group in settings.QUOTE_GROUPS for member in group],
             quote_groups=[list(group) for group in settings.QUOTE_GROUPS],
             health_host=settings.HEALTH_HOST,
             health_port=settings.HEALTH_PORT,
@@ -105,7 +103,7 @@ class IngestorService:
                     pusher=self.pusher,
                     symbols=config.symbols,
                     assets=config.assets,
-                    quotes=config.quotes,
+                    quotes=[member for group in config.quote_groups for member in group],
                     quote_groups=config.quote_groups,
                     recorder=self.recorder,
                     silence_timeout_s=config.silence_timeout_s,

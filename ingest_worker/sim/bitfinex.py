@@ -46,7 +46,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
-from ingest_worker.sim.model import ASSET_PROFILES, BITFINEX, GENERIC_PROFILE, Market, Quote
+from ingest_worker.sim.model import BITFINEX, Market, Quote, profile_of
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import bitfinex as bitfinex_venue
 
@@ -84,7 +84,7 @@ class BitfinexFrames:
         rng = random.Random(f"bitfinex-frames-{seed}")
         self.pairs: dict[str, PairState] = {}
         for market in markets:
-            profile = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
+            profile = profile_of(market)
             start = profile.start_price * market.price_scale
             self.pairs[market.native] = PairState(
                 market=market,

@@ -39,7 +39,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ingest_worker.sim.model import ASSET_PROFILES, COINBASE, GENERIC_PROFILE, Market, Quote
+from ingest_worker.sim.model import COINBASE, Market, Quote, profile_of
 from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import coinbase as coinbase_venue
 
@@ -98,7 +98,7 @@ class CoinbaseFrames:
         self.products: dict[str, ProductState] = {}
         self.iso = IsoTime()
         for market in markets:
-            profile = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
+            profile = profile_of(market)
             scale = market.price_scale
             start = profile.start_price
             open_24h = max(1, round(start * rng.uniform(0.98, 1.02) * scale))

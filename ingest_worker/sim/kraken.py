@@ -35,7 +35,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
-from ingest_worker.sim.model import ASSET_PROFILES, GENERIC_PROFILE, KRAKEN, Market, Quote
+from ingest_worker.sim.model import KRAKEN, Market, Quote, profile_of
 from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import kraken as kraken_venue
 
@@ -76,7 +76,7 @@ class KrakenFrames:
         self.iso = IsoTime()
         self.pairs: dict[str, PairState] = {}
         for market in markets:
-            profile = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
+            profile = profile_of(market)
             start = profile.start_price * market.price_scale
             self.pairs[market.native] = PairState(
                 market=market,

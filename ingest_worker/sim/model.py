@@ -73,7 +73,6 @@ REFERENCE_MARKETS: Mapping[str, tuple[str, ...]] = {
 STABLECOINS: tuple[str, ...] = ("USDT", "USDC")  # the currencies whose USD value the control API can move
 REFERENCE_HALF_SPREAD_BP = (0.2, 1.0)  # a stablecoin book is tight
 REFERENCE_OFFSET_SD_BP = 0.3  # and barely wanders from its value
-REFERENCE_TYPICAL_SIZE = 50_000.0  # units of the stablecoin at the top of the book
 REFERENCE_SIZE_DECIMALS = 2
 
 
@@ -97,6 +96,8 @@ ASSET_PROFILES: Mapping[str, AssetProfile] = {
 }
 # Any other asset asked for on the command line trades like a mid-priced altcoin.
 GENERIC_PROFILE = AssetProfile(10.0, 4, 2, 4, 500.0)
+# A stablecoin reference market trades around 1.0 (its book: REFERENCE_* below).
+REFERENCE_PROFILE = AssetProfile(1.0, 4, 2, 5, 50_000.0)
 COINBASE_SIZE_DECIMALS = 8  # Coinbase prints every size with 8 decimals
 
 
@@ -219,6 +220,11 @@ class Step(NamedTuple):
     quotes: list[Quote]
     started: list[Dislocation]
     ended: list[Dislocation]
+
+
+def profile_of(market: Market) -> AssetProfile:
+    """How a market's base trades: a stablecoin reference market around 1.0, an asset by its profile."""
+    return REFERENCE_PROFILE if market.reference else ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
 
 
 def venue_market_name(venue: str, asset: str, quote: str) -> str:
@@ -519,7 +525,7 @@ class MarketModel:
             mid = true_mid * (1.0 + state.offset)
             bid = max(1, math.floor(mid * (1.0 - half) * scale))
             ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
-        typical = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE).typical_size * profile.size_factor
+        typical = profile_of(market).typical_size * profile.size_factor
         return self._finish(market, state, bid, ask, typical, now_ns)
 
     def _reference_quote(self, market: Market, state: _MarketState, now_ns: int) -> Quote:
@@ -529,7 +535,7 @@ class MarketModel:
         half = self._rng.uniform(*REFERENCE_HALF_SPREAD_BP) * 1e-4
         bid = max(1, math.floor(mid * (1.0 - half) * scale))
         ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
-        return self._finish(market, state, bid, ask, REFERENCE_TYPICAL_SIZE, now_ns)
+        return self._finish(market, state, bid, ask, REFERENCE_PROFILE.typical_size, now_ns)
 
     def _finish(self, market: Market, state: _MarketState, bid: int, ask: int, typical: float, now_ns: int) -> Quote:
         """Sizes and a trade, maybe, for a new top of book."""

@@ -37,7 +37,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
-from ingest_worker.sim.model import ASSET_PROFILES, GENERIC_PROFILE, OKX, Market, Quote
+from ingest_worker.sim.model import OKX, Market, Quote, profile_of
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import okx as okx_venue
 
@@ -81,8 +81,8 @@ class OkxFrames:
         self.instruments: dict[str, InstrumentState] = {}
         for market in markets:
             scale = market.price_scale
-            start = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE).start_price * scale
-            typical = ASSET_PROFILES.get(market.asset, GENERIC_PROFILE).typical_size
+            start = profile_of(market).start_price * scale
+            typical = profile_of(market).typical_size
             volume = typical * rng.uniform(8_000, 20_000)
             self.instruments[market.native] = InstrumentState(
                 market=market,
