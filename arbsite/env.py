@@ -132,3 +132,41 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], env: Mapping[s
     if value not in choices:
         raise ImproperlyConfigured(f"{name}={value!r} must be one of: {', '.join(choices)}")
     return value
+
+
+def parse_fees(text: str, defaults: Mapping[str, float] | None = None) -> dict[str, float]:
+    """`binance:0.075,coinbase=0.4` -> `defaults` (none: an empty table) with those venues overridden (percent).
+
+    Settings keep only the overrides; the default of each venue is in its declaration
+    (`ingest_worker.venues`), which the workers merge them into.
+    """
+    fees = dict(defaults or {})
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, value = item.replace("=", ":").partition(":")
+        try:
+            fee = float(value)
+        except ValueError:
+            fee = math.nan
+        if not sep or not name.strip() or not math.isfinite(fee) or not 0.0 <= fee < 100.0:
+            raise ImproperlyConfigured(f"FEES: {item!r} is not EXCHANGE:PERCENT (for example binance:0.1)")
+        fees[name.strip().lower()] = fee
+    return fees
+
+
+def parse_quote_groups(text: str) -> tuple[tuple[str, ...], ...]:
+    """`USD,USDT,USDC;EUR,EURC` -> (("USD","USDT","USDC"), ("EUR","EURC")). A quote may be in one group only."""
+    groups: list[tuple[str, ...]] = []
+    seen: set[str] = set()
+    for chunk in text.split(";"):
+        members = tuple(member.strip().upper() for member in chunk.split(",") if member.strip())
+        if not members:
+            continue
+        for member in members:
+            if member in seen or not member.isalnum():
+                raise ImproperlyConfigured(f"QUOTE_GROUPS: {member!r} is repeated or not a currency code")
+            seen.add(member)
+        groups.append(members)
+    return tuple(groups)

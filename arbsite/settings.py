@@ -10,8 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arbsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str, load_dotenv
-from engine_worker.config import parse_fees, parse_quote_groups
+from arbsite.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    load_dotenv,
+    parse_fees,
+    parse_quote_groups,
+)
+from signals_app.contracts.fees import DEFAULT_FEES_PCT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -167,7 +177,7 @@ HEALTH_HOST = env_str("HEALTH_HOST", "127.0.0.1")
 ENGINE_HEALTH_PORT = env_int("ENGINE_HEALTH_PORT", 8081, minimum=1, maximum=65535)
 
 SPREAD_THRESHOLD_PCT = env_float("SPREAD_THRESHOLD_PCT", 0.5, minimum=0.0)
-FEES_PCT = parse_fees(env_str("FEES", ""))
+FEES_PCT = parse_fees(env_str("FEES", ""), DEFAULT_FEES_PCT)
 STALE_MS = env_int("STALE_MS", 2000, minimum=1)
 SIGNAL_UPDATE_MS = env_int("SIGNAL_UPDATE_MS", 1000, minimum=0)
 QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EURC"))

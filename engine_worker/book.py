@@ -7,7 +7,7 @@ never with the number of assets.
 
 from __future__ import annotations
 
-from ingest_worker.symbols import base_of, quote_of
+from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Tick
 
 

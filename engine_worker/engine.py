@@ -14,8 +14,8 @@ from engine_worker.config import EngineConfig
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
-from ingest_worker.symbols import quote_of
 from signals_app.contracts.signal import Signal
+from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import QUOTE, Tick
 
 # Per quote group of one asset: exchange -> (its best fresh ask market, that market's rate,

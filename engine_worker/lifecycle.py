@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine_worker.spread import Figures
-from ingest_worker.symbols import quote_of
 from signals_app.contracts import signal as contract
 from signals_app.contracts.signal import Signal
+from signals_app.contracts.symbols import quote_of
 
 Key = tuple[str, str, str]  # (asset, buy exchange, sell exchange)
 

@@ -9,7 +9,7 @@ take no part in signals until one arrives (never a silent 1.0). Pure: the clock 
 
 from __future__ import annotations
 
-from ingest_worker.symbols import base_of, quote_of
+from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Tick
 
 

@@ -61,9 +61,9 @@ from websockets.asyncio.client import ClientConnection, connect
 from arbsite.latency import LatencyWindow
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
-from ingest_worker.symbols import SymbolTable, base_of, quote_of
 from ingest_worker.venues import PARSERS
 from ingest_worker.venues.base import MAX_TICK_AGE_MS, ParseStats, TextKeepalive, VenueParser
+from signals_app.contracts.symbols import SymbolTable, base_of, quote_of
 from signals_app.contracts.tick import FEED_DOWN, FEED_UP
 
 log = logging.getLogger("ingest_worker.feed")

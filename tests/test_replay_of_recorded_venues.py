@@ -28,9 +28,9 @@ import zmq
 from arbsite.redis_server import free_port
 from ingest_worker.feed import Feed
 from ingest_worker.push import TickPusher
-from ingest_worker.symbols import base_of, quote_of
 from ingest_worker.tests.recorded import MARKET_DATA, MARKET_DATA_ABSENT, write_capture
 from ingest_worker.venues import VENUES
+from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Tick, decode, decode_message
 from tests.procs import REPO, Proc, get_json
 

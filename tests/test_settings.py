@@ -8,8 +8,18 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from arbsite.env import env_bool, env_choice, env_float, env_int, env_list, env_str, load_dotenv
-from engine_worker.config import parse_fees, parse_quote_groups
+from arbsite.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    load_dotenv,
+    parse_fees,
+    parse_quote_groups,
+)
+from signals_app.contracts.fees import DEFAULT_FEES_PCT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -63,8 +73,8 @@ def test_dotenv_fills_gaps_without_overriding_the_environment(tmp_path):
 
 
 def test_fee_and_quote_group_forms():
-    assert parse_fees("binance:0.075, coinbase=0.4")["binance"] == 0.075
-    assert parse_fees("")["kraken"] == 0.4
+    assert parse_fees("binance:0.075, coinbase=0.4", DEFAULT_FEES_PCT)["binance"] == 0.075
+    assert parse_fees("", DEFAULT_FEES_PCT)["kraken"] == 0.4
     assert parse_quote_groups("USD,USDT;EUR") == (("USD", "USDT"), ("EUR",))
     with pytest.raises(ImproperlyConfigured):
         parse_quote_groups("USD,USDT;USD")

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from arbsite.env import parse_fees, parse_quote_groups
 from engine_worker.book import Quote
-from engine_worker.config import EngineConfig, parse_fees, parse_quote_groups
+from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.spread import figures, net_spread_pct
 from signals_app.contracts import tick
@@ -196,14 +197,14 @@ def test_gross_spread_above_threshold_but_net_below_gives_no_signal():
 
 
 def test_fees_setting_overrides_the_default_fee_of_a_venue():
-    fees = parse_fees("coinbase:0.2")
+    fees = parse_fees("coinbase:0.2", DEFAULT_FEES_PCT)
     assert fees == {**DEFAULT_FEES_PCT, "coinbase": 0.2}
     # ask 45000, bid 45350 with 0.1 % / 0.2 %:
     #   cost 45045, proceeds 45350 · 0.998 = 45259.3, profit 214.3, net = 214.3 / 45045 · 100 = 0.47574… -> 0.4757
     # With the default 0.6 % on Coinbase: proceeds 45077.9, net 0.073 %: below a 0.3 % threshold.
     binance = quote("binance", "BTC/USDT", 44990.0, 45000.0)
     coinbase = quote("coinbase", "BTC/USD", 45350.0, 45360.0)
-    assert signals_of(engine(threshold_pct=0.3, fees_pct=parse_fees("")), binance, coinbase) == []
+    assert signals_of(engine(threshold_pct=0.3, fees_pct=parse_fees("", DEFAULT_FEES_PCT)), binance, coinbase) == []
     out = signals_of(engine(threshold_pct=0.3, fees_pct=fees), binance, coinbase)
     assert len(out) == 1
     assert out[0]["net_spread_pct"] == 0.4757
@@ -212,9 +213,13 @@ def test_fees_setting_overrides_the_default_fee_of_a_venue():
 
 
 def test_fees_setting_accepts_both_separators_case_and_blanks():
-    assert parse_fees(" BINANCE:0.075, coinbase=0.4 ,") == {**DEFAULT_FEES_PCT, "binance": 0.075, "coinbase": 0.4}
-    assert parse_fees("") == dict(DEFAULT_FEES_PCT)
-    assert parse_fees("newvenue:0.25")["newvenue"] == 0.25
+    assert parse_fees(" BINANCE:0.075, coinbase=0.4 ,", DEFAULT_FEES_PCT) == {
+        **DEFAULT_FEES_PCT,
+        "binance": 0.075,
+        "coinbase": 0.4,
+    }
+    assert parse_fees("", DEFAULT_FEES_PCT) == dict(DEFAULT_FEES_PCT)
+    assert parse_fees("newvenue:0.25", DEFAULT_FEES_PCT)["newvenue"] == 0.25
 
 
 @pytest.mark.parametrize(
@@ -223,7 +228,7 @@ def test_fees_setting_accepts_both_separators_case_and_blanks():
 )
 def test_bad_fees_setting_fails_loudly(text):
     with pytest.raises(ImproperlyConfigured, match="FEES"):
-        parse_fees(text)
+        parse_fees(text, DEFAULT_FEES_PCT)
 
 
 # --- quote groups -------------------------------------------------------------------

@@ -55,13 +55,13 @@ from typing import NamedTuple
 import orjson
 
 from ingest_worker.sim.model import BINANCE, BITFINEX, BITSTAMP, COINBASE, GEMINI, KRAKEN, OKX, Market
-from ingest_worker.symbols import canonical, split_concatenated
 from ingest_worker.venues import bitfinex as bitfinex_venue
 from ingest_worker.venues import bitstamp as bitstamp_venue
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues import kraken as kraken_venue
 from ingest_worker.venues import okx as okx_venue
 from ingest_worker.venues.coinbase import split_product
+from signals_app.contracts.symbols import canonical, split_concatenated
 
 
 class CaptureFrame(NamedTuple):

@@ -8,7 +8,6 @@ import logging
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -21,6 +20,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
 )
 from ingest_worker.venues.bitfinex import BitfinexParser
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 RECV_NS = 1_618_677_543_960_000_000  # 2021-04-17T16:39:03.96Z

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues import bitfinex
 from ingest_worker.venues.bitfinex import BitfinexParser
+from signals_app.contracts.symbols import SymbolTable
 
 # A cut of the real `conf/pub:list:pair:exchange` answer.
 PAIRS = [["BTCUSD", "BTCUST", "ETHUST", "UDCUSD", "IOTETH", "TESTBTC:TESTUSD", "AVAX:USD", "DOGUSD", "odd"]]

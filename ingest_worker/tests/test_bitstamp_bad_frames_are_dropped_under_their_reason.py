@@ -10,7 +10,6 @@ import json
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -24,6 +23,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
 )
 from ingest_worker.venues.bitstamp import BitstampParser
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 RECV_NS = 1_641_343_697_403_365_900  # 2022-01-05T00:48:17.403Z

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues import bitstamp
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_live_endpoints():

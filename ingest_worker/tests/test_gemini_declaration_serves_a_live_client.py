@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues import gemini
 from ingest_worker.venues.gemini import GeminiParser
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_connect_url_and_subscribe_message():

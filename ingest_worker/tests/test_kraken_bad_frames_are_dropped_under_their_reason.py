@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -20,6 +19,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
 )
 from ingest_worker.venues.kraken import KrakenParser
+from signals_app.contracts.symbols import SymbolTable
 
 RECV_NS = 1_618_678_142_600_000_000  # 2021-04-17T16:49:02.600Z
 TIME_S = "1618678142.557535"  # 43 ms before the receive time

@@ -6,9 +6,9 @@ follow Kraken's v2 reference: objects with `channel`, `type` and a `data` list.
 
 from __future__ import annotations
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues import kraken
 from ingest_worker.venues.kraken import KrakenParser
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 RECV_NS = 1_705_670_123_456_789_000  # 2024-01-19T13:15:23.456789Z

@@ -7,7 +7,6 @@ import json
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_bad_frames_are_dropped_under_their_reason import BAD_PRICES, BAD_SIZES
 from ingest_worker.venues.base import (
     BAD_PRICE,
@@ -21,6 +20,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
 )
 from ingest_worker.venues.okx import OkxParser
+from signals_app.contracts.symbols import SymbolTable
 
 RECV_NS = 1_652_459_226_100_000_000  # 2022-05-13T16:27:06.1Z
 TS = str(RECV_NS // 1_000_000 - 50)

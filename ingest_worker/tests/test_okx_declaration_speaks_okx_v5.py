@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues import okx
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_live_endpoints():

@@ -8,7 +8,6 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.protocol import State
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import (
     PingCountingConnection,
     frames_for,
@@ -20,6 +19,7 @@ from ingest_worker.tests.test_sim_support import (
 )
 from ingest_worker.venues import binance as binance_venue
 from ingest_worker.venues.binance import BinanceParser
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_exchange_info_lists_the_usdt_markets_and_our_market_list_reader_takes_it() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
 from ingest_worker.venues import bitfinex as bitfinex_venue
 from ingest_worker.venues.bitfinex import BitfinexParser
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_the_pair_list_is_bitfinexs_and_our_market_list_reader_takes_it() -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, run, simulator
 from ingest_worker.venues import bitstamp as bitstamp_venue
 from ingest_worker.venues.bitstamp import BitstampParser
+from signals_app.contracts.symbols import SymbolTable
 
 TRADE_FIELDS = [
     *("id", "timestamp", "amount", "amount_str", "price", "price_str", "type", "microtimestamp"),

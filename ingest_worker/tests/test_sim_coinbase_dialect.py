@@ -9,10 +9,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
 from ingest_worker.venues import coinbase as coinbase_venue
 from ingest_worker.venues.coinbase import CoinbaseParser
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_products_lists_the_usd_markets_and_our_market_list_reader_takes_it() -> None:

@@ -14,9 +14,9 @@ from ingest_worker.sim.binance import BinanceFrames, decimal8
 from ingest_worker.sim.coinbase import CoinbaseFrames, fixed, trimmed
 from ingest_worker.sim.model import BINANCE, COINBASE, DEFAULT_ASSETS, MarketModel, Quote
 from ingest_worker.sim.venue import IsoTime
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.coinbase import CoinbaseParser
+from signals_app.contracts.symbols import SymbolTable
 
 T0 = 1_705_665_600_000_000_000
 MS = 1_000_000

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, run, simulator
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues.gemini import GeminiParser
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import QUOTE, Tick
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
 from ingest_worker.venues import kraken as kraken_venue
 from ingest_worker.venues.kraken import KrakenParser
+from signals_app.contracts.symbols import SymbolTable
 
 TICKER_FIELDS = [
     *("symbol", "bid", "bid_qty", "ask", "ask_qty", "last", "volume", "vwap", "low", "high", "change"),

@@ -9,7 +9,6 @@ import time
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.test_sim_support import (
     frames_for,
     http,
@@ -21,6 +20,7 @@ from ingest_worker.tests.test_sim_support import (
 )
 from ingest_worker.venues import okx as okx_venue
 from ingest_worker.venues.okx import OkxParser
+from signals_app.contracts.symbols import SymbolTable
 
 TICKER_FIELDS = [
     *("instType", "instId", "last", "lastSz", "askPx", "askSz", "bidPx", "bidSz", "open24h", "high24h"),

@@ -15,11 +15,11 @@ from websockets.asyncio.client import connect
 
 from ingest_worker.sim.replay import REPLAY_RULES, CaptureFrame, is_subscription_answer, load_capture, markets_in
 from ingest_worker.sim.server import DIALECTS
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.tests.recorded import frames, write_capture
 from ingest_worker.tests.test_sim_support import http, http_url, recv_until, run, simulator
 from ingest_worker.venues import VENUES, make_parser
 from ingest_worker.venues import bitfinex as bitfinex_venue
+from signals_app.contracts.symbols import SymbolTable
 
 
 def test_every_simulated_venue_can_be_replayed() -> None:

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from ingest_worker.symbols import SymbolTable, split_concatenated
 from ingest_worker.tests.recorded import BINANCE_SYMBOLS, files, frames
 from ingest_worker.venues.base import UNKNOWN_SYMBOL
 from ingest_worker.venues.binance import BinanceParser
+from signals_app.contracts.symbols import SymbolTable, split_concatenated
 
 
 def recorded_binance_symbols(market_data) -> set[str]:

@@ -13,8 +13,8 @@ import logging
 from collections.abc import Iterable
 from typing import ClassVar, NamedTuple
 
-from ingest_worker.symbols import SymbolTable
 from signals_app.contracts import tick as tick_contract
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 log = logging.getLogger("ingest_worker.parse")

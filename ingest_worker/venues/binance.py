@@ -20,7 +20,6 @@ from typing import Any
 import msgspec
 import orjson
 
-from ingest_worker.symbols import SymbolTable, split_concatenated
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
@@ -33,6 +32,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import QUOTE, Tick
 
 # --- declaration ----------------------------------------------------------------

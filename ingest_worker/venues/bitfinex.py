@@ -42,7 +42,6 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
@@ -54,6 +53,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 # --- declaration ----------------------------------------------------------------

@@ -27,7 +27,6 @@ from typing import Any
 
 import orjson
 
-from ingest_worker.symbols import SymbolTable, split_concatenated
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -45,6 +44,7 @@ from ingest_worker.venues.base import (
     VenueParser,
     _number,
 )
+from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import Tick
 
 # --- declaration ----------------------------------------------------------------

@@ -19,7 +19,6 @@ from typing import Any
 import msgspec
 import orjson
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_TIMESTAMP,
     MALFORMED_JSON,
@@ -31,6 +30,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import QUOTE, TRADE, Tick
 
 # --- declaration ----------------------------------------------------------------

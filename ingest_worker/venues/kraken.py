@@ -41,7 +41,6 @@ from typing import Any
 
 import orjson
 
-from ingest_worker.symbols import SymbolTable, canonical
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -56,6 +55,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from signals_app.contracts.symbols import SymbolTable, canonical
 from signals_app.contracts.tick import Tick
 
 # --- declaration ----------------------------------------------------------------

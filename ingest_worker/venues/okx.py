@@ -26,7 +26,6 @@ from typing import Any
 
 import orjson
 
-from ingest_worker.symbols import SymbolTable
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
@@ -38,6 +37,7 @@ from ingest_worker.venues.base import (
     TextKeepalive,
     VenueParser,
 )
+from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
 # --- declaration ----------------------------------------------------------------
