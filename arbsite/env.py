@@ -134,6 +134,17 @@ def env_choice(name: str, default: str, choices: tuple[str, ...], env: Mapping[s
     return value
 
 
+def env_ports(prefix: str, suffix: str, env: Mapping[str, str] | None = None) -> dict[str, int]:
+    """Every `{prefix}NAME{suffix}` variable as a port (0..65535): `SIM_OKX_PORT=9104` -> {"okx": 9104}."""
+    source = os.environ if env is None else env
+    ports: dict[str, int] = {}
+    for name in sorted(source):
+        middle = name[len(prefix) : len(name) - len(suffix)]
+        if name.startswith(prefix) and name.endswith(suffix) and middle.isalnum() and source[name].strip():
+            ports[middle.lower()] = env_int(name, 0, env, minimum=0, maximum=65535)
+    return ports
+
+
 def parse_fees(text: str, defaults: Mapping[str, float] | None = None) -> dict[str, float]:
     """`binance:0.075,coinbase=0.4` -> `defaults` (none: an empty table) with those venues overridden (percent).
 

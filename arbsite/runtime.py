@@ -12,6 +12,11 @@ except ImportError:  # pragma: no cover - uvloop is pinned; plain asyncio still 
     uvloop = None  # type: ignore[assignment]
 
 
+# The exit code of a process that stopped on its configuration (sysexits' EX_CONFIG): running it
+# again cannot help, so the supervisor does not restart it (arbsite/supervisor.py).
+CONFIG_ERROR_EXIT = 78
+
+
 def run_async(main: Coroutine[Any, Any, None]) -> None:
     if uvloop is not None:
         uvloop.run(main)

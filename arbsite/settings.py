@@ -16,12 +16,12 @@ from arbsite.env import (
     env_float,
     env_int,
     env_list,
+    env_ports,
     env_str,
     load_dotenv,
     parse_fees,
     parse_quote_groups,
 )
-from signals_app.contracts.fees import DEFAULT_FEES_PCT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(BASE_DIR / ".env")
@@ -162,8 +162,8 @@ ZMQ_ENDPOINT = env_str("ZMQ_ENDPOINT", "tcp://127.0.0.1:5555")
 HEALTH_PORT = env_int("HEALTH_PORT", 8080, minimum=1, maximum=65535)
 PORT = env_int("PORT", 3000, minimum=1, maximum=65535)
 MARKET_SOURCE = env_choice("MARKET_SOURCE", "sim", ("sim", "live"))
-ALL_VENUES = ["binance", "coinbase", "kraken", "okx", "bitstamp", "gemini", "bitfinex"]
-EXCHANGES = [name.lower() for name in env_list("EXCHANGES", ALL_VENUES)]
+# The venues to connect to; empty (the default) means every registered venue (ingest_worker/venues/).
+EXCHANGES = [name.lower() for name in env_list("EXCHANGES", [])]
 BINANCE_ENABLED = env_bool("BINANCE_ENABLED", True)
 COINBASE_ENABLED = env_bool("COINBASE_ENABLED", True)
 # Canonical BASE/QUOTE markets to subscribe to; empty means every listed market of the demo assets.
@@ -177,7 +177,8 @@ HEALTH_HOST = env_str("HEALTH_HOST", "127.0.0.1")
 ENGINE_HEALTH_PORT = env_int("ENGINE_HEALTH_PORT", 8081, minimum=1, maximum=65535)
 
 SPREAD_THRESHOLD_PCT = env_float("SPREAD_THRESHOLD_PCT", 0.5, minimum=0.0)
-FEES_PCT = parse_fees(env_str("FEES", ""), DEFAULT_FEES_PCT)
+# Only the overrides: each venue's default fee is in its declaration (ingest_worker/venues/).
+FEES_PCT = parse_fees(env_str("FEES", ""))
 STALE_MS = env_int("STALE_MS", 2000, minimum=1)
 SIGNAL_UPDATE_MS = env_int("SIGNAL_UPDATE_MS", 1000, minimum=0)
 QUOTE_GROUPS = parse_quote_groups(env_str("QUOTE_GROUPS", "USD,USDT,USDC;EUR,EURC"))
@@ -194,7 +195,13 @@ CHANNEL_LAYERS = {
         # quiet feed would drop every browser (channels_redis#422), and with any timeout Python 3.11
         # can lose a cancellation in wait_for (gh-86296). protocol 2: after a Redis restart, pooled
         # RESP3 connections are reused once too often (fixed after redis-py 8.1.0).
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None, "protocol": 2}]},
+        # capacity: a browser's channel holds this many undelivered messages before channels_redis
+        # drops new ones (its default, 100, lost signals of a 300-signal burst on a loaded machine);
+        # a browser this far behind can refill from signals:history, which keeps as many.
+        "CONFIG": {
+            "hosts": [{"address": REDIS_URL, "socket_timeout": None, "protocol": 2}],
+            "capacity": 1000,
+        },
     },
 }
 # Where the web process reads the workers' /health for the dashboard and /api/health.
@@ -216,15 +223,11 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Loopback by default: the control endpoints (/sim/drop, /sim/dislocate, ...) have no authentication.
 SIM_HOST = env_str("SIM_HOST", "127.0.0.1")
 # 0 picks a free port (the command prints the chosen ones in its SIM_READY line).
-SIM_BINANCE_PORT = env_int("SIM_BINANCE_PORT", 9101, minimum=0, maximum=65535)
-SIM_COINBASE_PORT = env_int("SIM_COINBASE_PORT", 9102, minimum=0, maximum=65535)
-SIM_KRAKEN_PORT = env_int("SIM_KRAKEN_PORT", 9103, minimum=0, maximum=65535)
-SIM_OKX_PORT = env_int("SIM_OKX_PORT", 9104, minimum=0, maximum=65535)
-SIM_BITSTAMP_PORT = env_int("SIM_BITSTAMP_PORT", 9105, minimum=0, maximum=65535)
-SIM_GEMINI_PORT = env_int("SIM_GEMINI_PORT", 9106, minimum=0, maximum=65535)
-SIM_BITFINEX_PORT = env_int("SIM_BITFINEX_PORT", 9107, minimum=0, maximum=65535)
-# The venues the simulator serves, each on its SIM_<VENUE>_PORT.
-SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", ALL_VENUES)]
+# SIM_<VENUE>_PORT: a venue's simulator port (0 picks a free one); unset, the port its declaration
+# names (binance 9101, coinbase 9102, ...). Every such variable is read, whatever the venue.
+SIM_PORTS = env_ports("SIM_", "_PORT")
+# The venues the simulator serves, each on its port; empty (the default) means every registered venue.
+SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", [])]
 # Seed of the market model: the same seed gives the same random walks and dislocations.
 SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
 # Base assets simulated on every venue (Binance and OKX against USDT, the others against USD).

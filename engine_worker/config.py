@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from signals_app.contracts.fees import DEFAULT_FEES_PCT, UNKNOWN_VENUE_FEE_PCT
+# A venue the fee table does not name pays this until configured: unknown costs must not look free.
+UNKNOWN_VENUE_FEE_PCT = 0.6
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class EngineConfig:
     """Everything that decides which signals the engine raises."""
 
     threshold_pct: float = 0.5  # SPREAD_THRESHOLD_PCT: a signal needs a net spread above this
-    fees_pct: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_FEES_PCT))  # FEES
+    fees_pct: Mapping[str, float] = field(default_factory=dict)  # percent per venue: the defaults with FEES applied
     stale_ms: int = 2000  # STALE_MS: a quote older than this never takes part
     update_ms: int = 1000  # SIGNAL_UPDATE_MS: at most one update per opportunity this often
     quote_groups: tuple[tuple[str, ...], ...] = (("USD", "USDT", "USDC"), ("EUR", "EURC"))  # QUOTE_GROUPS
@@ -29,10 +30,11 @@ class EngineConfig:
         return self.fees_pct.get(exchange, UNKNOWN_VENUE_FEE_PCT)
 
     @classmethod
-    def from_settings(cls, settings: Any) -> EngineConfig:
+    def from_settings(cls, settings: Any, default_fees_pct: Mapping[str, float]) -> EngineConfig:
+        """The settings' engine part; `FEES` (settings.FEES_PCT) overrides the venues' default fees."""
         return cls(
             threshold_pct=settings.SPREAD_THRESHOLD_PCT,
-            fees_pct=dict(settings.FEES_PCT),
+            fees_pct={**default_fees_pct, **settings.FEES_PCT},
             stale_ms=settings.STALE_MS,
             update_ms=settings.SIGNAL_UPDATE_MS,
             quote_groups=settings.QUOTE_GROUPS,

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,9 +48,10 @@ class EngineServiceConfig:
     health_port: int = 8081
 
     @classmethod
-    def from_settings(cls, settings: Any) -> EngineServiceConfig:
+    def from_settings(cls, settings: Any, default_fees_pct: Mapping[str, float]) -> EngineServiceConfig:
+        """`default_fees_pct`: the venues' own fees (the registry's), which `FEES` overrides."""
         return cls(
-            engine=EngineConfig.from_settings(settings),
+            engine=EngineConfig.from_settings(settings, default_fees_pct),
             zmq_endpoint=settings.ZMQ_ENDPOINT,
             redis_url=settings.REDIS_URL,
             health_host=settings.HEALTH_HOST,

@@ -7,15 +7,15 @@ jitter, back to 1 s after a connection that delivered ticks. A connection silent
 `silence_timeout_s` is declared dead and reopened, and the engine is told (the venue's
 quotes stop counting) whenever a connection goes down.
 
-What a venue module may declare besides its URLs, subscribe messages and parser (all
-optional; the feed itself names no venue):
+What a venue's declaration (`ingest_worker.venues.declaration.Venue`) may say besides its
+URLs, subscribe messages and parser (the feed itself names no venue):
 
-    MAX_CHANNELS_PER_CONNECTION, CHANNELS_PER_MARKET (default 1)
+    max_channels_per_connection, channels_per_market (default 1)
         the venue caps the subscriptions of one connection (Bitfinex: 25 channels, two per
         market). The markets are split evenly over as few connections as fit; each has its
         own parser (channel ids, sequence numbers and books belong to a connection), its
         own watchdog and its own reconnect loop.
-    KEEPALIVE = TextKeepalive("ping", 25.0)
+    keepalive = TextKeepalive("ping", 25.0)
         a text the venue wants from the client at least this often (OKX closes a
         connection that sent nothing for 30 s). Sent every `min(interval, ping_interval_s)`
         whatever else flows; the answer is the parser's business (a control frame).
@@ -26,6 +26,10 @@ optional; the feed itself names no venue):
         RESYNC_MIN_INTERVAL_S. A venue that declares none gets its connection reopened
         instead, and a resubscription that brings no snapshot within RESYNC_TIMEOUT_S
         reopens the connection too: a new connection starts every book afresh.
+
+A market list that leaves nothing to subscribe to (SYMBOLS or ASSETS and QUOTE_GROUPS that
+the venue does not list) is a configuration error (`NothingToSubscribe`): retrying cannot mend
+it, so the feed stops and the ingestor exits with the message.
 
 To /health, /metrics and the engine a feed is one venue, whatever its connections. It is
 live when every connection is live. When one connection of several ends, the engine is
@@ -51,7 +55,6 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import orjson
@@ -61,8 +64,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from arbsite.latency import LatencyWindow
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
-from ingest_worker.venues import PARSERS
 from ingest_worker.venues.base import MAX_TICK_AGE_MS, ParseStats, TextKeepalive, VenueParser
+from ingest_worker.venues.declaration import Messages, Venue
 from signals_app.contracts.symbols import SymbolTable, base_of, quote_of
 from signals_app.contracts.tick import FEED_DOWN, FEED_UP
 
@@ -81,29 +84,22 @@ BACKOFF_MAX_S = 30.0
 RESYNC_MIN_INTERVAL_S = 2.0  # a market's book is resubscribed at most this often
 RESYNC_TIMEOUT_S = 10.0  # a resubscription without a snapshot after this long reopens the connection
 
-Resubscribe = Callable[[list[str]], list[dict[str, Any]]]
+
+class NothingToSubscribe(Exception):
+    """The venue lists none of the markets the configuration asks for: a configuration error."""
 
 
 @dataclass(frozen=True)
 class ConnectionRules:
-    """What a venue module declares about its connections (see the module docstring)."""
+    """What a venue's declaration says about its connections (see the module docstring)."""
 
     markets_per_connection: int | None  # None: every market on one connection
     keepalive: TextKeepalive | None
-    resubscribe: Resubscribe | None
+    resubscribe: Messages | None
 
     @classmethod
-    def of(cls, venue: ModuleType) -> ConnectionRules:
-        max_channels: int | None = getattr(venue, "MAX_CHANNELS_PER_CONNECTION", None)
-        per_market: int = getattr(venue, "CHANNELS_PER_MARKET", 1)
-        markets = None
-        if max_channels is not None:
-            markets = max_channels // per_market
-            if markets < 1:
-                raise ValueError(
-                    f"{venue.NAME}: a market takes {per_market} channels and a connection holds only {max_channels}"
-                )
-        return cls(markets, getattr(venue, "KEEPALIVE", None), getattr(venue, "resubscribe_messages", None))
+    def of(cls, venue: Venue) -> ConnectionRules:
+        return cls(venue.markets_per_connection, venue.keepalive, venue.resubscribe_messages)
 
 
 def split_markets(natives: Sequence[str], per_connection: int | None) -> list[list[str]]:
@@ -169,7 +165,7 @@ class Feed:
 
     def __init__(
         self,
-        venue: ModuleType,
+        venue: Venue,
         *,
         ws_base: str,
         rest_base: str,
@@ -186,7 +182,7 @@ class Feed:
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
         self.venue = venue
-        self.name: str = venue.NAME
+        self.name = venue.name
         self.rules = ConnectionRules.of(venue)
         self.ws_base = ws_base.rstrip("/")
         self.rest_base = rest_base.rstrip("/")
@@ -222,6 +218,9 @@ class Feed:
             try:
                 await self.load_markets()
             except asyncio.CancelledError:
+                raise
+            except NothingToSubscribe:
+                self._set_state(STOPPED, "nothing to subscribe to")
                 raise
             except (OSError, TimeoutError, ValueError) as exc:
                 log.warning("%s: market list failed: %s: %s", self.name, type(exc).__name__, exc)
@@ -262,10 +261,10 @@ class Feed:
 
     async def load_markets(self) -> None:
         """The venue's market list: builds the strict symbol table, picks the markets, splits them over connections."""
-        url = f"{self.rest_base}{self.venue.MARKETS_PATH}"
+        url = f"{self.rest_base}{self.venue.markets_path}"
         self._set_state(CONNECTING, f"fetching markets from {url}")
         payload = await asyncio.to_thread(_get_json, url)
-        markets = self.venue.markets_from_rest(payload)
+        markets = self.venue.read_markets(payload)
         table = SymbolTable(markets)
         if self.wanted_symbols:
             natives = [table.native(symbol) for symbol in self.wanted_symbols]
@@ -276,9 +275,12 @@ class Feed:
         else:
             self.natives = [native for native, _, _ in markets if self._wanted(table.resolve(native) or "")]
         if not self.natives:
-            raise ValueError(f"{self.name}: no market to subscribe to")
+            asked = ", ".join(self.wanted_symbols) or (
+                f"assets {', '.join(sorted(self.assets))} in {', '.join(sorted(self.quotes))}"
+            )
+            raise NothingToSubscribe(f"{self.name}: lists {len(markets)} markets, none of them {asked}")
         groups = split_markets(self.natives, self.rules.markets_per_connection)
-        parser_class = PARSERS[self.name]
+        parser_class = self.venue.parser
         self.connections = [
             Connection(
                 self.name if len(groups) == 1 else f"{self.name}#{number}",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from arbsite.health import start_http
 from ingest_worker.feed import LIVE, STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
-from ingest_worker.venues import PARSERS, VENUES
+from ingest_worker.venues import SIM_PORTS, VENUES, resolve_venues
 from ingest_worker.venues.base import DROP_REASONS
 
 log = logging.getLogger("ingest_worker.service")
@@ -36,7 +36,7 @@ class IngestorConfig:
     zmq_endpoint: str = "tcp://127.0.0.1:5555"
     market_source: str = "sim"
     sim_host: str = "127.0.0.1"
-    sim_ports: dict[str, int] = field(default_factory=lambda: {"binance": 9101, "coinbase": 9102})
+    sim_ports: Mapping[str, int] = field(default_factory=lambda: dict(SIM_PORTS))  # default: the declarations'
     symbols: list[str] = field(default_factory=list)
     assets: list[str] = field(default_factory=lambda: ["BTC", "ETH", "SOL", "XRP", "ADA"])
     quote_groups: list[list[str]] = field(default_factory=lambda: [["USD", "USDT", "USDC"]])
@@ -49,25 +49,21 @@ class IngestorConfig:
     @classmethod
     def from_settings(cls, settings: Any, record: Path | None = None) -> IngestorConfig:
         enabled = {"binance": settings.BINANCE_ENABLED, "coinbase": settings.COINBASE_ENABLED}
-        exchanges = [name for name in settings.EXCHANGES if enabled.get(name, True)]
-        unknown = [name for name in exchanges if name not in VENUES]
-        if unknown:
-            from django.core.exceptions import ImproperlyConfigured
+        from django.core.exceptions import ImproperlyConfigured
 
-            raise ImproperlyConfigured(
-                f"EXCHANGES: no live client for {', '.join(unknown)} yet (their parsers serve `normalize` and "
-                f"`replay`; simulator dialects come next); connectable: {', '.join(VENUES)}"
-            )
+        try:
+            listed = resolve_venues(settings.EXCHANGES, "EXCHANGES")
+        except ValueError as exc:
+            raise ImproperlyConfigured(str(exc)) from None
+        exchanges = [name for name in listed if enabled.get(name, True)]
+        if not exchanges:
+            raise ImproperlyConfigured("EXCHANGES: every listed venue is disabled (BINANCE_ENABLED, COINBASE_ENABLED)")
         return cls(
             exchanges=exchanges,
             zmq_endpoint=settings.ZMQ_ENDPOINT,
             market_source=settings.MARKET_SOURCE,
             sim_host=getattr(settings, "SIM_HOST", "127.0.0.1"),
-            sim_ports={
-                name: getattr(settings, f"SIM_{name.upper()}_PORT")
-                for name in PARSERS
-                if hasattr(settings, f"SIM_{name.upper()}_PORT")
-            },
+            sim_ports={**SIM_PORTS, **settings.SIM_PORTS},
             symbols=list(settings.SYMBOLS),
             assets=list(settings.ASSETS),
             quote_groups=[list(group) for group in settings.QUOTE_GROUPS],
@@ -82,7 +78,7 @@ class IngestorConfig:
         """(WebSocket base, REST base) of an exchange, real or simulated."""
         venue = VENUES[exchange]
         if self.market_source == "live":
-            return venue.LIVE_WS_URL, venue.LIVE_REST_URL
+            return venue.live_ws_url, venue.live_rest_url
         port = self.sim_ports[exchange]
         return f"ws://{self.sim_host}:{port}", f"http://{self.sim_host}:{port}"
 
@@ -131,8 +127,17 @@ class IngestorService:
             self.config.health_port,
         )
         tasks = [asyncio.create_task(feed.run(self.stop), name=f"feed-{feed.name}") for feed in self.feeds]
+        stopped = asyncio.create_task(self.stop.wait())
+        misconfigured: BaseException | None = None
         try:
-            await self.stop.wait()
+            # A feed ends before `stop` only on a configuration error (NothingToSubscribe).
+            done, _ = await asyncio.wait([stopped, *tasks], return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                if task in done and not task.cancelled() and task.exception() is not None:
+                    misconfigured = task.exception()
+                    log.error("ingestor: %s; stopping", misconfigured)
+                    break
+            self.stop.set()
             log.info("ingestor: stopping: closing %d feeds", len(tasks))
             _done, pending = await asyncio.wait(tasks, timeout=4)
             for task in pending:
@@ -144,7 +149,12 @@ class IngestorService:
                 self.recorder.close()
                 log.info("ingestor: capture flushed: %d frames in %s", self.recorder.lines, self.recorder.path)
             self.pusher.close()
+            stopped.cancel()
             log.info("ingestor: stopped")
+        if misconfigured is not None:
+            from django.core.exceptions import ImproperlyConfigured
+
+            raise ImproperlyConfigured(str(misconfigured)) from misconfigured
 
     def _request_stop(self, signum: int) -> None:
         log.info("ingestor: %s received", signal.Signals(signum).name)

@@ -36,6 +36,7 @@ from redis.retry import Retry
 
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
+from ingest_worker.venues import DEFAULT_FEES_PCT  # until the engine publishes its matrix (issue 10)
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
 from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, pct
@@ -337,7 +338,7 @@ def markets(request: HttpRequest) -> HttpResponse:
     """The latest quote of every market in the quote cache, and the net spread matrix per asset."""
     quotes = cached_quotes(redis_client())
     clock_ms = now_ms()
-    config = EngineConfig.from_settings(settings)
+    config = EngineConfig.from_settings(settings, DEFAULT_FEES_PCT)
     body: MarketsBody = {
         "timestamp": clock_ms,
         "stale_ms": config.stale_ms,

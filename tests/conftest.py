@@ -30,8 +30,8 @@ class Pipeline:
             "sim",
             [
                 "run_exchange_sim",
-                "--binance-port", "0",
-                "--coinbase-port", "0",
+                "--port", "binance=0",
+                "--port", "coinbase=0",
                 "--seed", "7",
                 "--rate", "200",
                 "--ping-interval", "1",

@@ -14,12 +14,13 @@ from arbsite.env import (
     env_float,
     env_int,
     env_list,
+    env_ports,
     env_str,
     load_dotenv,
     parse_fees,
     parse_quote_groups,
 )
-from signals_app.contracts.fees import DEFAULT_FEES_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,3 +79,15 @@ def test_fee_and_quote_group_forms():
     assert parse_quote_groups("USD,USDT;EUR") == (("USD", "USDT"), ("EUR",))
     with pytest.raises(ImproperlyConfigured):
         parse_quote_groups("USD,USDT;USD")
+
+
+def test_every_sim_venue_port_variable_is_read_whatever_the_venue():
+    env = {"SIM_OKX_PORT": "9204", "SIM_NEWVENUE_PORT": "0", "SIM_GEMINI_PORT": "", "SIM_HOST": "x", "SIM_SEED": "1"}
+    assert env_ports("SIM_", "_PORT", env) == {"newvenue": 0, "okx": 9204}  # empty: the declaration's port
+    with pytest.raises(ImproperlyConfigured, match="SIM_OKX_PORT"):
+        env_ports("SIM_", "_PORT", {"SIM_OKX_PORT": "70000"})
+
+
+def test_fees_name_only_the_overrides_and_the_venues_declare_their_defaults():
+    assert parse_fees("okx:0.08") == {"okx": 0.08}
+    assert parse_fees("okx:0.08", DEFAULT_FEES_PCT) == {**DEFAULT_FEES_PCT, "okx": 0.08}

@@ -72,3 +72,35 @@ def test_everything_starts_and_ctrl_c_stops_every_process_with_exit_0(redis_serv
     assert stopped, output
     assert stopped[-1].endswith("{'sim': 0, 'engine': 0, 'ingestor': 0, 'web': 0, 'worker': 0}"), output
     assert code == 0, output
+
+
+def test_a_process_that_stops_on_its_configuration_is_not_restarted(redis_server: EmbeddedRedis, tmp_path: Path):
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "REDIS_URL": redis_server.url,
+        "PORT": str(free_port()),
+        "HEALTH_PORT": str(free_port()),
+        "ENGINE_HEALTH_PORT": str(free_port()),
+        "ZMQ_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
+        "SIM_VENUES": "binance",
+        "EXCHANGES": "binance,mtgox",  # no such venue: the ingestor cannot start, however often it tries
+        "SIM_BINANCE_PORT": str(free_port()),
+    }
+    env.pop("TEST_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "arbsite.supervisor"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=90,
+        start_new_session=True,
+    )
+    output = done.stdout.decode()
+    assert done.returncode == 78, output
+    assert "configuration error: EXCHANGES: no venue mtgox" in output, output
+    assert "ingestor stopped on its configuration (exit code 78): not restarting" in output, output
+    assert "restarting in" not in output, output
+    assert output.count("started ingestor") == 1, output

@@ -17,7 +17,7 @@ from websockets.typing import Origin
 
 from arbsite.redis_server import EmbeddedRedis
 from signals_app.contracts.keys import SIGNALS_CHANNEL
-from signals_app.tests.test_channels_support import signal_json
+from signals_app.tests.channels_helpers import signal_json
 from tests.procs import Daphne, wait_until
 
 SIGNALS = 40

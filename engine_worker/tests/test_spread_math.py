@@ -23,8 +23,8 @@ from engine_worker.book import Quote
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.spread import figures, net_spread_pct
+from ingest_worker.venues import DEFAULT_FEES_PCT
 from signals_app.contracts import tick
-from signals_app.contracts.fees import DEFAULT_FEES_PCT
 from signals_app.contracts.signal import Signal
 
 NOW = 1_705_670_123_456  # a fixed engine clock, Unix ms

@@ -24,8 +24,8 @@ As `wss://stream.binance.com:9443` does:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -33,8 +33,13 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.model import BINANCE, Market, Quote
+from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import binance as binance_venue
+from signals_app.contracts.symbols import split_concatenated
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = BINANCE
 CHANNELS = (binance_venue.CHANNELS["quote"], binance_venue.CHANNELS["trade"])  # bookTicker, trade
@@ -350,3 +355,27 @@ def _peer_of(client: BinanceClient) -> str:
 def _summary(streams: list[str]) -> str:
     shown = ", ".join(streams[:6])
     return f"{len(streams)} stream(s): {shown}" + (", ..." if len(streams) > 6 else "")
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return BinanceServer(markets, config.seed)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _binance_answer(msg: object) -> bool:
+    return isinstance(msg, dict) and "result" in msg and "id" in msg and "stream" not in msg
+
+
+def _binance_names(msg: object) -> Iterator[str]:
+    data = msg.get("data", msg) if isinstance(msg, dict) else None  # combined streams wrap the payload
+    native = data.get("s") if isinstance(data, dict) else None
+    if isinstance(native, str) and native.isalnum():
+        yield native
+
+
+def _binance_split(native: str) -> tuple[str, str] | None:
+    return split_concatenated(native)
+
+
+REPLAY = ReplayRules(_binance_answer, _binance_names, as_recorded(_binance_split))

@@ -37,9 +37,9 @@ from __future__ import annotations
 import random
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -47,8 +47,12 @@ from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
 from ingest_worker.sim.model import BITFINEX, Market, Quote, profile_of
+from ingest_worker.sim.replay import ReplayRules, as_recorded, no_answer
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import bitfinex as bitfinex_venue
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = BITFINEX
 TICKER = bitfinex_venue.CHANNELS["quote"]  # "ticker"
@@ -318,3 +322,18 @@ class BitfinexServer(VenueServer):
 
 def _error(msg: str, code: int) -> str:
     return json_text({"event": "error", "msg": msg, "code": code})
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return BitfinexServer(markets, config.seed)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _bitfinex_names(msg: object) -> Iterator[str]:
+    # Data frames carry channel ids only; the `subscribed` events name the markets.
+    if isinstance(msg, dict) and msg.get("event") == "subscribed" and isinstance(msg.get("symbol"), str):
+        yield msg["symbol"]
+
+
+REPLAY = ReplayRules(no_answer, _bitfinex_names, as_recorded(bitfinex_venue.split_pair))

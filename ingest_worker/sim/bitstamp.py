@@ -22,9 +22,9 @@ As `wss://ws.bitstamp.net` does, on path `/`:
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -32,8 +32,12 @@ from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import fixed
 from ingest_worker.sim.model import BITSTAMP, Market, Quote
+from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import bitstamp as bitstamp_venue
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = BITSTAMP
 BOOK = bitstamp_venue.BOOK_CHANNEL  # "order_book"
@@ -270,3 +274,24 @@ def _pair_info(market: Market) -> dict[str, object]:
         "instant_and_market_orders": "Enabled",
         "description": f"{market.asset} / {market.quote}",
     }
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return BitstampServer(markets, config.seed)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _bitstamp_answer(msg: object) -> bool:
+    return isinstance(msg, dict) and msg.get("event") in ("bts:subscription_succeeded", "bts:unsubscription_succeeded")
+
+
+def _bitstamp_names(msg: object) -> Iterator[str]:
+    channel = msg.get("channel") if isinstance(msg, dict) else None
+    if isinstance(channel, str):
+        kind, _, pair = channel.rpartition("_")  # order_book_btcusd, diff_order_book_btcusd, live_trades_btcusd
+        if kind:
+            yield pair
+
+
+REPLAY = ReplayRules(_bitstamp_answer, _bitstamp_names, as_recorded(bitstamp_venue.split_pair))

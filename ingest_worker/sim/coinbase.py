@@ -31,17 +31,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.model import COINBASE, Market, Quote, profile_of
+from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import coinbase as coinbase_venue
+from ingest_worker.venues.coinbase import split_product
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = COINBASE
 TICKER = coinbase_venue.CHANNELS["quote"]  # "ticker"
@@ -409,3 +414,22 @@ def _product_info(market: Market) -> dict[str, object]:
         "auction_mode": False,
         "high_bid_limit_percentage": "",
     }
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return CoinbaseServer(markets, config.seed, subscribe_timeout_s=config.subscribe_timeout_s)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _coinbase_answer(msg: object) -> bool:
+    return isinstance(msg, dict) and msg.get("type") == "subscriptions"
+
+
+def _coinbase_names(msg: object) -> Iterator[str]:
+    native = msg.get("product_id") if isinstance(msg, dict) else None
+    if isinstance(native, str):
+        yield native
+
+
+REPLAY = ReplayRules(_coinbase_answer, _coinbase_names, as_recorded(split_product))

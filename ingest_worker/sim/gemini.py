@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -38,8 +38,12 @@ from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import fixed, trimmed
 from ingest_worker.sim.model import GEMINI, Market, Quote
+from ingest_worker.sim.replay import ReplayRules, as_recorded, no_answer
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import gemini as gemini_venue
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = GEMINI
 L2 = gemini_venue.CHANNELS["quote"]  # "l2"
@@ -277,3 +281,17 @@ class GeminiServer(VenueServer):
         status = super().status(now_ns)
         status["symbols"] = sorted(self._live)
         return status
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return GeminiServer(markets, config.seed)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _gemini_names(msg: object) -> Iterator[str]:
+    if isinstance(msg, dict) and msg.get("type") in ("l2_updates", "trade") and isinstance(msg.get("symbol"), str):
+        yield msg["symbol"]
+
+
+REPLAY = ReplayRules(no_answer, _gemini_names, as_recorded(gemini_venue.split_symbol))

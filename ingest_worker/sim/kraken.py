@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -36,8 +36,13 @@ from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
 from ingest_worker.sim.model import KRAKEN, Market, Quote, profile_of
+from ingest_worker.sim.replay import ReplayRules
 from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import kraken as kraken_venue
+from signals_app.contracts.symbols import canonical
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = KRAKEN
 TICKER = kraken_venue.CHANNELS["quote"]  # "ticker"
@@ -342,3 +347,51 @@ def _asset_pair(market: Market) -> tuple[str, dict[str, object]]:
         "tick_size": trimmed(1, market.price_decimals),
         "status": "online",
     }
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return KrakenServer(markets, config.seed)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _kraken_answer(msg: object) -> bool:
+    # v1 {"event":"subscriptionStatus",..}; v2 {"method":"subscribe","result":{..},"success":true,..}
+    # (and their failures: an answer to the recorder's request all the same).
+    return isinstance(msg, dict) and (
+        msg.get("event") == "subscriptionStatus" or msg.get("method") in ("subscribe", "unsubscribe")
+    )
+
+
+def _kraken_names(msg: object) -> Iterator[str]:
+    if isinstance(msg, list):
+        # v1 data: [channelID, data..., channelName, pair]
+        if len(msg) >= 4 and isinstance(msg[-2], str) and isinstance(msg[-1], str):
+            yield msg[-1]
+        return
+    if not isinstance(msg, dict):
+        return
+    pair = msg.get("pair")  # v1 subscriptionStatus
+    if msg.get("event") == "subscriptionStatus" and isinstance(pair, str):
+        yield pair
+    result = msg.get("result")  # v2 subscription answer
+    if isinstance(result, dict) and isinstance(result.get("symbol"), str):
+        yield result["symbol"]
+    data = msg.get("data")  # v2 ticker, trade, book: data[].symbol
+    if isinstance(msg.get("channel"), str) and isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict) and isinstance(item.get("symbol"), str):
+                yield item["symbol"]
+
+
+def _kraken_market(native: str) -> tuple[str, str, str] | None:
+    """A v1 name (`XBT/CHF`) becomes the v2 name the dialect lists and takes (`BTC/CHF`)."""
+    parts = kraken_venue.split_pair(native)
+    if parts is None:
+        return None
+    symbol = canonical(*parts)
+    base, _, quote = symbol.partition("/")
+    return kraken_venue.to_native(symbol), base, quote
+
+
+REPLAY = ReplayRules(_kraken_answer, _kraken_names, _kraken_market)

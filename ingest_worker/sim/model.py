@@ -34,41 +34,30 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ingest_worker.venues import binance as binance_venue
-from ingest_worker.venues import bitfinex as bitfinex_venue
-from ingest_worker.venues import bitstamp as bitstamp_venue
-from ingest_worker.venues import coinbase as coinbase_venue
-from ingest_worker.venues import gemini as gemini_venue
-from ingest_worker.venues import kraken as kraken_venue
-from ingest_worker.venues import okx as okx_venue
-from signals_app.contracts.fees import DEFAULT_FEES_PCT, UNKNOWN_VENUE_FEE_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT, NAMES
+from ingest_worker.venues import VENUES as REGISTRY
+from ingest_worker.venues.declaration import SimProfile
 
-BINANCE = binance_venue.NAME
-COINBASE = coinbase_venue.NAME
-KRAKEN = kraken_venue.NAME
-OKX = okx_venue.NAME
-BITSTAMP = bitstamp_venue.NAME
-GEMINI = gemini_venue.NAME
-BITFINEX = bitfinex_venue.NAME
-# The venues simulated unless told otherwise (SIM_VENUES); `VENUE_PROFILES` lists every one the model can quote.
-VENUES: tuple[str, ...] = (BINANCE, COINBASE)
+BINANCE = "binance"
+COINBASE = "coinbase"
+KRAKEN = "kraken"
+OKX = "okx"
+BITSTAMP = "bitstamp"
+GEMINI = "gemini"
+BITFINEX = "bitfinex"
+# The venues simulated unless told otherwise (SIM_VENUES): every registered venue.
+VENUES: tuple[str, ...] = NAMES
 DEFAULT_ASSETS: tuple[str, ...] = ("BTC", "ETH", "SOL", "XRP", "ADA")
 
 NS_PER_S = 1_000_000_000
 
 # The stablecoin reference markets each venue lists (base/quote), quoted beside its asset markets.
 REFERENCE_MARKETS: Mapping[str, tuple[str, ...]] = {
-    BINANCE: ("USDC/USDT",),
-    COINBASE: ("USDT/USD",),
-    KRAKEN: ("USDT/USD", "USDC/USD"),
-    OKX: ("USDC/USDT",),
-    BITSTAMP: ("USDT/USD", "USDC/USD"),
-    GEMINI: (),
-    BITFINEX: ("USDT/USD",),
+    name: venue.sim.reference_markets for name, venue in REGISTRY.items()
 }
 STABLECOINS: tuple[str, ...] = ("USDT", "USDC")  # the currencies whose USD value the control API can move
 REFERENCE_HALF_SPREAD_BP = (0.2, 1.0)  # a stablecoin book is tight
@@ -98,31 +87,10 @@ ASSET_PROFILES: Mapping[str, AssetProfile] = {
 GENERIC_PROFILE = AssetProfile(10.0, 4, 2, 4, 500.0)
 # A stablecoin reference market trades around 1.0 (its book: REFERENCE_* below).
 REFERENCE_PROFILE = AssetProfile(1.0, 4, 2, 5, 50_000.0)
-COINBASE_SIZE_DECIMALS = 8  # Coinbase prints every size with 8 decimals
 
 
-@dataclass(frozen=True)
-class VenueProfile:
-    """How a venue quotes: its quote currency, market names, spread, deviation, depth and trade rate."""
-
-    quote: str  # the quote currency of the venue's markets for these assets
-    half_spread_bp: tuple[float, float]  # half of the bid/ask spread, drawn per update, basis points
-    offset_sd_bp: float  # stationary deviation of the venue's mid from the true mid, basis points
-    size_factor: float  # the venue's depth relative to the asset's typical size
-    to_native: Callable[[str], str]  # `BTC/USDT` -> the venue's own market name
-    trade_probability: float = 0.1  # share of quote updates that come with a trade
-    size_decimals: int | None = None  # every size printed with this many decimals; None: the asset's lot
-
-
-VENUE_PROFILES: Mapping[str, VenueProfile] = {
-    BINANCE: VenueProfile("USDT", (0.1, 0.8), 1.5, 1.0, binance_venue.to_native, 0.1),
-    COINBASE: VenueProfile("USD", (0.5, 2.5), 2.0, 0.6, coinbase_venue.to_native, 0.5, COINBASE_SIZE_DECIMALS),
-    KRAKEN: VenueProfile("USD", (0.5, 2.0), 2.0, 0.5, kraken_venue.to_native, 0.3, 8),
-    OKX: VenueProfile("USDT", (0.1, 1.0), 1.5, 0.9, okx_venue.to_native, 0.2),
-    BITSTAMP: VenueProfile("USD", (1.0, 3.0), 2.5, 0.3, bitstamp_venue.to_native, 0.3, 8),
-    GEMINI: VenueProfile("USD", (1.0, 3.0), 2.5, 0.3, gemini_venue.to_native, 0.3, 8),
-    BITFINEX: VenueProfile("USD", (0.5, 2.0), 2.0, 0.4, bitfinex_venue.to_native, 0.3, 8),
-}
+# How each venue quotes (its declaration's `sim`): quote currency, spread, deviation, depth, trades.
+VENUE_PROFILES: Mapping[str, SimProfile] = {name: venue.sim for name, venue in REGISTRY.items()}
 
 MID_VOLATILITY = 1.5e-4  # the true mid's standard deviation per √second (1.5 bp)
 OFFSET_REVERSION_S = 5.0  # a venue's offset from the mid forgets itself in about this long
@@ -228,10 +196,10 @@ def profile_of(market: Market) -> AssetProfile:
 
 
 def venue_market_name(venue: str, asset: str, quote: str) -> str:
-    profile = VENUE_PROFILES.get(venue)
-    if profile is None:
+    declaration = REGISTRY.get(venue)
+    if declaration is None:
         raise ValueError(f"the simulator has no dialect for venue {venue!r}")
-    return profile.to_native(f"{asset}/{quote}")
+    return declaration.to_native(f"{asset}/{quote}")
 
 
 def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES, reference: bool = True) -> list[Market]:
@@ -242,7 +210,7 @@ def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES, referen
         profile = VENUE_PROFILES[venue]
         for asset in assets:
             asset_profile = ASSET_PROFILES.get(asset, GENERIC_PROFILE)
-            if venue == COINBASE:
+            if profile.price_ticks == "coinbase":
                 price_decimals = asset_profile.coinbase_price_decimals
             else:
                 price_decimals = asset_profile.binance_price_decimals
@@ -256,7 +224,7 @@ def build_markets(assets: Sequence[str], venues: Sequence[str] = VENUES, referen
             for symbol in REFERENCE_MARKETS.get(venue, ()):
                 base, quote = symbol.split("/")
                 native = venue_market_name(venue, base, quote)
-                price_decimals = 4 if venue in (BINANCE, OKX) else 5
+                price_decimals = VENUE_PROFILES[venue].reference_price_decimals
                 markets.append(
                     Market(len(markets), venue, base, quote, native, price_decimals, REFERENCE_SIZE_DECIMALS, True)
                 )
@@ -313,7 +281,7 @@ class MarketModel:
         self.venues = tuple(venues)
         self.seed = seed
         self.rate = rate  # quote updates per second across all markets
-        self.fees_pct = dict(fees_pct)
+        self.fees_pct = {**DEFAULT_FEES_PCT, **fees_pct}  # percent; a venue not named pays its default
         self.auto_dislocations = auto_dislocations
         self.min_refresh_ms = min_refresh_ms  # a market not quoted for this long is quoted anyway
         self.markets: list[Market] = build_markets(self.assets, self.venues, reference)
@@ -388,7 +356,7 @@ class MarketModel:
 
     def fee(self, venue: str) -> float:
         """Taker fee as a fraction."""
-        return self.fees_pct.get(venue, UNKNOWN_VENUE_FEE_PCT) / 100.0
+        return self.fees_pct[venue] / 100.0
 
     def dislocate(
         self, asset: str, cheap: str, rich: str, net_pct: float, seconds: float, now_ns: int | None = None

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -38,8 +38,12 @@ from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
 from ingest_worker.sim.model import OKX, Market, Quote, profile_of
+from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import okx as okx_venue
+
+if TYPE_CHECKING:
+    from ingest_worker.sim.server import SimConfig
 
 NAME = OKX
 TICKERS = okx_venue.CHANNELS["quote"]  # "tickers"
@@ -368,3 +372,23 @@ def _instrument(market: Market) -> dict[str, object]:
         "tickSz": trimmed(1, market.price_decimals),
         "uly": "",
     }
+
+
+def dialect(markets: Sequence[Market], config: SimConfig) -> VenueServer:
+    """The simulator's registry entry (ingest_worker/sim/server.py finds it beside the venue's name)."""
+    return OkxServer(markets, config.seed, idle_timeout_s=config.okx_idle_timeout_s)
+
+
+# --- how `--replay` reads a capture of this venue (ingest_worker/sim/replay.py) ----------
+def _okx_answer(msg: object) -> bool:
+    return isinstance(msg, dict) and msg.get("event") in ("subscribe", "unsubscribe")
+
+
+def _okx_names(msg: object) -> Iterator[str]:
+    arg = msg.get("arg") if isinstance(msg, dict) else None
+    native = arg.get("instId") if isinstance(arg, dict) else None
+    if isinstance(native, str):
+        yield native
+
+
+REPLAY = ReplayRules(_okx_answer, _okx_names, as_recorded(okx_venue.split_inst_id))

@@ -4,7 +4,8 @@ A capture (DESIGN.md, "Capture file") holds one `{"recv_ms", "exchange", "raw"}`
 object per line. The replay sends each venue's frames, byte for byte, to that
 venue's clients, in `recv_ms` order (ties in file order, as `manage.py replay`
 orders them), at the recorded pace or `speed` times faster (`speed` 0: as fast
-as the clients take them). Every simulated venue is replayed (`REPLAYED_VENUES`).
+as the clients take them). Every simulated venue is replayed (`replay_rules()`: each dialect's
+`REPLAY`).
 
 What a client receives, exactly:
 - every frame of its venue, whatever it subscribed to, once it has subscribed to
@@ -47,21 +48,19 @@ v1 `XBT/CHF` is the v2 `BTC/CHF`, which the simulator's `AssetPairs` lists as
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+import importlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
 import orjson
 
-from ingest_worker.sim.model import BINANCE, BITFINEX, BITSTAMP, COINBASE, GEMINI, KRAKEN, OKX, Market
-from ingest_worker.venues import bitfinex as bitfinex_venue
-from ingest_worker.venues import bitstamp as bitstamp_venue
-from ingest_worker.venues import gemini as gemini_venue
-from ingest_worker.venues import kraken as kraken_venue
-from ingest_worker.venues import okx as okx_venue
-from ingest_worker.venues.coinbase import split_product
-from signals_app.contracts.symbols import canonical, split_concatenated
+from ingest_worker.sim.model import Market
+from ingest_worker.venues import VENUES as REGISTRY
+from signals_app.contracts.symbols import canonical
 
 
 class CaptureFrame(NamedTuple):
@@ -70,103 +69,13 @@ class CaptureFrame(NamedTuple):
     raw: str
 
 
-# --- what each venue's recorded frames say -------------------------------------------
-# Each reads a decoded frame (any JSON value: recordings hold bad frames too).
-
-
-def _binance_answer(msg: object) -> bool:
-    return isinstance(msg, dict) and "result" in msg and "id" in msg and "stream" not in msg
-
-
-def _coinbase_answer(msg: object) -> bool:
-    return isinstance(msg, dict) and msg.get("type") == "subscriptions"
-
-
-def _kraken_answer(msg: object) -> bool:
-    # v1 {"event":"subscriptionStatus",..}; v2 {"method":"subscribe","result":{..},"success":true,..}
-    # (and their failures: an answer to the recorder's request all the same).
-    return isinstance(msg, dict) and (
-        msg.get("event") == "subscriptionStatus" or msg.get("method") in ("subscribe", "unsubscribe")
-    )
-
-
-def _okx_answer(msg: object) -> bool:
-    return isinstance(msg, dict) and msg.get("event") in ("subscribe", "unsubscribe")
-
-
-def _bitstamp_answer(msg: object) -> bool:
-    return isinstance(msg, dict) and msg.get("event") in ("bts:subscription_succeeded", "bts:unsubscription_succeeded")
-
-
-def _no_answer(msg: object) -> bool:
-    """Gemini answers a subscription with the data itself; Bitfinex's answers are data (module docstring)."""
-    return False
-
-
-def _binance_names(msg: object) -> Iterator[str]:
-    data = msg.get("data", msg) if isinstance(msg, dict) else None  # combined streams wrap the payload
-    native = data.get("s") if isinstance(data, dict) else None
-    if isinstance(native, str) and native.isalnum():
-        yield native
-
-
-def _coinbase_names(msg: object) -> Iterator[str]:
-    native = msg.get("product_id") if isinstance(msg, dict) else None
-    if isinstance(native, str):
-        yield native
-
-
-def _kraken_names(msg: object) -> Iterator[str]:
-    if isinstance(msg, list):
-        # v1 data: [channelID, data..., channelName, pair]
-        if len(msg) >= 4 and isinstance(msg[-2], str) and isinstance(msg[-1], str):
-            yield msg[-1]
-        return
-    if not isinstance(msg, dict):
-        return
-    pair = msg.get("pair")  # v1 subscriptionStatus
-    if msg.get("event") == "subscriptionStatus" and isinstance(pair, str):
-        yield pair
-    result = msg.get("result")  # v2 subscription answer
-    if isinstance(result, dict) and isinstance(result.get("symbol"), str):
-        yield result["symbol"]
-    data = msg.get("data")  # v2 ticker, trade, book: data[].symbol
-    if isinstance(msg.get("channel"), str) and isinstance(data, list):
-        for item in data:
-            if isinstance(item, dict) and isinstance(item.get("symbol"), str):
-                yield item["symbol"]
-
-
-def _okx_names(msg: object) -> Iterator[str]:
-    arg = msg.get("arg") if isinstance(msg, dict) else None
-    native = arg.get("instId") if isinstance(arg, dict) else None
-    if isinstance(native, str):
-        yield native
-
-
-def _bitstamp_names(msg: object) -> Iterator[str]:
-    channel = msg.get("channel") if isinstance(msg, dict) else None
-    if isinstance(channel, str):
-        kind, _, pair = channel.rpartition("_")  # order_book_btcusd, diff_order_book_btcusd, live_trades_btcusd
-        if kind:
-            yield pair
-
-
-def _gemini_names(msg: object) -> Iterator[str]:
-    if isinstance(msg, dict) and msg.get("type") in ("l2_updates", "trade") and isinstance(msg.get("symbol"), str):
-        yield msg["symbol"]
-
-
-def _bitfinex_names(msg: object) -> Iterator[str]:
-    # Data frames carry channel ids only; the `subscribed` events name the markets.
-    if isinstance(msg, dict) and msg.get("event") == "subscribed" and isinstance(msg.get("symbol"), str):
-        yield msg["symbol"]
-
-
+# --- how the replay reads a venue's recorded frames ----------------------------------------
+# Each venue's rules are declared beside its dialect (`REPLAY` in ingest_worker/sim/<venue>.py);
+# each reads a decoded frame (any JSON value: recordings hold bad frames too).
 MarketOf = Callable[[str], "tuple[str, str, str] | None"]
 
 
-def _as_recorded(split: Callable[[str], tuple[str, str] | None]) -> MarketOf:
+def as_recorded(split: Callable[[str], tuple[str, str] | None]) -> MarketOf:
     """A venue whose dialect takes the recorded names: (that name, canonical base, canonical quote)."""
 
     def market(native: str) -> tuple[str, str, str] | None:
@@ -179,18 +88,9 @@ def _as_recorded(split: Callable[[str], tuple[str, str] | None]) -> MarketOf:
     return market
 
 
-def _kraken_market(native: str) -> tuple[str, str, str] | None:
-    """A v1 name (`XBT/CHF`) becomes the v2 name the dialect lists and takes (`BTC/CHF`)."""
-    parts = kraken_venue.split_pair(native)
-    if parts is None:
-        return None
-    symbol = canonical(*parts)
-    base, _, quote = symbol.partition("/")
-    return kraken_venue.to_native(symbol), base, quote
-
-
-def _binance_split(native: str) -> tuple[str, str] | None:
-    return split_concatenated(native)
+def no_answer(msg: object) -> bool:
+    """A venue that answers a subscription with the data itself (Gemini), or whose answers are data (Bitfinex)."""
+    return False
 
 
 class ReplayRules(NamedTuple):
@@ -201,16 +101,10 @@ class ReplayRules(NamedTuple):
     market: MarketOf  # a recorded name -> (the dialect's name for the market, base, quote); None: not spot
 
 
-REPLAY_RULES: dict[str, ReplayRules] = {
-    BINANCE: ReplayRules(_binance_answer, _binance_names, _as_recorded(_binance_split)),
-    COINBASE: ReplayRules(_coinbase_answer, _coinbase_names, _as_recorded(split_product)),
-    KRAKEN: ReplayRules(_kraken_answer, _kraken_names, _kraken_market),
-    OKX: ReplayRules(_okx_answer, _okx_names, _as_recorded(okx_venue.split_inst_id)),
-    BITSTAMP: ReplayRules(_bitstamp_answer, _bitstamp_names, _as_recorded(bitstamp_venue.split_pair)),
-    GEMINI: ReplayRules(_no_answer, _gemini_names, _as_recorded(gemini_venue.split_symbol)),
-    BITFINEX: ReplayRules(_no_answer, _bitfinex_names, _as_recorded(bitfinex_venue.split_pair)),
-}
-REPLAYED_VENUES: tuple[str, ...] = tuple(REPLAY_RULES)
+@cache
+def replay_rules() -> Mapping[str, ReplayRules]:
+    """venue -> its dialect's `REPLAY`, for every registered venue, in the registry's order."""
+    return MappingProxyType({name: importlib.import_module(f"ingest_worker.sim.{name}").REPLAY for name in REGISTRY})
 
 
 def _decoded(raw: str) -> object:
@@ -234,7 +128,7 @@ class Capture:
     def venues(self) -> list[str]:
         """The simulated venues with at least one frame to replay."""
         present = {frame.exchange for frame in self.frames}
-        return [venue for venue in REPLAYED_VENUES if venue in present]
+        return [venue for venue in replay_rules() if venue in present]
 
     def summary(self) -> str:
         per_venue = ", ".join(f"{venue} {sum(1 for f in self.frames if f.exchange == venue)}" for venue in self.venues)
@@ -267,7 +161,7 @@ def load_capture(path: Path | str) -> Capture:
             if recv_ms.__class__ not in (int, float) or exchange.__class__ is not str or raw.__class__ is not str:
                 capture.bad_lines += 1
                 continue
-            if exchange not in REPLAY_RULES:
+            if exchange not in replay_rules():
                 capture.unknown_exchange[exchange] = capture.unknown_exchange.get(exchange, 0) + 1
                 continue
             entries.append((float(recv_ms), index, CaptureFrame(float(recv_ms), exchange, raw)))
@@ -285,15 +179,15 @@ def load_capture(path: Path | str) -> Capture:
 
 def is_subscription_answer(exchange: str, raw: str) -> bool:
     """A recorded answer to the recorder's own (un)subscribe request, which the replay leaves out."""
-    rules = REPLAY_RULES.get(exchange)
+    rules = replay_rules().get(exchange)
     return rules is not None and rules.is_answer(_decoded(raw))
 
 
 def markets_in(frames: Iterable[CaptureFrame]) -> list[Market]:
-    """Every spot market the frames name, per venue (in `REPLAYED_VENUES` order) in order of first appearance."""
-    found: dict[str, dict[str, tuple[str, str]]] = {venue: {} for venue in REPLAYED_VENUES}
+    """Every spot market the frames name, per venue (in `replay_rules()` order) in order of first appearance."""
+    found: dict[str, dict[str, tuple[str, str]]] = {venue: {} for venue in replay_rules()}
     for frame in frames:
-        rules = REPLAY_RULES.get(frame.exchange)
+        rules = replay_rules().get(frame.exchange)
         if rules is None:
             continue
         listed = found[frame.exchange]

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import logging
 import math
 import time
@@ -39,21 +40,9 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
-from ingest_worker.sim.binance import BinanceServer
-from ingest_worker.sim.bitfinex import BitfinexServer
-from ingest_worker.sim.bitstamp import BitstampServer
-from ingest_worker.sim.coinbase import SUBSCRIBE_TIMEOUT_S, CoinbaseServer
-from ingest_worker.sim.gemini import GeminiServer
-from ingest_worker.sim.kraken import KrakenServer
+from ingest_worker.sim.coinbase import SUBSCRIBE_TIMEOUT_S
 from ingest_worker.sim.model import (
-    BINANCE,
-    BITFINEX,
-    BITSTAMP,
-    COINBASE,
     DEFAULT_ASSETS,
-    GEMINI,
-    KRAKEN,
-    OKX,
     STABLECOINS,
     VENUES,
     Dislocation,
@@ -62,10 +51,10 @@ from ingest_worker.sim.model import (
     Quote,
 )
 from ingest_worker.sim.okx import IDLE_TIMEOUT_S as OKX_IDLE_TIMEOUT_S
-from ingest_worker.sim.okx import OkxServer
 from ingest_worker.sim.replay import Capture, ReplayCursor, load_capture
 from ingest_worker.sim.venue import VenueServer, json_text, log
-from signals_app.contracts.fees import DEFAULT_FEES_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT, SIM_PORTS
+from ingest_worker.venues import VENUES as REGISTRY
 
 # websockets logs every connection at INFO; the simulator logs its own, shorter, lines.
 _ws_log = logging.getLogger("ingest_worker.sim.websockets")
@@ -74,16 +63,8 @@ _ws_log.setLevel(logging.WARNING)
 REPLAY_BATCH = 2000  # frames sent per loop iteration at most, so that control requests stay answered
 REPLAY_MAX_UNSENT = 4 * 1024 * 1024  # replay pauses while a client has this much unread
 CONTROL_ENDPOINTS = ("status", "dislocate", "depeg", "drop", "silence", "resume", "fault")
-# Each venue's usual simulator port (the SIM_<VENUE>_PORT defaults).
-DEFAULT_PORTS: Mapping[str, int] = {
-    BINANCE: 9101,
-    COINBASE: 9102,
-    KRAKEN: 9103,
-    OKX: 9104,
-    BITSTAMP: 9105,
-    GEMINI: 9106,
-    BITFINEX: 9107,
-}
+# Each venue's usual simulator port (its declaration's; SIM_<VENUE>_PORT overrides it).
+DEFAULT_PORTS: Mapping[str, int] = SIM_PORTS
 
 
 @dataclass(frozen=True)
@@ -93,8 +74,6 @@ class SimConfig:
     host: str = "127.0.0.1"
     venues: tuple[str, ...] = VENUES  # the dialects to serve, each on its own port
     ports: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))  # 0: a free port (see `urls`)
-    binance_port: int | None = None  # overrides ports["binance"] (the older spelling)
-    coinbase_port: int | None = None  # overrides ports["coinbase"]
     seed: int = 0
     rate: float = 50.0  # quote updates per second across all markets
     assets: tuple[str, ...] = DEFAULT_ASSETS
@@ -113,51 +92,21 @@ class SimConfig:
 
     def port(self, venue: str) -> int:
         """The port `venue` listens on (0: a free one)."""
-        if venue == BINANCE and self.binance_port is not None:
-            return self.binance_port
-        if venue == COINBASE and self.coinbase_port is not None:
-            return self.coinbase_port
         return self.ports.get(venue, DEFAULT_PORTS.get(venue, 0))
 
 
-def _binance(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return BinanceServer(markets, config.seed)
-
-
-def _coinbase(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return CoinbaseServer(markets, config.seed, subscribe_timeout_s=config.subscribe_timeout_s)
-
-
-def _okx(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return OkxServer(markets, config.seed, idle_timeout_s=config.okx_idle_timeout_s)
-
-
-def _kraken(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return KrakenServer(markets, config.seed)
-
-
-def _bitstamp(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return BitstampServer(markets, config.seed)
-
-
-def _gemini(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return GeminiServer(markets, config.seed)
-
-
-def _bitfinex(markets: Sequence[Market], config: SimConfig) -> VenueServer:
-    return BitfinexServer(markets, config.seed)
+def _dialects() -> dict[str, Callable[[Sequence[Market], SimConfig], VenueServer]]:
+    """venue -> its dialect's `dialect(markets, config)`: the module named after it in this package."""
+    found: dict[str, Callable[[Sequence[Market], SimConfig], VenueServer]] = {}
+    for name in REGISTRY:
+        module = importlib.import_module(f"ingest_worker.sim.{name}")
+        found[name] = module.dialect
+    return found
 
 
 # venue -> the dialect's server, built from the simulator's markets (it keeps its own) and configuration.
-DIALECTS: dict[str, Callable[[Sequence[Market], SimConfig], VenueServer]] = {
-    BINANCE: _binance,
-    COINBASE: _coinbase,
-    OKX: _okx,
-    KRAKEN: _kraken,
-    BITSTAMP: _bitstamp,
-    GEMINI: _gemini,
-    BITFINEX: _bitfinex,
-}
+# Every registered venue has one (a venue is its declaration, its parser and its dialect).
+DIALECTS: Mapping[str, Callable[[Sequence[Market], SimConfig], VenueServer]] = _dialects()
 
 
 class ControlError(ValueError):
@@ -207,18 +156,6 @@ class ExchangeSimulator:
         self.ports: dict[str, int] = {}
         self._servers: list[Server] = []
         self._tasks: list[asyncio.Task[None]] = []
-
-    @property
-    def binance(self) -> BinanceServer:
-        server = self.venues[BINANCE]
-        assert isinstance(server, BinanceServer)
-        return server
-
-    @property
-    def coinbase(self) -> CoinbaseServer:
-        server = self.venues[COINBASE]
-        assert isinstance(server, CoinbaseServer)
-        return server
 
     # --- life cycle ---------------------------------------------------------------------
     @property

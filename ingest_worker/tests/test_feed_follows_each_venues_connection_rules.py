@@ -1,13 +1,13 @@
-"""The live client follows what each venue module declares about its connections: a channel cap
+"""The live client follows what each venue declares about its connections: a channel cap
 splits the markets over several connections, a text keepalive keeps OKX open, a dropped book is
 resubscribed. The feed runs against the simulator over real sockets and pushes over real ZeroMQ."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import time
-import types
 from collections.abc import Callable
 
 import pytest
@@ -18,9 +18,10 @@ from ingest_worker import feed as feed_module
 from ingest_worker.feed import LIVE, ConnectionRules, Feed, split_markets
 from ingest_worker.push import TickPusher
 from ingest_worker.sim.server import ExchangeSimulator
-from ingest_worker.tests.test_sim_support import http_url, run, simulator
+from ingest_worker.tests.sim_helpers import http_url, run, simulator
 from ingest_worker.venues import VENUES, okx
 from ingest_worker.venues.base import TextKeepalive
+from ingest_worker.venues.declaration import Venue
 from signals_app.contracts.tick import FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
 
 ASSETS_15 = (
@@ -72,12 +73,8 @@ def test_each_venue_declares_what_its_connections_need():
 
 
 def test_a_cap_smaller_than_one_market_is_refused_at_start():
-    venue = types.ModuleType("tiny")
-    venue.NAME = "tiny"  # type: ignore[attr-defined]
-    venue.MAX_CHANNELS_PER_CONNECTION = 1  # type: ignore[attr-defined]
-    venue.CHANNELS_PER_MARKET = 2  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match="a connection holds only 1"):
-        ConnectionRules.of(venue)
+        dataclasses.replace(VENUES["bitfinex"], name="tiny", max_channels_per_connection=1, channels_per_market=2)
 
 
 # --- the feed against the simulator -----------------------------------------------------
@@ -117,11 +114,11 @@ async def until(condition: Callable[[], bool], timeout_s: float, what: str) -> N
 class Running:
     """A feed of one venue of `sim`, pushing to a ZeroMQ socket the test reads."""
 
-    def __init__(self, sim: ExchangeSimulator, venue: types.ModuleType, assets: tuple[str, ...], **options: float):
+    def __init__(self, sim: ExchangeSimulator, venue: Venue, assets: tuple[str, ...], **options: float):
         endpoint = f"tcp://127.0.0.1:{free_port()}"
         self.pusher = TickPusher(endpoint, zmq.Context.instance())
         self.engine = Engine(endpoint)
-        url = sim.urls[venue.NAME]
+        url = sim.urls[venue.name]
         self.feed = Feed(
             venue,
             ws_base=url,
@@ -198,10 +195,9 @@ def test_bitfinex_markets_past_the_channel_cap_go_over_two_connections_each_with
 def test_okx_stays_connected_on_its_text_keepalive_and_is_cut_off_without_it() -> None:
     async def body() -> None:
         async with simulator(venues=("okx",), okx_idle_timeout_s=0.8, rate=100) as sim:
-            with_keepalive = Running(sim, okx, ("BTC", "ETH"), ping_interval_s=0.3)
+            with_keepalive = Running(sim, okx.VENUE, ("BTC", "ETH"), ping_interval_s=0.3)
             # The same venue without its KEEPALIVE declaration: what the feed did before.
-            bare = types.ModuleType("okx_without_keepalive")
-            bare.__dict__.update({key: value for key, value in vars(okx).items() if key != "KEEPALIVE"})
+            bare = dataclasses.replace(okx.VENUE, keepalive=None)
             without = Running(sim, bare, ("SOL",), ping_interval_s=0.3)
             try:
                 await asyncio.sleep(3.5)  # four idle timeouts

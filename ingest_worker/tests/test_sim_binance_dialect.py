@@ -8,7 +8,7 @@ import orjson
 from websockets.asyncio.client import connect
 from websockets.protocol import State
 
-from ingest_worker.tests.test_sim_support import (
+from ingest_worker.tests.sim_helpers import (
     PingCountingConnection,
     frames_for,
     http,

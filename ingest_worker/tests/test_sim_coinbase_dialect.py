@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
+from ingest_worker.tests.sim_helpers import frames_for, http, http_url, recv_until, run, simulator
 from ingest_worker.venues import coinbase as coinbase_venue
 from ingest_worker.venues.coinbase import CoinbaseParser
 from signals_app.contracts.symbols import SymbolTable
@@ -164,9 +164,9 @@ def test_a_client_that_does_not_subscribe_in_time_is_disconnected() -> None:
                     await ws.recv()
                 assert ws.close_code == 1008
             for _ in range(100):  # the server's handler finishes right after the client sees the close
-                if not sim.coinbase.connections:
+                if not sim.venues["coinbase"].connections:
                     break
                 await asyncio.sleep(0.01)
-            assert sim.coinbase.connections == set()
+            assert sim.venues["coinbase"].connections == set()
 
     run(body)

@@ -14,7 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 from websockets.asyncio.client import connect
 
-from ingest_worker.tests.test_sim_support import frames_for, http, http_url, run, until_closed
+from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, until_closed
 from ingest_worker.venues import binance as binance_venue
 from ingest_worker.venues.binance import BinanceParser
 
@@ -25,7 +25,7 @@ def start(*options: str) -> tuple[subprocess.Popen[bytes], dict[str, str]]:
     """The simulator on free ports, and its URLs from the SIM_READY line."""
     env = {**os.environ, "LOG_LEVEL": "info", "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "run_exchange_sim", "--binance-port", "0", "--coinbase-port", "0", *options],
+        [sys.executable, "manage.py", "run_exchange_sim", "--port", "binance=0", "--port", "coinbase=0", *options],
         cwd=REPO,
         env=env,
         stdout=subprocess.PIPE,

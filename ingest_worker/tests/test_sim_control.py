@@ -10,7 +10,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 
 from ingest_worker.sim.model import net_spread_pct
-from ingest_worker.tests.test_sim_support import (
+from ingest_worker.tests.sim_helpers import (
     PingCountingConnection,
     frames_for,
     http,

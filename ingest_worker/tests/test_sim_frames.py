@@ -45,7 +45,7 @@ COINBASE_TICKER_KEYS = [
 
 
 def model_quotes(seconds: int = 20, rate: float = 200) -> list[Quote]:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=9, rate=rate)
+    model = MarketModel(DEFAULT_ASSETS, T0, seed=9, rate=rate, venues=(BINANCE, COINBASE))
     quotes: list[Quote] = []
     for i in range(1, seconds * 100 + 1):
         quotes.extend(model.advance(T0 + i * 10 * MS).quotes)

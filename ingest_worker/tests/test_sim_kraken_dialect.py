@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.tests.test_sim_support import frames_for, http, http_url, recv_until, run, simulator
+from ingest_worker.tests.sim_helpers import frames_for, http, http_url, recv_until, run, simulator
 from ingest_worker.venues import kraken as kraken_venue
 from ingest_worker.venues.kraken import KrakenParser
 from signals_app.contracts.symbols import SymbolTable

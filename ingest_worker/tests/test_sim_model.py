@@ -17,6 +17,7 @@ from ingest_worker.sim.model import (
 )
 
 T0 = 1_705_665_600_000_000_000  # 2024-01-19T12:00:00Z in ns
+TWO = ("binance", "coinbase")  # the venues these tests simulate (the model serves every registered one)
 MS = 1_000_000
 FEES = {BINANCE: 0.1, COINBASE: 0.6}
 
@@ -46,15 +47,15 @@ def pair_net(book: dict[tuple[str, str], Quote], asset: str, cheap: str, rich: s
 
 
 def test_the_same_seed_and_times_give_the_same_quotes() -> None:
-    first = run_model(MarketModel(DEFAULT_ASSETS, T0, seed=7, rate=500), 5)
-    second = run_model(MarketModel(DEFAULT_ASSETS, T0, seed=7, rate=500), 5)
-    other = run_model(MarketModel(DEFAULT_ASSETS, T0, seed=8, rate=500), 5)
+    first = run_model(MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=7, rate=500), 5)
+    second = run_model(MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=7, rate=500), 5)
+    other = run_model(MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=8, rate=500), 5)
     assert first == second
     assert first != other
 
 
 def test_markets_are_named_as_each_venue_names_them() -> None:
-    model = MarketModel(("BTC", "ADA"), T0)
+    model = MarketModel(("BTC", "ADA"), T0, venues=TWO)
     names = {(m.venue, m.native, m.symbol) for m in model.markets}
     assert names == {
         (BINANCE, "BTCUSDT", "BTC/USDT"),
@@ -68,7 +69,9 @@ def test_markets_are_named_as_each_venue_names_them() -> None:
 
 
 def test_every_quote_is_a_sane_book_and_every_trade_is_at_the_touch() -> None:
-    quotes = run_model(MarketModel(DEFAULT_ASSETS, T0, seed=3, rate=400, auto_dislocations=True), 60, step_ms=20)
+    quotes = run_model(
+        MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=3, rate=400, auto_dislocations=True), 60, step_ms=20
+    )
     assert len(quotes) > 20_000
     for quote in quotes:
         assert 0 < quote.bid < quote.ask
@@ -83,7 +86,7 @@ def test_every_quote_is_a_sane_book_and_every_trade_is_at_the_touch() -> None:
 
 
 def test_the_rate_is_kept_across_all_markets() -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=1, rate=1000, auto_dislocations=False)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=1, rate=1000, auto_dislocations=False)
     quotes = run_model(model, 10, step_ms=5)
     markets = len(model.markets)
     # one first quote per market, then the rate; the 1 s refresh never triggers at this rate
@@ -91,7 +94,7 @@ def test_the_rate_is_kept_across_all_markets() -> None:
 
 
 def test_every_market_is_quoted_at_least_every_second_even_at_a_low_rate() -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=1, rate=1, auto_dislocations=False)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=1, rate=1, auto_dislocations=False)
     quotes = run_model(model, 20, step_ms=50)
     last_seen: dict[int, int] = {}
     for quote in quotes:
@@ -103,7 +106,7 @@ def test_every_market_is_quoted_at_least_every_second_even_at_a_low_rate() -> No
 
 
 def test_without_a_dislocation_no_pair_comes_near_a_signal() -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=11, rate=300, auto_dislocations=False)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=11, rate=300, auto_dislocations=False)
     book: dict[tuple[str, str], Quote] = {}
     worst = -100.0
     for i in range(1, 120 * 20 + 1):
@@ -128,7 +131,7 @@ def test_without_a_dislocation_no_pair_comes_near_a_signal() -> None:
 def test_a_forced_dislocation_puts_the_net_spread_after_fees_on_target(
     asset: str, cheap: str, rich: str, net_pct: float, tolerance: float
 ) -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=5, rate=100, auto_dislocations=False, fees_pct=FEES)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=5, rate=100, auto_dislocations=False, fees_pct=FEES)
     book = latest(run_model(model, 3))
     assert pair_net(book, asset, cheap, rich) < 0
     event, replaced = model.dislocate(asset, cheap, rich, net_pct, 4.0, T0 + 3_000 * MS)
@@ -154,7 +157,7 @@ def test_a_forced_dislocation_puts_the_net_spread_after_fees_on_target(
 
 
 def test_a_forced_dislocation_replaces_the_one_running_on_that_asset() -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=5, auto_dislocations=False)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=5, auto_dislocations=False)
     first, _ = model.dislocate("BTC", BINANCE, COINBASE, 1.0, 10.0)
     second, replaced = model.dislocate("btc", COINBASE, BINANCE, 1.2, 5.0)
     assert replaced == first
@@ -172,14 +175,14 @@ def test_a_forced_dislocation_replaces_the_one_running_on_that_asset() -> None:
     ],
 )
 def test_a_bad_forced_dislocation_is_refused(args: tuple[str, str, str, float, float], message: str) -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO)
     with pytest.raises(ValueError, match=message):
         model.dislocate(*args)
     assert model.dislocations == {}
 
 
 def test_natural_dislocations_come_every_8_to_20_s_both_ways_and_clear_the_threshold() -> None:
-    model = MarketModel(DEFAULT_ASSETS, T0, seed=2, rate=100, fees_pct=FEES)
+    model = MarketModel(DEFAULT_ASSETS, T0, venues=TWO, seed=2, rate=100, fees_pct=FEES)
     book: dict[tuple[str, str], Quote] = {}
     started = []
     lowest_net_during: dict[int, float] = {}
@@ -224,7 +227,7 @@ def by_symbol(quotes: list[Quote]) -> dict[tuple[str, str], Quote]:
 
 
 def test_reference_markets_quote_the_stablecoins_value_and_a_repriced_depeg_moves_the_usdt_markets() -> None:
-    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    model = MarketModel(("BTC",), T0, venues=TWO, seed=4, rate=200, auto_dislocations=False)
     before = by_symbol(run_model(model, 3))
     assert mid(before[(COINBASE, "USDT/USD")]) == pytest.approx(1.0, abs=2e-4)
     assert mid(before[(BINANCE, "USDC/USDT")]) == pytest.approx(1.0, abs=2e-4)
@@ -249,7 +252,7 @@ def test_reference_markets_quote_the_stablecoins_value_and_a_repriced_depeg_move
 
 
 def test_a_depeg_the_asset_markets_have_not_followed_leaves_usdt_prices_where_they_were() -> None:
-    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    model = MarketModel(("BTC",), T0, venues=TWO, seed=4, rate=200, auto_dislocations=False)
     run_model(model, 1)
     assert model.set_currency("USDT", usd=0.97, reprice=False)["pricing"] == 1.0
     after = by_symbol(run_model_from(model, 2))
@@ -259,7 +262,7 @@ def test_a_depeg_the_asset_markets_have_not_followed_leaves_usdt_prices_where_th
 
 
 def test_halted_reference_markets_stop_quoting_and_resume() -> None:
-    model = MarketModel(("BTC",), T0, seed=4, rate=200, auto_dislocations=False)
+    model = MarketModel(("BTC",), T0, venues=TWO, seed=4, rate=200, auto_dislocations=False)
     run_model(model, 1)
     assert model.set_currency("usdt", reference=False)["reference"] is False
     halted = run_model_from(model, 3)
@@ -276,7 +279,7 @@ def test_halted_reference_markets_stop_quoting_and_resume() -> None:
     ("currency", "usd"), [("USD", 0.9), ("BTC", 0.9), ("USDT", 0.0), ("USDT", 2.5), ("USDT", float("nan"))]
 )
 def test_set_currency_refuses_what_is_not_a_stablecoin_value(currency: str, usd: float) -> None:
-    model = MarketModel(("BTC",), T0)
+    model = MarketModel(("BTC",), T0, venues=TWO)
     with pytest.raises(ValueError, match=r"currency|usd"):
         model.set_currency(currency, usd=usd)
     assert model.usd_values == {"USD": 1.0, "USDT": 1.0, "USDC": 1.0}

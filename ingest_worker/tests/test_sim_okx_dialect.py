@@ -9,7 +9,7 @@ import time
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.tests.test_sim_support import (
+from ingest_worker.tests.sim_helpers import (
     frames_for,
     http,
     http_url,

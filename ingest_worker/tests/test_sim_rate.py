@@ -8,7 +8,7 @@ import asyncio
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-from ingest_worker.tests.test_sim_support import run, simulator
+from ingest_worker.tests.sim_helpers import run, simulator
 from ingest_worker.venues import binance as binance_venue
 from ingest_worker.venues import coinbase as coinbase_venue
 

@@ -11,7 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from ingest_worker.sim.replay import CaptureFrame, ReplayCursor, load_capture
-from ingest_worker.tests.test_sim_support import frames_for, http, http_url, run, simulator
+from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, simulator
 from ingest_worker.venues import binance as binance_venue
 from ingest_worker.venues import coinbase as coinbase_venue
 

@@ -13,17 +13,17 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from ingest_worker.sim.replay import REPLAY_RULES, CaptureFrame, is_subscription_answer, load_capture, markets_in
+from ingest_worker.sim.replay import CaptureFrame, is_subscription_answer, load_capture, markets_in, replay_rules
 from ingest_worker.sim.server import DIALECTS
 from ingest_worker.tests.recorded import frames, write_capture
-from ingest_worker.tests.test_sim_support import http, http_url, recv_until, run, simulator
+from ingest_worker.tests.sim_helpers import http, http_url, recv_until, run, simulator
 from ingest_worker.venues import VENUES, make_parser
 from ingest_worker.venues import bitfinex as bitfinex_venue
 from signals_app.contracts.symbols import SymbolTable
 
 
 def test_every_simulated_venue_can_be_replayed() -> None:
-    assert set(REPLAY_RULES) == set(DIALECTS) == set(VENUES)
+    assert set(replay_rules()) == set(DIALECTS) == set(VENUES)
 
 
 # --- subscription answers -------------------------------------------------------------
@@ -228,9 +228,9 @@ def test_each_dialect_lists_the_recorded_markets_in_its_own_rest_format(market_d
     async def body() -> None:
         async with simulator(venues=tuple(wanted), replay=capture, speed=0) as sim:
             for venue, expected in wanted.items():
-                module = VENUES[venue]
-                _, payload = await http(http_url(sim.urls[venue]) + module.MARKETS_PATH)
-                markets = module.markets_from_rest(payload)
+                declaration = VENUES[venue]
+                _, payload = await http(http_url(sim.urls[venue]) + declaration.markets_path)
+                markets = declaration.read_markets(payload)
                 table = SymbolTable(markets)
                 assert {native: table.resolve(native) for native, _, _ in markets} == expected, venue
 

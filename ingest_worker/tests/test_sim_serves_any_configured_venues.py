@@ -12,7 +12,7 @@ import pytest
 
 from ingest_worker.sim.model import VENUE_PROFILES, MarketModel, build_markets, net_spread_pct
 from ingest_worker.sim.server import DEFAULT_PORTS, ExchangeSimulator, SimConfig
-from signals_app.contracts.fees import DEFAULT_FEES_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT
 
 REPO = Path(__file__).resolve().parents[2]
 SEVEN = ("binance", "coinbase", "kraken", "okx", "bitstamp", "gemini", "bitfinex")

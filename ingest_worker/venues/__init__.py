@@ -1,32 +1,64 @@
-"""One module per exchange: a declaration (name, URLs, channels, subscribe message,
-symbol mapping) followed by its parser.
+"""The venue registry: every module of this package that declares a `VENUE` (see `declaration.py`).
 
-`VENUES` are the modules the ingestor connects with (each has a simulator dialect in
-ingest_worker/sim/); `PARSERS` are their parsers, which `normalize` and `replay` use.
+A module holds one exchange: its declaration (URLs, market list, subscribe messages, fee,
+simulator port and profile) and its parser. The registry finds the modules itself, so adding a
+venue adds its module here and its dialect in ingest_worker/sim/ and touches nothing else.
+`VENUES` is ordered by simulator port (binance 9101, coinbase 9102, ...): every list of venues
+the system shows or iterates has that one order.
 """
 
 from __future__ import annotations
 
-from types import ModuleType
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from types import MappingProxyType
 
-from ingest_worker.venues import binance, bitfinex, bitstamp, coinbase, gemini, kraken, okx
 from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
+from ingest_worker.venues.declaration import Venue
 
-VENUES: dict[str, ModuleType] = {
-    module.NAME: module for module in (binance, coinbase, kraken, okx, bitstamp, gemini, bitfinex)
-}
+_NOT_VENUES = frozenset({"base", "declaration"})
 
-PARSERS: dict[str, type[VenueParser]] = {
-    binance.NAME: binance.BinanceParser,
-    coinbase.NAME: coinbase.CoinbaseParser,
-    bitstamp.NAME: bitstamp.BitstampParser,
-    bitfinex.NAME: bitfinex.BitfinexParser,
-    gemini.NAME: gemini.GeminiParser,
-    kraken.NAME: kraken.KrakenParser,
-    okx.NAME: okx.OkxParser,
-}
+
+def _discover() -> dict[str, Venue]:
+    found: list[Venue] = []
+    for module_info in pkgutil.iter_modules(__path__):
+        if module_info.name in _NOT_VENUES or module_info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        venue = getattr(module, "VENUE", None)
+        if not isinstance(venue, Venue):
+            raise TypeError(f"{module.__name__} declares no VENUE = Venue(...)")
+        if venue.name != module_info.name:
+            raise ValueError(f"{module.__name__} declares venue {venue.name!r}: a module is named after its venue")
+        found.append(venue)
+    found.sort(key=lambda venue: venue.sim_port)
+    ports = [venue.sim_port for venue in found]
+    if len(set(ports)) != len(ports):
+        raise ValueError(f"two venues declare the same simulator port: {ports}")
+    return {venue.name: venue for venue in found}
+
+
+VENUES: Mapping[str, Venue] = MappingProxyType(_discover())
+NAMES: tuple[str, ...] = tuple(VENUES)
+PARSERS: Mapping[str, type[VenueParser]] = MappingProxyType({name: venue.parser for name, venue in VENUES.items()})
+# Each venue's default taker fee, percent: DESIGN.md's table, from the declarations; `FEES` overrides it.
+DEFAULT_FEES_PCT: Mapping[str, float] = MappingProxyType(
+    {name: venue.default_fee_pct for name, venue in VENUES.items()}
+)
+SIM_PORTS: Mapping[str, int] = MappingProxyType({name: venue.sim_port for name, venue in VENUES.items()})
 
 
 def make_parser(exchange: str, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> VenueParser:
     """A parser for `exchange` with the offline symbol fallback; KeyError for an unknown venue."""
     return PARSERS[exchange](max_age_ms=max_age_ms)
+
+
+def resolve_venues(names: list[str] | tuple[str, ...], setting: str) -> tuple[str, ...]:
+    """A setting's venue list (empty: every registered venue), checked against the registry."""
+    if not names:
+        return NAMES
+    unknown = [name for name in names if name not in VENUES]
+    if unknown:
+        raise ValueError(f"{setting}: no venue {', '.join(unknown)}; registered: {', '.join(NAMES)}")
+    return tuple(names)

@@ -32,6 +32,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import QUOTE, Tick
 
@@ -235,3 +236,20 @@ class BinanceParser(VenueParser):
         if "lastUpdateId" in msg:  # a REST depth snapshot in a recording
             return self.ignore("depthSnapshot")
         return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
+
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=EXCHANGE_INFO_PATH,
+    read_markets=markets_from_exchange_info,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=BinanceParser,
+    to_native=to_native,
+    default_fee_pct=0.1,
+    sim_port=9101,
+    sim=SimProfile("USDT", (0.1, 0.8), 1.5, 1.0, 0.1, reference_markets=("USDC/USDT",), reference_price_decimals=4),
+)

@@ -53,6 +53,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
@@ -346,3 +347,22 @@ class BitfinexParser(VenueParser):
             if count:
                 skipped[reason] = skipped.get(reason, 0) + count
         return ticks
+
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=MARKETS_PATH,
+    read_markets=markets_from_rest,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=BitfinexParser,
+    to_native=to_native,
+    default_fee_pct=0.2,
+    sim_port=9107,
+    sim=SimProfile("USD", (0.5, 2.0), 2.0, 0.4, 0.3, 8, reference_markets=("USDT/USD",)),
+    max_channels_per_connection=MAX_CHANNELS_PER_CONNECTION,
+    channels_per_market=CHANNELS_PER_MARKET,
+)

@@ -44,6 +44,7 @@ from ingest_worker.venues.base import (
     VenueParser,
     _number,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import Tick
 
@@ -412,3 +413,19 @@ class BitstampParser(VenueParser):
 
 
 _HANDLED = frozenset({(BOOK_CHANNEL, "data"), (DIFF_BOOK_CHANNEL, "data"), (TRADES_CHANNEL, "trade")})
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=MARKETS_PATH,
+    read_markets=markets_from_rest,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=BitstampParser,
+    to_native=to_native,
+    default_fee_pct=0.4,
+    sim_port=9105,
+    sim=SimProfile("USD", (1.0, 3.0), 2.5, 0.3, 0.3, 8, reference_markets=("USDT/USD", "USDC/USD")),
+)

@@ -30,6 +30,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import QUOTE, TRADE, Tick
 
@@ -274,3 +275,20 @@ class CoinbaseParser(VenueParser):
         if len(self._minute_ms) < 100_000:
             self._minute_ms[text] = minute
         return minute
+
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=PRODUCTS_PATH,
+    read_markets=markets_from_products,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=CoinbaseParser,
+    to_native=to_native,
+    default_fee_pct=0.6,
+    sim_port=9102,
+    sim=SimProfile("USD", (0.5, 2.5), 2.0, 0.6, 0.5, 8, reference_markets=("USDT/USD",), price_ticks="coinbase"),
+)

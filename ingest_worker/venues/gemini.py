@@ -48,6 +48,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import Tick
 
@@ -336,3 +337,21 @@ class GeminiParser(VenueParser):
         if timestamp.__class__ is not int:
             return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} timestamp={timestamp!r}")
         return self.make_trade(symbol, raw_price, raw_size, timestamp, recv_ns)
+
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=MARKETS_PATH,
+    read_markets=markets_from_rest,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=GeminiParser,
+    to_native=to_native,
+    default_fee_pct=0.4,
+    sim_port=9106,
+    sim=SimProfile("USD", (1.0, 3.0), 2.5, 0.3, 0.3, 8),
+    resubscribe_messages=resubscribe_messages,
+)

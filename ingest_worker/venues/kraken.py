@@ -55,6 +55,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, canonical
 from signals_app.contracts.tick import Tick
 
@@ -522,6 +523,23 @@ def _rfc3339_ms(raw: object) -> int | None:
     return (moment - _EPOCH) // dt.timedelta(milliseconds=1) + int(fraction[:3].ljust(3, "0"))
 
 
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=ASSET_PAIRS_PATH,
+    read_markets=markets_from_asset_pairs,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=KrakenParser,
+    to_native=to_native,
+    default_fee_pct=0.4,
+    sim_port=9103,
+    sim=SimProfile("USD", (0.5, 2.0), 2.0, 0.5, 0.3, 8, reference_markets=("USDT/USD", "USDC/USD")),
+)
+
+
 __all__ = [
     "ASSET_PAIRS_PATH",
     "CHANNELS",
@@ -529,6 +547,7 @@ __all__ = [
     "LIVE_WS_URL",
     "MARKETS_PATH",
     "NAME",
+    "VENUE",
     "KrakenParser",
     "connect_url",
     "markets_from_asset_pairs",

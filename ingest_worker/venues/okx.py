@@ -37,6 +37,7 @@ from ingest_worker.venues.base import (
     TextKeepalive,
     VenueParser,
 )
+from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
 
@@ -231,3 +232,21 @@ class OkxParser(VenueParser):
             assert skipped is not None  # data is not empty, and every other way out returned
             return self.ignore(skipped)
         return ticks
+
+
+# --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
+VENUE = Venue(
+    name=NAME,
+    live_ws_url=LIVE_WS_URL,
+    live_rest_url=LIVE_REST_URL,
+    markets_path=INSTRUMENTS_PATH,
+    read_markets=markets_from_instruments,
+    connect_url=connect_url,
+    subscribe_messages=subscribe_messages,
+    parser=OkxParser,
+    to_native=to_native,
+    default_fee_pct=0.1,
+    sim_port=9104,
+    sim=SimProfile("USDT", (0.1, 1.0), 1.5, 0.9, 0.2, reference_markets=("USDC/USDT",), reference_price_decimals=4),
+    keepalive=KEEPALIVE,
+)

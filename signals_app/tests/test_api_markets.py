@@ -9,6 +9,7 @@ import pytest
 
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
+from ingest_worker.venues import DEFAULT_FEES_PCT
 from signals_app.contracts import keys
 from signals_app.contracts.tick import quote
 from signals_app.tests import api_fixtures
@@ -109,7 +110,7 @@ def test_matrix_agrees_with_the_engine(client, api_redis, settings):
         ("okx", "SOL/EUR", 94.0, 94.1),  # coinbase -> okx crosses only in the EUR group
         ("coinbase", "SOL/EUR", 92.5, 92.6),
     ]
-    config = EngineConfig.from_settings(settings)
+    config = EngineConfig.from_settings(settings, DEFAULT_FEES_PCT)
     engine = Engine(config)
     signals = []
     for exchange, symbol, bid, ask in books:

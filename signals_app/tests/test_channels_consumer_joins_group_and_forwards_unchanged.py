@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 
 from arbsite.redis_server import EmbeddedRedis
 from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP, SIGNAL_EVENT
-from signals_app.tests.test_channels_support import GROUP_KEY, connected_browser, private_redis, run, signal_json
+from signals_app.tests.channels_helpers import GROUP_KEY, connected_browser, private_redis, run, signal_json
 
 
 @pytest.fixture

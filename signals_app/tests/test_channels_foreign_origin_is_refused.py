@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from arbsite.redis_server import EmbeddedRedis
-from signals_app.tests.test_channels_support import GROUP_KEY, browser, private_redis, run
+from signals_app.tests.channels_helpers import GROUP_KEY, browser, private_redis, run
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import pytest
 from channels.layers import get_channel_layer
 
 from arbsite.redis_server import EmbeddedRedis
-from signals_app.tests.test_channels_support import private_redis, run
+from signals_app.tests.channels_helpers import private_redis, run
 
 POSITIONS = 60  # event-loop steps into the read at which it is cancelled: every stage of it
 

@@ -9,7 +9,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from arbsite.redis_server import EmbeddedRedis
-from signals_app.tests.test_channels_support import connected_browser, private_redis, publish, run, signal_json
+from signals_app.tests.channels_helpers import connected_browser, private_redis, publish, run, signal_json
 
 QUIET_S = 7.0  # longer than the channel layer's blocking read (5 s) and redis-py 8's default socket timeout (5 s)
 

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from arbsite.redis_server import EmbeddedRedis
 from signals_app import relay as relay_module
-from signals_app.tests.test_channels_support import (
+from signals_app.tests.channels_helpers import (
     connected_browser,
     private_redis,
     publish,

@@ -15,7 +15,7 @@ from channels.testing import WebsocketCommunicator
 from arbsite.redis_server import EmbeddedRedis
 from signals_app import relay as relay_module
 from signals_app.consumers import TRY_AGAIN_LATER
-from signals_app.tests.test_channels_support import (
+from signals_app.tests.channels_helpers import (
     GROUP_KEY,
     browser,
     connected_browser,

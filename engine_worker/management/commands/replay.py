@@ -11,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from engine_worker.config import EngineConfig
 from engine_worker.replay import replay_files
+from ingest_worker.venues import DEFAULT_FEES_PCT
 
 
 class Command(BaseCommand):
@@ -29,6 +30,6 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"no such capture file: {', '.join(missing)}")
         out = sys.stdout.buffer
-        stats = replay_files(paths, EngineConfig.from_settings(settings), out)
+        stats = replay_files(paths, EngineConfig.from_settings(settings, DEFAULT_FEES_PCT), out)
         out.flush()
         sys.stderr.write(stats.summary() + "\n")

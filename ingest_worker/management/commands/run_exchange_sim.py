@@ -14,6 +14,7 @@ import logging
 import math
 import signal
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ingest_worker.sim.model import parse_assets
 from ingest_worker.sim.okx import IDLE_TIMEOUT_S as OKX_IDLE_TIMEOUT_S
 from ingest_worker.sim.server import DEFAULT_PORTS, DIALECTS, SimConfig, run
+from ingest_worker.venues import DEFAULT_FEES_PCT
 
 log = logging.getLogger("ingest_worker.sim")
 
@@ -37,10 +39,6 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default=None, help="address to bind (default SIM_HOST, 127.0.0.1)")
-        parser.add_argument("--binance-port", type=int, default=None, help="0: a free port (default SIM_BINANCE_PORT)")
-        parser.add_argument(
-            "--coinbase-port", type=int, default=None, help="0: a free port (default SIM_COINBASE_PORT)"
-        )
         parser.add_argument(
             "--venues",
             default=None,
@@ -90,8 +88,8 @@ class Command(BaseCommand):
 
     def config(self, options: dict[str, Any]) -> SimConfig:
         """The simulator's configuration from the options, falling back on the SIM_* settings."""
-        venues = parse_venues(options["venues"] if options["venues"] is not None else settings.SIM_VENUES)
-        ports = {venue: getattr(settings, f"SIM_{venue.upper()}_PORT", DEFAULT_PORTS.get(venue, 0)) for venue in venues}
+        venues = parse_venues(options["venues"] if options["venues"] is not None else settings.SIM_VENUES or DIALECTS)
+        ports = {venue: settings.SIM_PORTS.get(venue, DEFAULT_PORTS[venue]) for venue in venues}
         for text in options["port"]:
             venue, sep, number = text.partition("=")
             venue = venue.strip().lower()
@@ -101,9 +99,6 @@ class Command(BaseCommand):
                 ports[venue] = int(number)
             except ValueError:
                 raise CommandError(f"--port {text}: {number!r} is not a port number") from None
-        for venue in ("binance", "coinbase"):
-            if options[f"{venue}_port"] is not None and venue in ports:
-                ports[venue] = options[f"{venue}_port"]
         for venue, port in ports.items():
             if not 0 <= port <= 65535:
                 raise CommandError(f"{venue} port {port}: a port is 0..65535 (0 picks a free one)")
@@ -139,7 +134,7 @@ class Command(BaseCommand):
             seed=seed,
             rate=rate,
             assets=assets,
-            fees_pct=dict(settings.FEES_PCT),
+            fees_pct={**DEFAULT_FEES_PCT, **settings.FEES_PCT},
             auto_dislocations=not options["no_auto_dislocations"],
             ping_interval=ping or None,
             okx_idle_timeout_s=okx_idle if okx_idle is not None else OKX_IDLE_TIMEOUT_S,
@@ -156,7 +151,7 @@ class Command(BaseCommand):
         await run(config, stop, _ready)
 
 
-def parse_venues(text: str | list[str]) -> tuple[str, ...]:
+def parse_venues(text: str | Iterable[str]) -> tuple[str, ...]:
     """`"binance, OKX"` -> ("binance", "okx"); CommandError for an empty list, a repeat or a venue without a dialect."""
     items = text.split(",") if isinstance(text, str) else list(text)
     venues: list[str] = []

@@ -37,9 +37,8 @@ def run(coroutine_function: Callable[[], Coroutine[Any, Any, None]], timeout: fl
 def config(**overrides: Any) -> SimConfig:
     """A simulator on free loopback ports, with random dislocations off so that tests decide."""
     values: dict[str, Any] = {
-        "binance_port": 0,
-        "coinbase_port": 0,
         "ports": dict.fromkeys(DEFAULT_PORTS, 0),
+        "venues": ("binance", "coinbase"),  # the tests that need others name them
         "auto_dislocations": False,
         "rate": 200.0,
     }
