@@ -114,7 +114,12 @@ class RedisPublisher:
             data = orjson.dumps(signal)
             pipe.publish(keys.SIGNALS_CHANNEL, data)
             pipe.zadd(keys.SIGNALS_HISTORY, {data: signal["timestamp"]})
-            pipe.xadd(keys.SIGNALS_STREAM, {"signal": data}, maxlen=keys.SIGNALS_STREAM_MAXLEN, approximate=True)
+            pipe.xadd(
+                keys.SIGNALS_STREAM,
+                {keys.SIGNALS_STREAM_FIELD: data},
+                maxlen=keys.SIGNALS_STREAM_MAXLEN,
+                approximate=True,
+            )
         if signals:
             pipe.zremrangebyrank(keys.SIGNALS_HISTORY, 0, -keys.SIGNALS_HISTORY_KEEP - 1)
         for tick in quotes:

@@ -5,6 +5,7 @@ SIGNALS_HISTORY = "signals:history"  # sorted set scored by timestamp, newest 10
 SIGNALS_HISTORY_KEEP = 1000
 SIGNALS_STREAM = "signals:stream"  # stream, MAXLEN ~ 100000: the hand-off to the database writer
 SIGNALS_STREAM_MAXLEN = 100_000
+SIGNALS_STREAM_FIELD = "signal"  # each stream entry is {SIGNALS_STREAM_FIELD: <the signal JSON bytes>}
 SIGNALS_STREAM_GROUP = "db-writer"  # the consumer group that writes the stream to the SQL database
 PERSIST_LOCK = "signals:persist:lock"  # held by the one worker draining the stream at a time
 PRICE_KEY_TTL_S = 10
