@@ -11,6 +11,10 @@ PERSIST_LOCK = "signals:persist:lock"  # held by the one worker draining the str
 PRICE_KEY_TTL_S = 10
 ENGINE_HEARTBEAT = "engine:heartbeat"  # string, EX 5: the engine's counters, refreshed every second
 ENGINE_HEARTBEAT_TTL_S = 5
+# string, EX 5, refreshed with the heartbeat: the engine's spread matrix and the settings it was
+# computed with (signals_app.contracts.markets), what /api/markets serves
+ENGINE_MARKETS = "engine:markets"
+ENGINE_MARKETS_TTL_S = 5
 
 
 def price_key(exchange: str, symbol: str) -> str:
