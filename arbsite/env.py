@@ -181,3 +181,12 @@ def parse_quote_groups(text: str) -> tuple[tuple[str, ...], ...]:
             seen.add(member)
         groups.append(members)
     return tuple(groups)
+
+
+def enabled_exchanges(exchanges: list[str], binance_enabled: bool, coinbase_enabled: bool) -> list[str]:
+    """EXCHANGES less the venues that the seed's BINANCE_ENABLED / COINBASE_ENABLED switch off.
+
+    The ingestor connects these, and /api/health expects a feed of each.
+    """
+    switched = {"binance": binance_enabled, "coinbase": coinbase_enabled}
+    return [name for name in exchanges if switched.get(name, True)]

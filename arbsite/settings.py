@@ -204,9 +204,9 @@ CHANNEL_LAYERS = {
         },
     },
 }
-# Where the web process reads the workers' /health for the dashboard and /api/health.
+# Where the web process reads the ingestor's /health for the dashboard and /api/health (the engine's
+# state comes through Redis: keys.ENGINE_HEARTBEAT and keys.ENGINE_MARKETS).
 INGESTOR_HEALTH_URL = env_str("INGESTOR_HEALTH_URL", f"http://127.0.0.1:{HEALTH_PORT}/health")
-ENGINE_HEALTH_URL = env_str("ENGINE_HEALTH_URL", f"http://127.0.0.1:{ENGINE_HEALTH_PORT}/health")
 # Signals older than this are deleted from the SQL database by a periodic task.
 SIGNAL_RETENTION_DAYS = env_int("SIGNAL_RETENTION_DAYS", 30, minimum=1)
 # When set, `make run` creates (or updates) the admin user `admin` with this password.

@@ -31,8 +31,14 @@ QUOTE_FLUSH_S = 0.1  # the price: cache is refreshed at most this often
 
 
 class RedisPublisher:
-    def __init__(self, url: str, on_published: Callable[[list[Signal], int], None] | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        on_published: Callable[[list[Signal], int], None] | None = None,
+        max_pending: int = MAX_PENDING_SIGNALS,
+    ) -> None:
         self.url = url
+        self.max_pending = max_pending  # signals held while Redis is away; the oldest go beyond it
         self.client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
         self._signals: deque[Signal] = deque()
         self._quotes: dict[tuple[str, str], Tick] = {}
@@ -41,14 +47,14 @@ class RedisPublisher:
         self.published = 0
         self.batches = 0
         self.failures = 0
-        self.signals_dropped = 0  # pending beyond MAX_PENDING_SIGNALS while Redis was away
+        self.signals_dropped = 0  # pending beyond max_pending while Redis was away: lost
         self.connected = True
         self._last_failure_log = 0.0
 
     # --- called by the engine loop (no awaiting) -----------------------------------
     def add_signals(self, signals: list[Signal]) -> None:
         self._signals.extend(signals)
-        overflow = len(self._signals) - MAX_PENDING_SIGNALS
+        overflow = len(self._signals) - self.max_pending
         if overflow > 0:
             for _ in range(overflow):
                 self._signals.popleft()
@@ -114,7 +120,12 @@ class RedisPublisher:
             data = orjson.dumps(signal)
             pipe.publish(keys.SIGNALS_CHANNEL, data)
             pipe.zadd(keys.SIGNALS_HISTORY, {data: signal["timestamp"]})
-            pipe.xadd(keys.SIGNALS_STREAM, {"signal": data}, maxlen=keys.SIGNALS_STREAM_MAXLEN, approximate=True)
+            pipe.xadd(
+                keys.SIGNALS_STREAM,
+                {keys.SIGNALS_STREAM_FIELD: data},
+                maxlen=keys.SIGNALS_STREAM_MAXLEN,
+                approximate=True,
+            )
         if signals:
             pipe.zremrangebyrank(keys.SIGNALS_HISTORY, 0, -keys.SIGNALS_HISTORY_KEEP - 1)
         for tick in quotes:
@@ -144,15 +155,20 @@ class RedisPublisher:
         self._signals.extendleft(reversed(signals))
         for tick in quotes:
             self._quotes.setdefault((tick.exchange, tick.symbol), tick)
-        overflow = len(self._signals) - MAX_PENDING_SIGNALS
+        overflow = len(self._signals) - self.max_pending
         for _ in range(max(overflow, 0)):
             self._signals.popleft()
         self.signals_dropped += max(overflow, 0)
 
-    async def set_heartbeat(self, payload: bytes) -> None:
+    async def set_engine_state(self, heartbeat: bytes, markets: bytes | None = None) -> None:
+        """The heartbeat and (when given) the spread matrix, in one round trip."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.set(keys.ENGINE_HEARTBEAT, heartbeat, ex=keys.ENGINE_HEARTBEAT_TTL_S)
+        if markets is not None:
+            pipe.set(keys.ENGINE_MARKETS, markets, ex=keys.ENGINE_MARKETS_TTL_S)
         # Failures are the publishing loop's to report.
         with contextlib.suppress(RedisError, OSError):
-            await self.client.set(keys.ENGINE_HEARTBEAT, payload, ex=keys.ENGINE_HEARTBEAT_TTL_S)
+            await pipe.execute()
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -30,13 +30,21 @@ from arbsite.latency import LatencyWindow
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.publish import RedisPublisher
-from signals_app.contracts.signal import Signal
+from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, encode_heartbeat
+from signals_app.contracts.markets import EngineMarkets
+from signals_app.contracts.markets import encode as encode_markets
+from signals_app.contracts.signal import Signal, pct
 from signals_app.contracts.tick import FEED_DOWN, QUOTE, FeedState, TickDecodeError, decode_message
 
 log = logging.getLogger("engine_worker.service")
 
 TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
 DRAIN_MAX = 2000  # messages handled per wake-up before letting the publisher run
+# The spread matrix for engine:markets is computed on the engine's loop (about 0.4 ms per asset
+# on seven venues): every second while it costs under 1 % of the loop's time, less often beyond,
+# but at least every 3 s so that the key (EX 5) never lapses while the engine runs.
+MATRIX_LOOP_SHARE = 0.01
+MATRIX_MAX_INTERVAL_S = 3.0
 
 
 @dataclass
@@ -72,6 +80,7 @@ class EngineService:
         self.engine_latency = LatencyWindow()  # message received by the engine -> engine decided
         self.signal_latency = LatencyWindow()  # frame received (ingestor) -> signal published on Redis
         self._last_bad_log = 0.0
+        self.matrix_seconds = 0.0  # what the last spread matrix for engine:markets took
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(self))
 
@@ -204,12 +213,27 @@ class EngineService:
                 self.publisher.add_signals(closed)
 
     async def _heartbeat(self) -> None:
+        next_matrix = 0.0
         while True:
-            await self.publisher.set_heartbeat(orjson.dumps(self.snapshot()))
+            matrix_due = time.monotonic() >= next_matrix
+            await self.beat(with_matrix=matrix_due)
+            if matrix_due:
+                interval = min(max(1.0, self.matrix_seconds / MATRIX_LOOP_SHARE), MATRIX_MAX_INTERVAL_S)
+                next_matrix = time.monotonic() + interval - 0.1  # due at the beat `interval` seconds on
             await asyncio.sleep(1)
 
+    async def beat(self, with_matrix: bool = True) -> None:
+        """One heartbeat step: the counters to keys.ENGINE_HEARTBEAT, the spread matrix to keys.ENGINE_MARKETS."""
+        heartbeat = encode_heartbeat(self.snapshot())
+        markets: bytes | None = None
+        if with_matrix:
+            started = time.perf_counter()
+            markets = encode_markets(engine_markets(self.engine, time.time_ns() // 1_000_000))
+            self.matrix_seconds = time.perf_counter() - started
+        await self.publisher.set_engine_state(heartbeat, markets)
+
     # --- /health and /metrics ---------------------------------------------------------
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> EngineHeartbeat:
         now_ms = time.time_ns() // 1_000_000
         rates = self.engine.rates
         return {
@@ -223,6 +247,7 @@ class EngineService:
             "redis_connected": self.publisher.connected,
             "signals_pending": self.publisher.pending(),
             "signals_published": self.publisher.published,
+            "signals_dropped": self.publisher.signals_dropped,
             "latency_frame_to_decision": self.decision_latency.percentiles(),
             "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
@@ -231,14 +256,35 @@ class EngineService:
         }
 
     def health(self) -> tuple[int, str, bytes]:
-        snapshot = self.snapshot()
         failing = [] if self.publisher.connected else ["redis"]
-        snapshot["status"] = "ok" if not failing else "degraded"
-        snapshot["failing"] = failing
-        return (200 if not failing else 503), "application/json", orjson.dumps(snapshot)
+        body: EngineHealth = {**self.snapshot(), "status": "ok" if not failing else "degraded", "failing": failing}
+        return (200 if not failing else 503), "application/json", orjson.dumps(body)
 
     def metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)
+
+
+def engine_markets(engine: Engine, now_ms: int) -> EngineMarkets:
+    """The engine's spread matrix at `now_ms` (net %, 4 dp) and the settings it was computed with."""
+    matrix = {
+        asset: {
+            buy: {sell: None if net is None else pct(net) for sell, net in row.items()} for buy, row in rows.items()
+        }
+        for asset, rows in engine.spread_matrix(now_ms).items()
+    }
+    exchanges = sorted({exchange for rows in matrix.values() for exchange in rows})
+    config = engine.config
+    return {
+        "timestamp": now_ms,
+        "stale_ms": config.stale_ms,
+        "threshold_pct": config.threshold_pct,
+        "fees_pct": {exchange: config.fee_pct(exchange) for exchange in sorted({*config.fees_pct, *exchanges})},
+        "quote_rates": config.quote_rates,
+        "quote_groups": [list(group) for group in config.quote_groups],
+        "exchanges": exchanges,
+        "assets": sorted(matrix),
+        "matrix": matrix,
+    }
 
 
 class _EngineCollector(Collector):
@@ -258,10 +304,16 @@ class _EngineCollector(Collector):
         published.add_metric([], service.publisher.published)
         pending = GaugeMetricFamily("arb_engine_signals_pending", "Signals held for Redis")
         pending.add_metric([], service.publisher.pending())
+        dropped = CounterMetricFamily(
+            "arb_engine_signals_dropped", "Signals lost: held beyond the publisher's bound while Redis was away"
+        )
+        dropped.add_metric([], service.publisher.signals_dropped)
         redis_up = GaugeMetricFamily("arb_engine_redis_up", "1 when the last Redis round trip succeeded")
         redis_up.add_metric([], 1.0 if service.publisher.connected else 0.0)
         open_now = GaugeMetricFamily("arb_engine_open_opportunities", "Opportunities open now")
         open_now.add_metric([], len(service.engine.lifecycle.open))
+        matrix = GaugeMetricFamily("arb_engine_matrix_seconds", "Time the last spread matrix for engine:markets took")
+        matrix.add_metric([], service.matrix_seconds)
         latency = GaugeMetricFamily(
             "arb_engine_latency_microseconds", "Latency percentiles over the last 20k events", labels=["path", "q"]
         )
@@ -272,4 +324,4 @@ class _EngineCollector(Collector):
         ):
             for name, value in window.percentiles().items():
                 latency.add_metric([path, name.removesuffix("_us")], float("nan") if value is None else value)
-        yield from (ticks, bad, signals, published, pending, redis_up, open_now, latency)
+        yield from (ticks, bad, signals, published, pending, dropped, redis_up, open_now, matrix, latency)

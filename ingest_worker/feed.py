@@ -66,6 +66,7 @@ from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
 from ingest_worker.venues.base import MAX_TICK_AGE_MS, ParseStats, TextKeepalive, VenueParser
 from ingest_worker.venues.declaration import Messages, Venue
+from signals_app.contracts.heartbeat import FEED_LIVE, FeedHealth
 from signals_app.contracts.symbols import SymbolTable, base_of, quote_of
 from signals_app.contracts.tick import FEED_DOWN, FEED_UP
 
@@ -74,7 +75,7 @@ log = logging.getLogger("ingest_worker.feed")
 # Feed states, as /health and /metrics show them.
 STARTING = "starting"
 CONNECTING = "connecting"
-LIVE = "live"
+LIVE = FEED_LIVE  # the contracted word for a feed that is up (signals_app.contracts.heartbeat)
 RECONNECTING = "reconnecting"
 STOPPED = "stopped"
 STATES = (STARTING, CONNECTING, LIVE, RECONNECTING, STOPPED)
@@ -500,7 +501,7 @@ class Feed:
         """Frames per second over the last few seconds, over the live connections."""
         return sum(connection.message_rate() for connection in self.connections)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> FeedHealth:
         now_ns = self._clock_ns()
         return {
             "state": self.state,

@@ -15,17 +15,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from arbsite.env import enabled_exchanges
 from arbsite.health import start_http
-from ingest_worker.feed import LIVE, STATES, Feed
+from ingest_worker.feed import STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
 from ingest_worker.venues import SIM_PORTS, VENUES, resolve_venues
 from ingest_worker.venues.base import DROP_REASONS
+from signals_app.contracts.heartbeat import encode_ingestor_health, ingestor_health
 
 log = logging.getLogger("ingest_worker.service")
 
@@ -48,14 +49,13 @@ class IngestorConfig:
 
     @classmethod
     def from_settings(cls, settings: Any, record: Path | None = None) -> IngestorConfig:
-        enabled = {"binance": settings.BINANCE_ENABLED, "coinbase": settings.COINBASE_ENABLED}
         from django.core.exceptions import ImproperlyConfigured
 
         try:
             listed = resolve_venues(settings.EXCHANGES, "EXCHANGES")
         except ValueError as exc:
             raise ImproperlyConfigured(str(exc)) from None
-        exchanges = [name for name in listed if enabled.get(name, True)]
+        exchanges = enabled_exchanges(list(listed), settings.BINANCE_ENABLED, settings.COINBASE_ENABLED)
         if not exchanges:
             raise ImproperlyConfigured("EXCHANGES: every listed venue is disabled (BINANCE_ENABLED, COINBASE_ENABLED)")
         return cls(
@@ -163,15 +163,8 @@ class IngestorService:
     # --- /health and /metrics --------------------------------------------------------
     def health(self) -> tuple[int, str, bytes]:
         feeds = {feed.name: feed.snapshot() for feed in self.feeds}
-        not_live = [name for name, snapshot in feeds.items() if snapshot["state"] != LIVE]
-        body = {
-            "status": "ok" if not not_live else "degraded",
-            "not_live": not_live,
-            "feeds": feeds,
-            "ticks_sent": self.pusher.sent,
-            "ticks_dropped_backpressure": self.pusher.dropped,
-        }
-        return (200 if not not_live else 503), "application/json", orjson.dumps(body)
+        status, body = encode_ingestor_health(ingestor_health(feeds, self.pusher.sent, self.pusher.dropped))
+        return status, "application/json", body
 
     def metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)

@@ -34,12 +34,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from engine_worker.config import EngineConfig
-from engine_worker.engine import Engine
-from ingest_worker.venues import DEFAULT_FEES_PCT  # until the engine publishes its matrix (issue 10)
+from arbsite.env import enabled_exchanges
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
-from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, pct
+from signals_app.contracts.heartbeat import (
+    FEED_LIVE,
+    FeedStatus,
+    HealthDecodeError,
+    Percentiles,
+    decode_heartbeat,
+    decode_ingestor_health,
+)
+from signals_app.contracts.markets import MarketsDecodeError, Matrix
+from signals_app.contracts.markets import decode as decode_markets
+from signals_app.contracts.signal import CLOSE, OPEN, UPDATE
 from signals_app.contracts.tick import Tick, TickDecodeError, to_dict
 from signals_app.contracts.tick import decode as decode_tick
 from signals_app.models import Signal
@@ -287,16 +295,29 @@ def signals(request: HttpRequest) -> HttpResponse:
 
 
 # --- GET /api/markets -------------------------------------------------------------------
-Matrix = dict[str, dict[str, dict[str, float | None]]]
+class MarketsEngine(TypedDict):
+    """Where the matrix comes from: the engine's own, published beside its heartbeat (keys.ENGINE_MARKETS)."""
+
+    ok: bool  # False: no matrix from a running engine (the body's matrix is then empty or old)
+    error: str | None
+    timestamp: int | None  # Unix ms, the engine's clock the matrix was computed at
+    age_ms: int | None
+    threshold_pct: float | None
+    fees_pct: dict[str, float] | None  # the taker fee (percent) the engine charges each exchange
+    quote_rates: str | None
+    quote_groups: list[list[str]] | None
+    exchanges: list[str] | None  # the exchanges and assets of the engine's matrix
+    assets: list[str] | None
 
 
 class MarketsBody(TypedDict):
     timestamp: int  # Unix ms when the cache was read: ages and staleness are relative to it
-    stale_ms: int
+    stale_ms: int | None  # the engine's STALE_MS; None when the engine publishes no matrix
     markets: list[dict[str, Any]]
     exchanges: list[str]
     assets: list[str]
-    matrix: Matrix
+    matrix: Matrix  # the engine's; {} when it publishes none (see engine.error)
+    engine: MarketsEngine
 
 
 def cached_quotes(client: redis.Redis) -> list[Tick]:
@@ -315,37 +336,66 @@ def cached_quotes(client: redis.Redis) -> list[Tick]:
     return quotes
 
 
-def spread_matrix(quotes: list[Tick], clock_ms: int, config: EngineConfig) -> Matrix:
-    """asset -> buy exchange -> sell exchange -> net spread % (4 dp), as the engine would see it now.
+def engine_matrix(client: redis.Redis, clock_ms: int) -> tuple[MarketsEngine, Matrix, int | None]:
+    """(where it comes from, the matrix, its STALE_MS): the spread matrix the engine published last.
 
-    The engine's own evaluation (`Engine.spread_matrix`): fresh quotes only, each exchange's
-    best ask and bid market per quote group, live rates when configured, each venue's taker
-    fee. None where the two exchanges have no fresh markets in a common quote group.
+    The web evaluates no spread itself: the engine's matrix is computed with the engine's fees,
+    STALE_MS and rates, the ones its signals are raised with, whatever this process's settings say.
     """
-    engine = Engine(config)
-    for tick in quotes:
-        engine.apply_quote(tick)
-    return {
-        asset: {
-            buy: {sell: None if net is None else pct(net) for sell, net in row.items()} for buy, row in rows.items()
-        }
-        for asset, rows in engine.spread_matrix(clock_ms).items()
+    check: MarketsEngine = {
+        "ok": False,
+        "error": None,
+        "timestamp": None,
+        "age_ms": None,
+        "threshold_pct": None,
+        "fees_pct": None,
+        "quote_rates": None,
+        "quote_groups": None,
+        "exchanges": None,
+        "assets": None,
     }
+    data = client.get(keys.ENGINE_MARKETS)
+    if data is None:
+        check["error"] = (
+            f"no spread matrix from the engine in the last {keys.ENGINE_MARKETS_TTL_S} s: is run_engine running?"
+        )
+        return check, {}, None
+    try:
+        published = decode_markets(data)
+    except MarketsDecodeError as exc:
+        check["error"] = f"malformed engine matrix: {exc}"
+        return check, {}, None
+    age = clock_ms - published["timestamp"]
+    check["timestamp"] = published["timestamp"]
+    check["age_ms"] = age
+    check["threshold_pct"] = published["threshold_pct"]
+    check["fees_pct"] = published["fees_pct"]
+    check["quote_rates"] = published["quote_rates"]
+    check["quote_groups"] = published["quote_groups"]
+    check["exchanges"] = published["exchanges"]
+    check["assets"] = published["assets"]
+    if age >= keys.ENGINE_MARKETS_TTL_S * 1000:
+        check["error"] = f"the engine's matrix is {age / 1000:.1f} s old"
+    else:
+        check["ok"] = True
+    return check, published["matrix"], published["stale_ms"]
 
 
 @api_view
 def markets(request: HttpRequest) -> HttpResponse:
-    """The latest quote of every market in the quote cache, and the net spread matrix per asset."""
-    quotes = cached_quotes(redis_client())
+    """The latest quote of every market in the quote cache, and the engine's net spread matrix per asset."""
+    client = redis_client()
+    quotes = cached_quotes(client)
     clock_ms = now_ms()
-    config = EngineConfig.from_settings(settings, DEFAULT_FEES_PCT)
+    engine, matrix, stale_ms = engine_matrix(client, clock_ms)
     body: MarketsBody = {
         "timestamp": clock_ms,
-        "stale_ms": config.stale_ms,
+        "stale_ms": stale_ms,
         "markets": [to_dict(tick) for tick in quotes],
         "exchanges": sorted({tick.exchange for tick in quotes}),
         "assets": sorted({tick.symbol.partition("/")[0] for tick in quotes}),
-        "matrix": spread_matrix(quotes, clock_ms, config),
+        "matrix": matrix,
+        "engine": engine,
     }
     return json_response(body)
 
@@ -367,8 +417,9 @@ class EngineCheck(TypedDict):
     open_opportunities: int | None
     signals_published: int | None
     signals_pending: int | None
-    latency_frame_to_decision: dict[str, float | None] | None  # p50_us, p90_us, p99_us, max_us
-    latency_frame_to_signal_published: dict[str, float | None] | None
+    signals_dropped: int | None  # lost: held beyond the engine's bound while Redis was away
+    latency_frame_to_decision: Percentiles | None  # p50_us, p90_us, p99_us, max_us
+    latency_frame_to_signal_published: Percentiles | None
 
 
 class FeedCheck(TypedDict):
@@ -420,6 +471,7 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
         "open_opportunities": None,
         "signals_published": None,
         "signals_pending": None,
+        "signals_dropped": None,
         "latency_frame_to_decision": None,
         "latency_frame_to_signal_published": None,
     }
@@ -435,26 +487,22 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
         check["error"] = f"no heartbeat in the last {keys.ENGINE_HEARTBEAT_TTL_S} s: is run_engine running?"
         return check
     try:
-        heartbeat = orjson.loads(data)
-        timestamp = heartbeat["timestamp"]
-        if not isinstance(timestamp, int):
-            raise TypeError("timestamp is not an integer")
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        heartbeat = decode_heartbeat(data)
+    except HealthDecodeError as exc:
         check["error"] = f"malformed heartbeat: {exc}"
         return check
-    age = clock_ms - timestamp
+    age = clock_ms - heartbeat["timestamp"]
     check["heartbeat_age_ms"] = age
-    check["ticks"] = _int_or_none(heartbeat.get("ticks"))
-    check["messages"] = _int_or_none(heartbeat.get("messages"))
-    check["bad_messages"] = _int_or_none(heartbeat.get("bad_messages"))
-    check["open_opportunities"] = _int_or_none(heartbeat.get("open_opportunities"))
-    check["signals_published"] = _int_or_none(heartbeat.get("signals_published"))
-    check["signals_pending"] = _int_or_none(heartbeat.get("signals_pending"))
-    counts = heartbeat.get("signals")
-    if isinstance(counts, dict):
-        check["signals"] = {str(status): count for status, count in counts.items() if isinstance(count, int)}
-    check["latency_frame_to_decision"] = _percentiles(heartbeat.get("latency_frame_to_decision"))
-    check["latency_frame_to_signal_published"] = _percentiles(heartbeat.get("latency_frame_to_signal_published"))
+    check["ticks"] = heartbeat["ticks"]
+    check["messages"] = heartbeat["messages"]
+    check["bad_messages"] = heartbeat["bad_messages"]
+    check["signals"] = heartbeat["signals"]
+    check["open_opportunities"] = heartbeat["open_opportunities"]
+    check["signals_published"] = heartbeat["signals_published"]
+    check["signals_pending"] = heartbeat["signals_pending"]
+    check["signals_dropped"] = heartbeat["signals_dropped"]
+    check["latency_frame_to_decision"] = heartbeat["latency_frame_to_decision"]
+    check["latency_frame_to_signal_published"] = heartbeat["latency_frame_to_signal_published"]
     if age >= keys.ENGINE_HEARTBEAT_TTL_S * 1000:
         check["error"] = f"heartbeat is {age / 1000:.1f} s old"
         return check
@@ -462,22 +510,12 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
     return check
 
 
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _percentiles(value: object) -> dict[str, float | None] | None:
-    if not isinstance(value, dict):
-        return None
-    return {str(name): float(v) if isinstance(v, int | float) else None for name, v in value.items()}
-
-
 # Bypass any HTTP proxy from the environment: the workers' /health is on this machine or network.
 _direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def fetch_ingestor_health(url: str) -> tuple[Check, dict[str, Any]]:
-    """The ingestor's /health body; it answers 503 (with the same body) when a feed is not live."""
+def fetch_ingestor_health(url: str) -> tuple[Check, dict[str, FeedStatus]]:
+    """The feeds of the ingestor's /health body; it answers 503 (with the same body) when a feed is not live."""
     try:
         try:
             with _direct.open(url, timeout=INGESTOR_TIMEOUT_S) as response:
@@ -485,39 +523,30 @@ def fetch_ingestor_health(url: str) -> tuple[Check, dict[str, Any]]:
         except urllib.error.HTTPError as exc:
             with exc:
                 data = exc.read(1_000_000)
-        body = orjson.loads(data)
-        if not isinstance(body, dict) or not isinstance(body.get("feeds"), dict):
-            raise ValueError("no feeds in its /health")
-    # URLError, timeouts and JSONDecodeError are among these; HTTPException for what is not HTTP.
+        body = decode_ingestor_health(data)
+    # URLError, timeouts and HealthDecodeError are among these; HTTPException for what is not HTTP.
     except (OSError, ValueError, http.client.HTTPException) as exc:
         return {"ok": False, "error": f"{url}: {exc}"}, {}
     return {"ok": True, "error": None}, body["feeds"]
 
 
 def configured_feeds() -> list[str]:
-    # The ingestor's own rule (ingest_worker.service.IngestorConfig.from_settings): EXCHANGES,
-    # less the venues switched off by the seed's BINANCE_ENABLED / COINBASE_ENABLED.
-    enabled = {"binance": settings.BINANCE_ENABLED, "coinbase": settings.COINBASE_ENABLED}
-    return [name for name in settings.EXCHANGES if enabled.get(name, True)]
+    # The same rule as the ingestor's: a feed it is not told to run is not expected of it.
+    return enabled_exchanges(settings.EXCHANGES, settings.BINANCE_ENABLED, settings.COINBASE_ENABLED)
 
 
-def check_feeds(reported: dict[str, Any]) -> dict[str, FeedCheck]:
+def check_feeds(reported: dict[str, FeedStatus]) -> dict[str, FeedCheck]:
     """A feed is fine when it is live and its last frame is younger than FEED_SILENCE_TIMEOUT_S."""
     feeds: dict[str, FeedCheck] = {}
+    unknown: FeedStatus = {"state": None, "last_message_age_s": None, "message_rate": None}
     for name in sorted(set(configured_feeds()) | set(reported)):
-        snapshot = reported.get(name)
-        if not isinstance(snapshot, dict):
-            feeds[name] = {"ok": False, "state": None, "last_message_age_s": None, "message_rate": None}
-            continue
-        state = snapshot.get("state")
-        age = snapshot.get("last_message_age_s")
-        rate = snapshot.get("message_rate")
-        age = float(age) if isinstance(age, int | float) else None
+        feed = reported.get(name, unknown)
+        age = feed["last_message_age_s"]
         feeds[name] = {
-            "ok": state == "live" and age is not None and age < settings.FEED_SILENCE_TIMEOUT_S,
-            "state": state if isinstance(state, str) else None,
+            "ok": feed["state"] == FEED_LIVE and age is not None and age < settings.FEED_SILENCE_TIMEOUT_S,
+            "state": feed["state"],
             "last_message_age_s": age,
-            "message_rate": float(rate) if isinstance(rate, int | float) else None,
+            "message_rate": feed["message_rate"],
         }
     return feeds
 

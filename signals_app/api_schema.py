@@ -144,25 +144,66 @@ _SCHEMAS: dict[str, Any] = {
     },
     "Markets": {
         "type": "object",
-        "required": ["timestamp", "stale_ms", "markets", "exchanges", "assets", "matrix"],
+        "required": ["timestamp", "stale_ms", "markets", "exchanges", "assets", "matrix", "engine"],
         "properties": {
             "timestamp": {"type": "integer", "description": "Unix ms when the quote cache was read"},
-            "stale_ms": {"type": "integer", "description": "a quote received longer ago takes no part in the matrix"},
+            "stale_ms": {
+                **_NULLABLE_INT,
+                "description": "the engine's STALE_MS: a quote received longer ago took no part in the matrix; "
+                "null when the engine publishes no matrix",
+            },
             "markets": {"type": "array", "items": _ref("Tick"), "description": "sorted by exchange, then symbol"},
-            "exchanges": {"type": "array", "items": {"type": "string"}},
-            "assets": {"type": "array", "items": {"type": "string"}},
+            "exchanges": {"type": "array", "items": {"type": "string"}, "description": "of the cached quotes"},
+            "assets": {"type": "array", "items": {"type": "string"}, "description": "of the cached quotes"},
             "matrix": {
                 "type": "object",
                 "description": (
                     "asset → buy exchange → sell exchange → net spread % (4 dp, taker fees included) of buying "
                     "at the buy exchange's best fresh ask and selling at the sell exchange's best fresh bid in a "
-                    "common quote group, the engine's formula; null when they share no fresh quote group"
+                    "common quote group, as the engine computed it (its fees, STALE_MS and rates) at "
+                    "engine.timestamp; null when they share no fresh quote group; {} when the engine publishes "
+                    "no matrix (engine.ok is false, engine.error says why)"
                 ),
                 "additionalProperties": {
                     "type": "object",
                     "additionalProperties": {"type": "object", "additionalProperties": _NULLABLE_NUMBER},
                 },
             },
+        },
+    },
+    "MarketsEngine": {
+        "type": "object",
+        "description": "the matrix's source: the engine publishes it every second (Redis engine:markets, EX 5)",
+        "required": [
+            "ok",
+            "error",
+            "timestamp",
+            "age_ms",
+            "threshold_pct",
+            "fees_pct",
+            "quote_rates",
+            "quote_groups",
+            "exchanges",
+            "assets",
+        ],
+        "properties": {
+            "ok": {"type": "boolean", "description": "a matrix under 5 s old from a running engine"},
+            "error": {"type": ["string", "null"], "description": "why there is no current matrix"},
+            "timestamp": {**_NULLABLE_INT, "description": "Unix ms, the engine's clock the matrix was computed at"},
+            "age_ms": _NULLABLE_INT,
+            "threshold_pct": {**_NULLABLE_NUMBER, "description": "the engine's SPREAD_THRESHOLD_PCT"},
+            "fees_pct": {
+                "type": ["object", "null"],
+                "additionalProperties": {"type": "number"},
+                "description": "the taker fee (percent) the engine charges each exchange",
+            },
+            "quote_rates": {"type": ["string", "null"], "enum": ["fixed", "live", None]},
+            "quote_groups": {
+                "type": ["array", "null"],
+                "items": {"type": "array", "items": {"type": "string"}},
+            },
+            "exchanges": {"type": ["array", "null"], "items": {"type": "string"}, "description": "in the matrix"},
+            "assets": {"type": ["array", "null"], "items": {"type": "string"}, "description": "in the matrix"},
         },
     },
     "Check": {
@@ -193,6 +234,7 @@ _SCHEMAS: dict[str, Any] = {
             "open_opportunities",
             "signals_published",
             "signals_pending",
+            "signals_dropped",
             "latency_frame_to_decision",
             "latency_frame_to_signal_published",
         ],
@@ -206,7 +248,11 @@ _SCHEMAS: dict[str, Any] = {
             "signals": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "by status"},
             "open_opportunities": _NULLABLE_INT,
             "signals_published": _NULLABLE_INT,
-            "signals_pending": _NULLABLE_INT,
+            "signals_pending": {**_NULLABLE_INT, "description": "held for Redis"},
+            "signals_dropped": {
+                **_NULLABLE_INT,
+                "description": "lost: held beyond the engine's bound (10,000) while Redis was away",
+            },
             "latency_frame_to_decision": _ref("Percentiles"),
             "latency_frame_to_signal_published": _ref("Percentiles"),
         },
@@ -255,6 +301,7 @@ _ENGINE_EXAMPLE = {
     "open_opportunities": 1,
     "signals_published": 265,
     "signals_pending": 0,
+    "signals_dropped": 0,
     "latency_frame_to_decision": _PERCENTILES_EXAMPLE,
     "latency_frame_to_signal_published": {"p50_us": 622.0, "p90_us": 701.3, "p99_us": 786.0, "max_us": 1320.9},
 }
@@ -387,7 +434,12 @@ SCHEMA: dict[str, Any] = {
         "/api/markets": {
             "get": {
                 "operationId": "markets",
-                "summary": "The latest quote of every market (Redis price:* cache) and the net spread matrix",
+                "summary": "The latest quote of every market (Redis price:* cache) and the engine's spread matrix",
+                "description": (
+                    "The matrix is the engine's own (Redis engine:markets), computed with the engine's settings; "
+                    "while no engine publishes one, `matrix` is {} and `engine.error` says so (still a 200: the "
+                    "quotes are there)."
+                ),
                 "responses": {
                     "200": _json(
                         _ref("Markets"),
@@ -408,6 +460,18 @@ SCHEMA: dict[str, Any] = {
                             "exchanges": ["binance", "coinbase"],
                             "assets": ["BTC"],
                             "matrix": {"BTC": {"binance": {"coinbase": -0.0395}, "coinbase": {"binance": -1.3556}}},
+                            "engine": {
+                                "ok": True,
+                                "error": None,
+                                "timestamp": 1705670123101,
+                                "age_ms": 399,
+                                "threshold_pct": 0.5,
+                                "fees_pct": {"binance": 0.1, "coinbase": 0.6},
+                                "quote_rates": "fixed",
+                                "quote_groups": [["USD", "USDT", "USDC"], ["EUR", "EURC"]],
+                                "exchanges": ["binance", "coinbase"],
+                                "assets": ["BTC"],
+                            },
                         },
                         "markets sorted by exchange and symbol",
                     ),

@@ -1,7 +1,8 @@
 """The browsers' live feed: `/ws/signals/` sends every signal as one text frame, exactly as published.
 
-Channels style: the consumer joins the `signals` group and forwards its events;
-the relay (one per process, `signals_app.relay`) feeds the group from Redis.
+Channels style: the consumer joins its process's group (`PROCESS_SIGNALS_GROUP`,
+`signals.<pid>-<random>`, see `signals_app.contracts.groups`) and forwards its events;
+the relay (one per process, `signals_app.relay`) feeds that group from Redis.
 Browsers send nothing; whatever they send is ignored.
 """
 

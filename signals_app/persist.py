@@ -40,7 +40,7 @@ from signals_app.models import Signal
 log = logging.getLogger("signals_app.persist")
 
 GROUP = keys.SIGNALS_STREAM_GROUP
-STREAM_FIELD = b"signal"  # engine_worker.publish XADDs each signal as {"signal": <JSON bytes>}
+STREAM_FIELD = keys.SIGNALS_STREAM_FIELD.encode()  # the engine XADDs {field: <signal JSON>}; redis-py reads bytes
 BATCH_SIZE = 500
 DRAIN_BUDGET_S = 5.0  # one drain stops reading after this long; the next beat carries on
 CLAIM_MIN_IDLE_MS = 60_000  # entries pending this long with another consumer are taken over

@@ -1,4 +1,4 @@
-"""The relay: Redis pub/sub `arbitrage:signals` → the Channels group `signals`, once per web process.
+"""The relay: Redis pub/sub `arbitrage:signals` → this web process's Channels group, once per process.
 
 One Redis subscription per process, not one per browser. Daphne sends no ASGI
 lifespan events, so nothing runs at start-up: the first WebSocket connection

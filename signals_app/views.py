@@ -1,8 +1,8 @@
 """The dashboard page: one Django template; its script (static/dashboard/) does the rest in the browser.
 
 The page itself holds no data. It carries a small configuration block (the signal
-threshold for colouring the spread matrix, the configured exchanges and assets,
-the endpoints), then `dashboard.js` loads the signal history, opens the
+threshold for colouring the spread matrix until `/api/markets` brings the engine's own,
+the configured exchanges and assets, the endpoints), then `dashboard.js` loads the signal history, opens the
 `/ws/signals/` WebSocket and polls `/api/markets` and `/api/health`.
 
 Everything is served by the project itself (no CDN: the page works offline), so

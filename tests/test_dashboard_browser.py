@@ -51,7 +51,6 @@ class WebServer(Daphne):
             **pipeline.env,
             "REDIS_URL": pipeline.redis_url,
             "INGESTOR_HEALTH_URL": f"http://127.0.0.1:{pipeline.ingestor_health}/health",
-            "ENGINE_HEALTH_URL": f"http://127.0.0.1:{pipeline.engine_health}/health",
         }
         super().__init__(env, workdir, port)
 

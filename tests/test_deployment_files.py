@@ -163,9 +163,8 @@ def test_the_ingestor_binds_zeromq_and_the_engine_dials_it_by_name() -> None:
     assert bind.port == connect.port
 
 
-def test_the_web_process_reads_the_workers_health_by_service_name() -> None:
+def test_the_web_process_reads_the_ingestors_health_by_service_name() -> None:
     assert env("web")["INGESTOR_HEALTH_URL"] == f"http://ingestor:{env('ingestor')['HEALTH_PORT']}/health"
-    assert env("web")["ENGINE_HEALTH_URL"] == f"http://engine:{env('engine')['ENGINE_HEALTH_PORT']}/health"
 
 
 def test_redis_postgres_and_zeromq_stay_on_the_internal_network() -> None:

@@ -29,7 +29,6 @@ def test_everything_starts_and_ctrl_c_stops_every_process_with_exit_0(redis_serv
         "HEALTH_PORT": str(ingestor_port),
         "ENGINE_HEALTH_PORT": str(engine_port),
         "INGESTOR_HEALTH_URL": f"http://127.0.0.1:{ingestor_port}/health",
-        "ENGINE_HEALTH_URL": f"http://127.0.0.1:{engine_port}/health",
         "ZMQ_ENDPOINT": f"tcp://127.0.0.1:{free_port()}",
         "DATABASE_URL": f"sqlite:///{tmp_path / 'run.sqlite3'}",
         "SIM_VENUES": "binance,coinbase",

@@ -5,11 +5,16 @@ SIGNALS_HISTORY = "signals:history"  # sorted set scored by timestamp, newest 10
 SIGNALS_HISTORY_KEEP = 1000
 SIGNALS_STREAM = "signals:stream"  # stream, MAXLEN ~ 100000: the hand-off to the database writer
 SIGNALS_STREAM_MAXLEN = 100_000
+SIGNALS_STREAM_FIELD = "signal"  # each stream entry is {SIGNALS_STREAM_FIELD: <the signal JSON bytes>}
 SIGNALS_STREAM_GROUP = "db-writer"  # the consumer group that writes the stream to the SQL database
 PERSIST_LOCK = "signals:persist:lock"  # held by the one worker draining the stream at a time
 PRICE_KEY_TTL_S = 10
 ENGINE_HEARTBEAT = "engine:heartbeat"  # string, EX 5: the engine's counters, refreshed every second
 ENGINE_HEARTBEAT_TTL_S = 5
+# string, EX 5, refreshed with the heartbeat: the engine's spread matrix and the settings it was
+# computed with (signals_app.contracts.markets), what /api/markets serves
+ENGINE_MARKETS = "engine:markets"
+ENGINE_MARKETS_TTL_S = 5
 
 
 def price_key(exchange: str, symbol: str) -> str:

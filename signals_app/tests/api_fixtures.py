@@ -1,10 +1,11 @@
-"""Fixtures and builders for the API and admin tests: a private Redis, signals, quotes, a fake ingestor.
+"""Fixtures and builders for the API and admin tests: a private Redis, signals, quotes, a real engine, a fake ingestor.
 
 Test modules import what they use from here (a shared conftest.py belongs to everyone).
 """
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,8 @@ import pytest
 import redis
 
 from arbsite.redis_server import EmbeddedRedis
-from signals_app.contracts import keys
+from engine_worker.config import EngineConfig
+from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app.contracts.signal import SIGNAL_TYPE, action, signal_id
 from signals_app.contracts.tick import encode, quote
 from signals_app.models import Signal
@@ -92,20 +94,39 @@ def store_signal(signal: dict[str, Any], payload: bytes | None = None) -> Signal
     return row
 
 
-def cache_quote(
-    client: redis.Redis,
-    exchange: str,
-    symbol: str,
-    bid: float,
-    ask: float,
-    recv_ms: int,
-    bid_size: float | None = 1.0,
-    ask_size: float | None = 1.0,
-) -> bytes:
-    """Put a quote in the price cache the way the engine's publisher does; returns the stored JSON."""
-    data = encode(quote(exchange, symbol, bid, ask, bid_size, ask_size, recv_ms, recv_ms * 1_000_000))
-    client.set(keys.price_key(exchange, symbol), data, ex=keys.PRICE_KEY_TTL_S)
-    return data
+class PublishingEngine:
+    """A real EngineService on the test Redis, stepped by hand: `quote` feeds it, `publish` writes Redis."""
+
+    def __init__(self, redis_url: str, config: EngineConfig) -> None:
+        self.service = EngineService(EngineServiceConfig(engine=config, redis_url=redis_url))
+
+    def quote(
+        self,
+        exchange: str,
+        symbol: str,
+        bid: float,
+        ask: float,
+        recv_ms: int,
+        bid_size: float | None = 1.0,
+        ask_size: float | None = 1.0,
+    ) -> bytes:
+        """One quote tick through the engine's step; returns its JSON as the price cache will hold it."""
+        data = encode(quote(exchange, symbol, bid, ask, bid_size, ask_size, recv_ms, recv_ms * 1_000_000))
+        self.service.handle_batch([data])
+        return data
+
+    def publish(self, beat: bool = True) -> None:
+        """What the engine's loops do: flush signals and quotes, then (`beat`) one heartbeat step: its matrix."""
+
+        async def steps() -> None:
+            try:
+                assert await self.service.publisher.flush()
+                if beat:
+                    await self.service.beat()
+            finally:
+                await self.service.publisher.close()
+
+        asyncio.run(steps())
 
 
 class FakeIngestor:

@@ -17,10 +17,11 @@ from django.urls.resolvers import RoutePattern
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate
 
+from engine_worker.config import EngineConfig
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
 from signals_app.tests import api_fixtures
-from signals_app.tests.api_fixtures import cache_quote, make_signal, store_signal
+from signals_app.tests.api_fixtures import PublishingEngine, make_signal, store_signal
 from signals_app.urls import urlpatterns
 
 api_redis_server = api_fixtures.api_redis_server
@@ -100,15 +101,21 @@ def test_every_documented_parameter_is_read_by_the_view(client, api_redis, path,
     assert_matches(response_schema(path, 400), orjson.loads(bad.content))
 
 
-def test_real_answers_match_the_documented_schemas(client, api_redis, fake_ingestor):
+def test_real_answers_match_the_documented_schemas(client, api_redis, api_redis_server, fake_ingestor):
     now = time.time_ns() // 1_000_000
     signal = make_signal(now - 1000, size=None)
     api_redis.zadd(keys.SIGNALS_HISTORY, {orjson.dumps(signal): signal["timestamp"]})
     store_signal(signal)
     store_signal(make_signal(now))
-    cache_quote(api_redis, "binance", "BTC/USDT", 100.0, 100.5, now)
-    cache_quote(api_redis, "coinbase", "BTC/USD", 101.0, 101.5, now, bid_size=None)
-    cache_quote(api_redis, "coinbase", "BTC/EUR", 90.0, 90.5, now)
+    engine = PublishingEngine(api_redis_server.url, EngineConfig())
+    engine.quote("binance", "BTC/USDT", 100.0, 100.5, now)
+    engine.quote("coinbase", "BTC/USD", 101.0, 101.5, now, bid_size=None)
+    engine.quote("coinbase", "BTC/EUR", 90.0, 90.5, now)
+    engine.publish(beat=False)
+    without_engine = client.get("/api/markets")  # quotes cached, no matrix from an engine yet
+    assert_matches(response_schema("/api/markets", 200), orjson.loads(without_engine.content))
+    engine.publish()
+    api_redis.delete(keys.ENGINE_HEARTBEAT)  # the engine's matrix, but no heartbeat: /api/health is a 503
 
     answers = {
         "/api/signals/history": client.get("/api/signals/history"),

@@ -1,4 +1,4 @@
-"""The consumer: a member of the `signals` group while connected, and a pure forwarder of its events."""
+"""The consumer: a member of its process's signals group while connected, and a pure forwarder of its events."""
 
 from __future__ import annotations
 

@@ -845,7 +845,13 @@
     return book;
   }
 
+  // The matrix is the engine's (its fees, STALE_MS and threshold): colour it by the engine's threshold.
+  var engineMatrixError = null; // why the engine publishes no current matrix, or null
+
   function renderMarkets(data) {
+    var engine = data && typeof data.engine === "object" && data.engine ? data.engine : null;
+    if (engine && isNum(engine.threshold_pct)) config.threshold_pct = engine.threshold_pct;
+    engineMatrixError = engine && engine.ok === false ? str(engine.error) || "no matrix from the engine" : null;
     var matrix = data && typeof data.matrix === "object" && data.matrix ? data.matrix : {};
     var assets = stringList(data && data.assets);
     if (!assets.length) assets = Object.keys(matrix);
@@ -919,7 +925,12 @@
       })
       .finally(function () {
         var age = marketsUpdatedAt ? (Date.now() - marketsUpdatedAt) / 1000 : null;
-        setText($("matrix-meta"), age === null ? "no data" : age > 3 ? "stale " + fmtAge(age * 1000) : "");
+        var meta = age === null ? "no data" : age > 3 ? "stale " + fmtAge(age * 1000) : "";
+        if (age !== null && engineMatrixError) {
+          meta = "engine: " + engineMatrixError;
+          matrixNode.classList.add("is-stale");
+        }
+        setText($("matrix-meta"), meta);
         window.setTimeout(pollMarkets, config.markets_interval_ms);
       });
   }

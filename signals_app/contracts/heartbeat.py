@@ -1,0 +1,209 @@
+"""The workers' health as typed values, and the one encoding that writer and reader both use.
+
+- The engine's heartbeat (`EngineHeartbeat`): `engine_worker.service` writes it every second to
+  `keys.ENGINE_HEARTBEAT` (EX 5) and serves it, with `status` and `failing`, as its `/health`
+  (`EngineHealth`); `/api/health` reads it from Redis.
+- The ingestor's `/health` body (`IngestorHealth`, one `FeedHealth` per feed): `ingest_worker.service`
+  builds it from each `Feed.snapshot()`; `/api/health` fetches it over HTTP.
+
+Decoding is strict where a reader depends on a field (a heartbeat without an integer
+`timestamp` tells no age; an ingestor body without `feeds` tells nothing) and tolerant
+elsewhere: a field that is missing or of the wrong type reads as None, so a worker of another
+version still shows what it can, and nothing raises past the decoder.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import orjson
+
+Percentiles = dict[str, float | None]  # p50_us, p90_us, p99_us, max_us (arbsite.latency.LatencyWindow)
+
+FEED_LIVE = "live"  # the ingestor's word for a feed that is up (ingest_worker.feed.LIVE)
+
+
+class HealthDecodeError(ValueError):
+    """Bytes that are not the health value they should be; the message says what is wrong."""
+
+
+# --- the engine ---------------------------------------------------------------------------
+class EngineHeartbeat(TypedDict):
+    """The engine's counters and latencies; every field but `timestamp` may read as None."""
+
+    timestamp: int  # Unix ms, the engine's clock when it was written
+    ticks: int | None
+    messages: int | None
+    bad_messages: int | None
+    signals: dict[str, int]  # raised so far, by status
+    open_opportunities: int | None
+    feeds: dict[str, str]  # exchange -> the last feed state the ingestor announced
+    redis_connected: bool | None
+    signals_pending: int | None  # held for Redis
+    signals_published: int | None
+    signals_dropped: int | None  # held beyond the publisher's bound while Redis was away: lost
+    latency_frame_to_decision: Percentiles | None
+    latency_engine_receive_to_decision: Percentiles | None
+    latency_frame_to_signal_published: Percentiles | None
+    quote_rates: dict[str, float | None] | None  # QUOTE_RATES=live: each currency's rate now; else None
+
+
+class EngineHealth(EngineHeartbeat):
+    """The engine's `/health` body: its heartbeat, and what is failing (`redis` when Redis is away)."""
+
+    status: str  # "ok" or "degraded"
+    failing: list[str]
+
+
+def encode_heartbeat(heartbeat: EngineHeartbeat) -> bytes:
+    return orjson.dumps(heartbeat)
+
+
+def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
+    """The heartbeat in `data`; HealthDecodeError when it has no integer timestamp."""
+    raw = _object(data)
+    if "timestamp" not in raw:
+        raise HealthDecodeError("no 'timestamp'")
+    timestamp = _int_or_none(raw["timestamp"])
+    if timestamp is None:
+        raise HealthDecodeError("timestamp is not an integer")
+    counts = raw.get("signals")
+    feeds = raw.get("feeds")
+    connected = raw.get("redis_connected")
+    rates = raw.get("quote_rates")
+    return {
+        "timestamp": timestamp,
+        "ticks": _int_or_none(raw.get("ticks")),
+        "messages": _int_or_none(raw.get("messages")),
+        "bad_messages": _int_or_none(raw.get("bad_messages")),
+        "signals": (
+            {str(status): count for status, count in counts.items() if _int_or_none(count) is not None}
+            if isinstance(counts, dict)
+            else {}
+        ),
+        "open_opportunities": _int_or_none(raw.get("open_opportunities")),
+        "feeds": (
+            {str(name): state for name, state in feeds.items() if isinstance(state, str)}
+            if isinstance(feeds, dict)
+            else {}
+        ),
+        "redis_connected": connected if isinstance(connected, bool) else None,
+        "signals_pending": _int_or_none(raw.get("signals_pending")),
+        "signals_published": _int_or_none(raw.get("signals_published")),
+        "signals_dropped": _int_or_none(raw.get("signals_dropped")),
+        "latency_frame_to_decision": _percentiles(raw.get("latency_frame_to_decision")),
+        "latency_engine_receive_to_decision": _percentiles(raw.get("latency_engine_receive_to_decision")),
+        "latency_frame_to_signal_published": _percentiles(raw.get("latency_frame_to_signal_published")),
+        "quote_rates": _percentiles(rates),  # the same shape: name -> number or None
+    }
+
+
+# --- the ingestor -------------------------------------------------------------------------
+class FeedHealth(TypedDict):
+    """One feed in the ingestor's `/health` (`ingest_worker.feed.Feed.snapshot`)."""
+
+    state: str  # starting, connecting, live, reconnecting, stopped
+    last_message_age_s: float | None  # None: no frame yet
+    frames: int
+    message_rate: float  # frames per second
+    ticks_sent: int
+    connects: int
+    disconnects: int
+    dead_declared: int
+    resyncs: int
+    markets: int
+    connections: list[dict[str, Any]]  # per connection, the ingestor's own detail
+    latency_frame_to_tick_sent: Percentiles
+    parse: dict[str, object]  # frames, ticks and drops by reason (ingest_worker.venues.base.ParseStats)
+
+
+class IngestorHealth(TypedDict):
+    """The ingestor's `/health` body; the ingestor answers 503 with it when a feed is not live."""
+
+    status: str  # "ok" or "degraded"
+    not_live: list[str]
+    feeds: dict[str, FeedHealth]
+    ticks_sent: int
+    ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark
+
+
+class FeedStatus(TypedDict):
+    """What a reader of the ingestor's `/health` can rely on for one feed; None where it is not told."""
+
+    state: str | None
+    last_message_age_s: float | None
+    message_rate: float | None
+
+
+class IngestorStatus(TypedDict):
+    """The ingestor's `/health` as its readers decode it."""
+
+    feeds: dict[str, FeedStatus]
+    ticks_sent: int | None
+    ticks_dropped_backpressure: int | None
+
+
+def ingestor_health(feeds: dict[str, FeedHealth], ticks_sent: int, ticks_dropped: int) -> IngestorHealth:
+    """The body for these feeds: `degraded`, naming them, while any feed is not live."""
+    not_live = [name for name, feed in feeds.items() if feed["state"] != FEED_LIVE]
+    return {
+        "status": "ok" if not not_live else "degraded",
+        "not_live": not_live,
+        "feeds": feeds,
+        "ticks_sent": ticks_sent,
+        "ticks_dropped_backpressure": ticks_dropped,
+    }
+
+
+def encode_ingestor_health(health: IngestorHealth) -> tuple[int, bytes]:
+    """(HTTP status, body): 200 when every feed is live, else 503 with the same body."""
+    return (200 if not health["not_live"] else 503), orjson.dumps(health)
+
+
+def decode_ingestor_health(data: bytes) -> IngestorStatus:
+    """The ingestor's `/health` in `data`; HealthDecodeError when it holds no `feeds` object."""
+    raw = _object(data, "no feeds in its /health")
+    feeds = raw.get("feeds")
+    if not isinstance(feeds, dict):
+        raise HealthDecodeError("no feeds in its /health")
+    return {
+        "feeds": {str(name): _feed_status(feed) for name, feed in feeds.items()},
+        "ticks_sent": _int_or_none(raw.get("ticks_sent")),
+        "ticks_dropped_backpressure": _int_or_none(raw.get("ticks_dropped_backpressure")),
+    }
+
+
+def _feed_status(feed: object) -> FeedStatus:
+    if not isinstance(feed, dict):
+        return {"state": None, "last_message_age_s": None, "message_rate": None}
+    state = feed.get("state")
+    return {
+        "state": state if isinstance(state, str) else None,
+        "last_message_age_s": _float_or_none(feed.get("last_message_age_s")),
+        "message_rate": _float_or_none(feed.get("message_rate")),
+    }
+
+
+# --- tolerant readers -----------------------------------------------------------------------
+def _object(data: bytes | str, not_an_object: str = "not a JSON object") -> dict[str, Any]:
+    try:
+        raw = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise HealthDecodeError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise HealthDecodeError(not_an_object)
+    return raw
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float_or_none(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _percentiles(value: object) -> dict[str, float | None] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(name): _float_or_none(figure) for name, figure in value.items()}
