@@ -45,9 +45,9 @@ import orjson  # noqa: E402
 
 from engine_worker.config import EngineConfig  # noqa: E402
 from engine_worker.engine import Engine  # noqa: E402
-from engine_worker.replay import Entry  # noqa: E402
 from ingest_worker.venues import make_parser  # noqa: E402
 from ingest_worker.venues.base import VenueParser  # noqa: E402
+from signals_app.contracts.capture import CaptureLine, read_in_order, recv_ns_of  # noqa: E402
 from signals_app.contracts.tick import Tick, quote  # noqa: E402
 
 MARKET_DATA = ROOT.parent / "shared" / "market-data"
@@ -380,20 +380,18 @@ def bench_replay() -> None:
         return malformed
 
     def replay() -> None:
-        replay_files([DEMO_CAPTURE], config, io.BytesIO())
+        replay_files([DEMO_CAPTURE], config, io.BytesIO(), make_parser=make_parser)
 
     contenders: dict[str, Callable[[], object]] = {"replay_files": replay}
     try:  # the breakdown uses replay's building blocks; without them only the whole replay is timed
-        from engine_worker.replay import ReplayStats, read_capture
+        from engine_worker.replay import ReplayStats
         from ingest_worker.venues.base import MAX_TICK_AGE_MS
     except ImportError:
         pass
     else:
 
-        def read_sorted() -> list[Entry]:
-            entries = read_capture(DEMO_CAPTURE, ReplayStats())
-            entries.sort(key=_first)
-            return entries
+        def read_sorted() -> list[CaptureLine]:
+            return read_in_order([DEMO_CAPTURE], ReplayStats())
 
         def read_and_parse() -> None:
             parsers: dict[str, VenueParser] = {}
@@ -401,10 +399,10 @@ def bench_replay() -> None:
                 parser = parsers.get(exchange)
                 if parser is None:
                     parser = parsers[exchange] = make_parser(exchange, max_age_ms=MAX_TICK_AGE_MS)
-                parser.parse(raw, round(recv_ms * 1000.0) * 1000)
+                parser.parse(raw, recv_ns_of(recv_ms))
 
-        contenders["stage: read_capture + sort"] = read_sorted
-        contenders["stage: read_capture + sort + parse (no engine)"] = read_and_parse
+        contenders["stage: read_in_order"] = read_sorted
+        contenders["stage: read_in_order + parse (no engine)"] = read_and_parse
     contenders["orjson.loads(line)"] = lines_only
     contenders["orjson.loads(line) + orjson.loads(raw)"] = lines_and_frames
     samples: dict[str, list[float]] = {key: [] for key in contenders}
@@ -412,7 +410,9 @@ def bench_replay() -> None:
     # The capture's bad frames would log a (rate-limited) warning on every round.
     logging.disable(logging.WARNING)
     try:
-        stats = replay_files([DEMO_CAPTURE], config, io.BytesIO())  # warm, and the counts for the table
+        stats = replay_files(
+            [DEMO_CAPTURE], config, io.BytesIO(), make_parser=make_parser
+        )  # warm, and the counts for the table
         for _ in range(REPLAY_ROUNDS):
             for key in order:
                 gc.collect()
@@ -442,10 +442,6 @@ def bench_replay() -> None:
         f"\nTarget: a whole replay ≤ 5× the cost of parsing its lines: {ratio:.2f}× ({verdict} it)."
         f" Medians of {REPLAY_ROUNDS} rounds, alternating order; each includes reading the file.\n"
     )
-
-
-def _first(entry: Entry) -> float:
-    return entry[0]
 
 
 def main() -> None:

@@ -2,11 +2,12 @@
 
 A line is either a raw frame of one exchange, exactly as received, or a capture
 line `{"recv_ms": ..., "exchange": ..., "raw": "<frame>"}` (DESIGN.md, "Capture
-file"); both may be mixed in one file. Capture lines of a venue recorded over several
-connections carry `"connection": N` (ingest_worker/record.py): each connection gets a parser of
-its own (channel ids are per connection), and the counts are their sum. A raw line's receive time comes from the
-`.recv_ns` companion of the recorded files in ../shared/market-data when there is
-one, else from the clock; a capture line carries its own.
+file"); both may be mixed in one file. A line is taken for a capture line when it is a JSON
+object with "recv_ms" and "raw"; the capture contract (`signals_app/contracts/capture.py`) then
+says whether it is a valid one, its receive time, and that each connection of a venue recorded
+over several gets a parser of its own (the counts are their sum). A raw line's receive time
+comes from the `.recv_ns` companion of the recorded files in ../shared/market-data when there
+is one, else from the clock.
 """
 
 from __future__ import annotations
@@ -14,21 +15,20 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import BinaryIO, TypeGuard
+from typing import BinaryIO
 
 import orjson
 
 from ingest_worker.venues.base import ParseStats, VenueParser
+from signals_app.contracts import capture
 from signals_app.contracts.tick import encode
 
 # Capture lines that are not fed to the parser, by reason.
 OTHER_EXCHANGE = "other_exchange"  # recorded from another exchange than --exchange
-BAD_CAPTURE = "bad_capture_line"  # has "raw" and "recv_ms", but raw is not text or recv_ms not a time
+BAD_CAPTURE = "bad_capture_line"  # has "raw" and "recv_ms", but is no valid capture line (contracts/capture.py)
 
 _CAPTURE_MARK = b'"recv_ms"'  # raw exchange frames never hold this key; only such lines are decoded twice
 _WRITE_EVERY = 1024  # ticks per write to `out`
-# Receive times beyond this (2255 in Unix ms) cannot be held in the tick's 64-bit recv_ns.
-_MAX_RECV_MS = 9_000_000_000_000
 
 
 class NormalizeCounts:
@@ -117,7 +117,7 @@ def normalize_lines(
     counts = NormalizeCounts(parser.stats)
     exchange = parser.name
     parse = parser.parse
-    others: dict[int, VenueParser] = {}  # connection 2, 3, ... -> its parser
+    connections = capture.VenueParsers(parser, lambda: parser.__class__(parser.symbols, max_age_ms=parser.max_age_ms))
     pending: list[bytes] = []  # encoded ticks not yet written
     for index, line in enumerate(lines):
         counts.lines += 1
@@ -125,65 +125,43 @@ def normalize_lines(
             line = line[:-1]
         frame: str | bytes
         recv_ns: int
-        capture = _capture(line) if _CAPTURE_MARK in line else None
-        if capture is not None:
+        obj = _capture_object(line) if _CAPTURE_MARK in line else None
+        if obj is not None:
             counts.capture_lines += 1
-            raw, recv_ms, line_exchange, connection = capture
-            if line_exchange != exchange:
-                counts.skipped[OTHER_EXCHANGE] = counts.skipped.get(OTHER_EXCHANGE, 0) + 1
-                continue
-            if not isinstance(raw, str) or not _is_time(recv_ms):
+            try:
+                captured = capture.from_object(obj)
+            except capture.BadCaptureLine:
                 counts.skipped[BAD_CAPTURE] = counts.skipped.get(BAD_CAPTURE, 0) + 1
                 continue
-            frame = raw
-            recv_ns = _recv_ns_of(recv_ms)
-            if isinstance(connection, int) and connection != 1:
-                other = others.get(connection)
-                if other is None:
-                    other = others[connection] = parser.__class__(parser.symbols, max_age_ms=parser.max_age_ms)
-                for tick in other.parse(frame, recv_ns):
-                    pending.append(encode(tick))
+            if captured.exchange != exchange:
+                counts.skipped[OTHER_EXCHANGE] = counts.skipped.get(OTHER_EXCHANGE, 0) + 1
                 continue
+            for tick in connections.on(captured.connection).parse(captured.raw, captured.recv_ns):
+                pending.append(encode(tick))
         else:
             try:
                 frame = line.decode()
             except UnicodeDecodeError:
                 frame = line  # the parser counts it: bytes that are not UTF-8 are not JSON
             recv_ns = recv_times[index] if recv_times is not None else clock()
-        for tick in parse(frame, recv_ns):
-            pending.append(encode(tick))
+            for tick in parse(frame, recv_ns):
+                pending.append(encode(tick))
         if len(pending) >= _WRITE_EVERY:
             out.write(b"\n".join(pending) + b"\n")
             pending.clear()
     if pending:
         out.write(b"\n".join(pending) + b"\n")
-    if others:
-        counts.stats = ParseStats.combined([parser.stats, *(other.stats for other in others.values())])
+    if connections.more:
+        counts.stats = ParseStats.combined(connection.stats for connection in connections.parsers)
     return counts
 
 
-def _capture(line: bytes) -> tuple[object, object, object, object] | None:
-    """(raw, recv_ms, exchange, connection) of a capture line; None when the line is not one."""
+def _capture_object(line: bytes) -> dict[str, object] | None:
+    """The decoded line when it is meant as a capture line (an object with "raw" and "recv_ms")."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
     if obj.__class__ is not dict or "raw" not in obj or "recv_ms" not in obj:
         return None
-    return obj["raw"], obj["recv_ms"], obj.get("exchange"), obj.get("connection")
-
-
-def _recv_ns_of(recv_ms: float) -> int:
-    """A capture's receive time in ns, to the microsecond.
-
-    A float of Unix ms holds about a quarter of a microsecond, so
-    `round(recv_ms * 1_000_000)` would turn 1705670123456.789 into
-    ...456788992; rounding to the microsecond gives back the figure the file
-    shows, and is what `replay` uses, so both tools agree on every tick.
-    """
-    return round(recv_ms * 1000.0) * 1000
-
-
-def _is_time(value: object) -> TypeGuard[float]:
-    """A receive time in Unix ms: a JSON number (not a boolean) from 1970 to 2255."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < _MAX_RECV_MS
+    return obj  # type: ignore[no-any-return]

@@ -1,18 +1,14 @@
-"""`run_ingestor --record PATH`: every frame as received, with its receive time (DESIGN.md capture file).
+"""`run_ingestor --record PATH`: every frame as received, with its receive time.
 
-A venue whose markets are spread over several connections (Bitfinex past its channel cap) gets
-one more key on each line, `"connection": N` (1, 2, ...): its channel ids and sequence numbers
-are per connection, so a reader keeps one parser per connection. Lines of a venue on one
-connection are exactly DESIGN.md's.
+The line is the capture contract's (`signals_app/contracts/capture.py`, DESIGN.md "Capture file"),
+`"connection": N` included for a venue on several connections.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import orjson
-
-_NEWLINE = orjson.OPT_APPEND_NEWLINE
+from signals_app.contracts import capture
 
 
 class CaptureWriter:
@@ -23,11 +19,7 @@ class CaptureWriter:
         self.lines = 0
 
     def write(self, exchange: str, recv_ns: int, frame: str | bytes, connection: int | None = None) -> None:
-        raw = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
-        line: dict[str, object] = {"recv_ms": recv_ns / 1_000_000, "exchange": exchange, "raw": raw}
-        if connection is not None:
-            line["connection"] = connection
-        self._file.write(orjson.dumps(line, option=_NEWLINE))
+        self._file.write(capture.encode(exchange, recv_ns, frame, connection))
         self.lines += 1
 
     def flush(self) -> None:

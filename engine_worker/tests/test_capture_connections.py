@@ -20,7 +20,7 @@ from engine_worker.replay import replay_files
 from engine_worker.tests.test_replay import coinbase_ticker
 from ingest_worker.normalize import normalize_lines
 from ingest_worker.record import CaptureWriter
-from ingest_worker.venues import DEFAULT_FEES_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT, make_parser
 from ingest_worker.venues.bitfinex import BitfinexParser
 
 T0_MS = 1_705_670_123_000  # 2024-01-19T13:15:23Z
@@ -69,7 +69,9 @@ def test_normalize_reads_each_connection_with_its_own_parser(tmp_path: Path) -> 
 
 def test_replay_prices_each_market_from_its_own_connection(tmp_path: Path) -> None:
     out = io.BytesIO()
-    stats = replay_files([bitfinex_session(tmp_path)], EngineConfig(fees_pct=DEFAULT_FEES_PCT), out)
+    stats = replay_files(
+        [bitfinex_session(tmp_path)], EngineConfig(fees_pct=DEFAULT_FEES_PCT), out, make_parser=make_parser
+    )
     signals = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(s["status"], s["asset"], s["buy_exchange"], s["buy_price"]) for s in signals] == [
         ("open", "BTC", "bitfinex", 45000)

@@ -32,8 +32,9 @@ What a client receives, exactly:
   channel id the capture recorded for that channel and symbol, and never gives a
   capture's id to another channel (`BitfinexServer.replaying`): the two answers a
   client then gets agree, and no recorded data frame can be read as another channel's.
-- bad lines of the capture (not JSON, missing fields) are skipped and counted;
-  bad *frames* inside good lines are sent as recorded: they are part of the session.
+- bad lines of the capture (not JSON, missing fields: `signals_app/contracts/capture.py` reads
+  the file) are skipped and counted; bad *frames* inside good lines are sent as recorded: they
+  are part of the session.
 
 The venues' market lists (each dialect's own REST format: `exchangeInfo`, `/products`,
 `AssetPairs`, `instruments`, `trading-pairs-info`, `/v1/symbols`,
@@ -60,14 +61,9 @@ import orjson
 
 from ingest_worker.sim.model import Market
 from ingest_worker.venues import VENUES as REGISTRY
+from signals_app.contracts import capture as capture_file
+from signals_app.contracts.capture import CaptureLine
 from signals_app.contracts.symbols import canonical
-
-
-class CaptureFrame(NamedTuple):
-    recv_ms: float
-    exchange: str
-    raw: str
-
 
 # --- how the replay reads a venue's recorded frames ----------------------------------------
 # Each venue's rules are declared beside its dialect (`REPLAY` in ingest_worker/sim/<venue>.py);
@@ -117,10 +113,10 @@ def _decoded(raw: str) -> object:
 # --- the capture ------------------------------------------------------------------------
 @dataclass
 class Capture:
-    frames: list[CaptureFrame]  # in replay order
+    frames: list[CaptureLine]  # in replay order
     markets: list[Market]
     lines: int = 0
-    bad_lines: int = 0  # not JSON, or without a numeric recv_ms, a string exchange and a string raw
+    bad_lines: int = 0  # not a capture line (signals_app/contracts/capture.py)
     subscription_answers: dict[str, int] = field(default_factory=dict)  # per venue: recorded answers, not replayed
     unknown_exchange: dict[str, int] = field(default_factory=dict)
 
@@ -143,30 +139,13 @@ class Capture:
 
 def load_capture(path: Path | str) -> Capture:
     """Read a capture file: its frames in replay order and the markets they trade."""
-    entries: list[tuple[float, int, CaptureFrame]] = []
     capture = Capture(frames=[], markets=[])
-    with Path(path).open("rb") as handle:
-        for index, line in enumerate(handle):
-            if not line.strip():
-                continue
-            capture.lines += 1
-            try:
-                obj = orjson.loads(line)
-                recv_ms = obj["recv_ms"]
-                exchange = obj["exchange"]
-                raw = obj["raw"]
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                capture.bad_lines += 1
-                continue
-            if recv_ms.__class__ not in (int, float) or exchange.__class__ is not str or raw.__class__ is not str:
-                capture.bad_lines += 1
-                continue
-            if exchange not in replay_rules():
-                capture.unknown_exchange[exchange] = capture.unknown_exchange.get(exchange, 0) + 1
-                continue
-            entries.append((float(recv_ms), index, CaptureFrame(float(recv_ms), exchange, raw)))
-    entries.sort(key=lambda entry: (entry[0], entry[1]))
-    recorded = [entry[2] for entry in entries]
+    recorded: list[CaptureLine] = []
+    for line in capture_file.read_in_order([path], capture):
+        if line.exchange in replay_rules():
+            recorded.append(line)
+        else:
+            capture.unknown_exchange[line.exchange] = capture.unknown_exchange.get(line.exchange, 0) + 1
     capture.markets = markets_in(recorded)  # the subscription answers name markets too
     answers = capture.subscription_answers
     for frame in recorded:
@@ -183,7 +162,7 @@ def is_subscription_answer(exchange: str, raw: str) -> bool:
     return rules is not None and rules.is_answer(_decoded(raw))
 
 
-def markets_in(frames: Iterable[CaptureFrame]) -> list[Market]:
+def markets_in(frames: Iterable[CaptureLine]) -> list[Market]:
     """Every spot market the frames name, per venue (in `replay_rules()` order) in order of first appearance."""
     found: dict[str, dict[str, tuple[str, str]]] = {venue: {} for venue in replay_rules()}
     for frame in frames:
@@ -206,7 +185,7 @@ def markets_in(frames: Iterable[CaptureFrame]) -> list[Market]:
 class ReplayCursor:
     """Which frames are due once `elapsed_ms` of replay time have passed, at `speed`× the recorded pace."""
 
-    def __init__(self, frames: Sequence[CaptureFrame], speed: float) -> None:
+    def __init__(self, frames: Sequence[CaptureLine], speed: float) -> None:
         if not speed >= 0:
             raise ValueError(f"speed must be >= 0, not {speed}")
         self.frames = frames
@@ -218,7 +197,7 @@ class ReplayCursor:
     def done(self) -> bool:
         return self.position >= len(self.frames)
 
-    def due_at_ms(self, frame: CaptureFrame) -> float:
+    def due_at_ms(self, frame: CaptureLine) -> float:
         """The replay time at which `frame` is due (0 for the first frame; always 0 at speed 0)."""
         if self.speed == 0:
             return 0.0
@@ -227,7 +206,7 @@ class ReplayCursor:
     def next_due_ms(self) -> float | None:
         return None if self.done else self.due_at_ms(self.frames[self.position])
 
-    def take(self, elapsed_ms: float, limit: int) -> list[CaptureFrame]:
+    def take(self, elapsed_ms: float, limit: int) -> list[CaptureLine]:
         """The next frames due by `elapsed_ms`, at most `limit`, in order."""
         frames = self.frames
         start = self.position

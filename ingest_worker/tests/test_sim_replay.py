@@ -10,10 +10,11 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from ingest_worker.sim.replay import CaptureFrame, ReplayCursor, load_capture
+from ingest_worker.sim.replay import ReplayCursor, load_capture
 from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, simulator
 from ingest_worker.venues import binance as binance_venue
 from ingest_worker.venues import coinbase as coinbase_venue
+from signals_app.contracts.capture import CaptureLine
 
 T = 1_705_665_600_000.0  # recv_ms of the first frame
 
@@ -84,7 +85,7 @@ def test_a_capture_is_read_in_receive_order_without_bad_lines_or_subscription_an
 
 
 def test_the_cursor_releases_frames_at_the_recorded_pace_times_the_speed() -> None:
-    frames = [CaptureFrame(T + offset, "binance", str(offset)) for offset in (0, 100, 100, 400, 1000)]
+    frames = [CaptureLine(T + offset, "binance", str(offset)) for offset in (0, 100, 100, 400, 1000)]
     cursor = ReplayCursor(frames, speed=2.0)
     assert [f.raw for f in cursor.take(0, 100)] == ["0"]
     assert cursor.take(49, 100) == []

@@ -13,12 +13,13 @@ import orjson
 import pytest
 from websockets.asyncio.client import connect
 
-from ingest_worker.sim.replay import CaptureFrame, is_subscription_answer, load_capture, markets_in, replay_rules
+from ingest_worker.sim.replay import is_subscription_answer, load_capture, markets_in, replay_rules
 from ingest_worker.sim.server import DIALECTS
 from ingest_worker.tests.recorded import frames, write_capture
 from ingest_worker.tests.sim_helpers import http, http_url, recv_until, run, simulator
 from ingest_worker.venues import VENUES, make_parser
 from ingest_worker.venues import bitfinex as bitfinex_venue
+from signals_app.contracts.capture import CaptureLine
 from signals_app.contracts.symbols import SymbolTable
 
 
@@ -175,9 +176,9 @@ RECORDED_MARKETS: list[tuple[str, list[str], dict[str, str]]] = [
 ]  # fmt: skip
 
 
-def _session(market_data: Path, venue: str, names: list[str]) -> list[CaptureFrame]:
+def _session(market_data: Path, venue: str, names: list[str]) -> list[CaptureLine]:
     return [
-        CaptureFrame(recv_ns / 1e6, venue, raw)
+        CaptureLine(recv_ns / 1e6, venue, raw)
         for name in names
         for raw, recv_ns in frames(market_data / venue / f"{name}.jsonl")
     ]
@@ -195,15 +196,15 @@ def test_the_markets_of_a_recorded_session_are_found(
 
 def test_markets_are_listed_per_venue_in_order_of_first_appearance() -> None:
     frames_ = [
-        CaptureFrame(1.0, "gemini", '{"type":"trade","symbol":"ZECLTC","price":"1","quantity":"1"}'),
-        CaptureFrame(2.0, "kraken", '[1,{"a":[]},"ticker","XBT/USD"]'),
-        CaptureFrame(3.0, "gemini", '{"type":"l2_updates","symbol":"BTCUSD","changes":[]}'),
-        CaptureFrame(4.0, "kraken", '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD"}]}'),  # v2 name
-        CaptureFrame(5.0, "okx", '{"arg":{"channel":"trades","instId":"BTC-USD-SWAP"},"data":[]}'),
-        CaptureFrame(6.0, "bitfinex", '{"event":"subscribed","channel":"ticker","chanId":1,"symbol":"fUSD"}'),
-        CaptureFrame(7.0, "bitstamp", '{"event":"bts:heartbeat","channel":"","data":{}}'),
-        CaptureFrame(8.0, "kraken", "[1,{},"),  # cut
-        CaptureFrame(9.0, "bitfinex", '{"event":"subscribed","channel":"trades","chanId":2,"symbol":"tBTCUST"}'),
+        CaptureLine(1.0, "gemini", '{"type":"trade","symbol":"ZECLTC","price":"1","quantity":"1"}'),
+        CaptureLine(2.0, "kraken", '[1,{"a":[]},"ticker","XBT/USD"]'),
+        CaptureLine(3.0, "gemini", '{"type":"l2_updates","symbol":"BTCUSD","changes":[]}'),
+        CaptureLine(4.0, "kraken", '{"channel":"ticker","type":"update","data":[{"symbol":"BTC/USD"}]}'),  # v2 name
+        CaptureLine(5.0, "okx", '{"arg":{"channel":"trades","instId":"BTC-USD-SWAP"},"data":[]}'),
+        CaptureLine(6.0, "bitfinex", '{"event":"subscribed","channel":"ticker","chanId":1,"symbol":"fUSD"}'),
+        CaptureLine(7.0, "bitstamp", '{"event":"bts:heartbeat","channel":"","data":{}}'),
+        CaptureLine(8.0, "kraken", "[1,{},"),  # cut
+        CaptureLine(9.0, "bitfinex", '{"event":"subscribed","channel":"trades","chanId":2,"symbol":"tBTCUST"}'),
     ]
     assert [(m.index, m.venue, m.native, m.symbol) for m in markets_in(frames_)] == [
         (0, "kraken", "BTC/USD", "BTC/USD"),

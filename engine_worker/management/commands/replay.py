@@ -1,4 +1,7 @@
-"""`manage.py replay CAPTURE...`: signals of the captures on stdout, counts on stderr."""
+"""`manage.py replay CAPTURE...`: signals of the captures on stdout, counts on stderr.
+
+The composition root of a replay: the engine's replay with the ingestor's parsers.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from engine_worker.config import EngineConfig
 from engine_worker.replay import replay_files
-from ingest_worker.venues import DEFAULT_FEES_PCT
+from ingest_worker.venues import DEFAULT_FEES_PCT, make_parser
 
 
 class Command(BaseCommand):
@@ -30,6 +33,8 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"no such capture file: {', '.join(missing)}")
         out = sys.stdout.buffer
-        stats = replay_files(paths, EngineConfig.from_settings(settings, DEFAULT_FEES_PCT), out)
+        stats = replay_files(
+            paths, EngineConfig.from_settings(settings, DEFAULT_FEES_PCT), out, make_parser=make_parser
+        )
         out.flush()
         sys.stderr.write(stats.summary() + "\n")
