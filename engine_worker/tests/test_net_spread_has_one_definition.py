@@ -74,3 +74,17 @@ def test_spread_matrix_is_the_contracts_net_spread_of_the_latest_quotes() -> Non
             for sell, net in row.items():
                 fees = (FEES_PCT[buy] / 100.0, FEES_PCT[sell] / 100.0)
                 assert net == spread.net_spread_pct(book[buy].ask, book[sell].bid, *fees)
+
+
+def test_a_market_that_ticks_into_a_crossing_opens_on_that_tick() -> None:
+    # Each exchange quotes one market of the group, so the engine keeps one priced entry per
+    # market for its prefilter: the market's own later quote must reprice it.
+    engine = Engine(EngineConfig(threshold_pct=0.5, fees_pct=FEES_PCT))
+    assert engine.on_tick(tick.quote("binance", "BTC/USD", 45_000.0, 45_010.0, 1.0, 1.0, NOW, NOW * MS), NOW) == []
+    assert engine.on_tick(tick.quote("coinbase", "BTC/USD", 45_000.0, 45_010.0, 1.0, 1.0, NOW, NOW * MS), NOW) == []
+    # cost 44400 · 1.001 = 44444.4, proceeds 45000 · 0.994 = 44730: net 0.6426 % > 0.5
+    later = NOW + 1
+    out = engine.on_tick(tick.quote("binance", "BTC/USD", 44_390.0, 44_400.0, 1.0, 1.0, later, later * MS), later)
+    assert [(signal["status"], signal["buy_exchange"], signal["net_spread_pct"]) for signal in out] == [
+        ("open", "binance", 0.6426)
+    ]
