@@ -102,6 +102,3 @@ class Book:
                 del group.venues[exchange]
                 if not any(exchange in other.venues for other in asset_book.groups.values()):
                     asset_book.exchanges.pop(exchange, None)
-
-    def quotes(self) -> list[Quote]:
-        return [entry[0] for entry in self._quotes.values()]
