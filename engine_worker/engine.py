@@ -9,7 +9,7 @@ closes them at the instant they went stale, on the next tick.
 
 from __future__ import annotations
 
-from engine_worker.book import AssetBook, Book, Quote
+from engine_worker.book import AssetBook, Best, Book, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
@@ -18,32 +18,6 @@ from signals_app.contracts.signal import Signal
 from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import QUOTE, Tick
-
-
-class Best:
-    """An exchange's best fresh ask and bid markets in one quote group, priced per unit.
-
-    A rate converts its market's quote currency into the group's first member (USD in
-    USD,USDT,USDC): 1.0 with QUOTE_RATES=fixed. `cost` and `proceeds` are what one unit
-    costs on `ask` and fetches on `bid` there, taker fee paid (signals_app/contracts/spread.py).
-    """
-
-    __slots__ = ("ask", "ask_rate", "bid", "bid_rate", "cost", "fee", "proceeds")
-
-    def __init__(self, ask: Quote, ask_rate: float, bid: Quote, bid_rate: float, fee: float) -> None:
-        self.ask = ask
-        self.ask_rate = ask_rate
-        self.bid = bid
-        self.bid_rate = bid_rate
-        self.fee = fee  # the exchange's taker fee, a fraction
-        self.cost = cost_per_unit(ask.ask, ask_rate, fee)
-        self.proceeds = proceeds_per_unit(bid.bid, bid_rate, fee)
-
-    def reprice(self) -> None:
-        """Follow a new quote of its markets (updated in place in the book)."""
-        self.cost = cost_per_unit(self.ask.ask, self.ask_rate, self.fee)
-        self.proceeds = proceeds_per_unit(self.bid.bid, self.bid_rate, self.fee)
-
 
 # Per quote group of one asset: exchange -> its best fresh markets.
 Bests = list[dict[str, Best]]
@@ -63,9 +37,6 @@ class Engine:
         )
         self._stale_ms = config.stale_ms
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
-        # With fixed rates, the entry of a market that is its exchange's only one in its quote
-        # group, repriced when it ticks: most ticks then build no entry at all.
-        self._alone: dict[Quote, Best] = {}
         self.ticks = 0
         self.trades = 0
 
@@ -127,9 +98,10 @@ class Engine:
         if self.rates is not None:
             self.rates.observe(tick)
         else:
-            alone = self._alone.get(slot)
-            if alone is not None:
-                alone.reprice()
+            alone = slot.alone
+            if alone is not None:  # its entry in the bests follows it (rate 1.0)
+                alone.cost = cost_per_unit(slot.ask, 1.0, alone.fee)
+                alone.proceeds = proceeds_per_unit(slot.bid, 1.0, alone.fee)
         return asset_book
 
     def spread_matrix(self, now_ms: int) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -175,8 +147,6 @@ class Engine:
     def mark_down(self, exchange: str, now_ms: int) -> list[Signal]:
         """An exchange's feed went down: its quotes stop counting and what it was part of closes."""
         self.book.drop_exchange(exchange)
-        for slot in [slot for slot in self._alone if slot.exchange == exchange]:
-            del self._alone[slot]
         out: list[Signal] = []
         for key, opportunity in list(self.lifecycle.open.items()):
             if exchange in (opportunity.buy_exchange, opportunity.sell_exchange):
@@ -197,9 +167,9 @@ class Engine:
                 if rates is None and len(markets) == 1:
                     market = markets[0]
                     if market.recv_ms >= oldest:
-                        alone = self._alone.get(market)
+                        alone = market.alone
                         if alone is None:
-                            alone = self._alone[market] = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
+                            alone = market.alone = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
                         per_exchange[exchange] = alone
                     continue
                 priced = [

@@ -8,10 +8,11 @@ currency by the rates (1.0 for the same quote currency):
     net_spread_pct    = (proceeds − cost) / cost · 100
 
 Fees are fractions (0.001 for 0.1 %); a caller holding percent converts once, at its edge.
-The engine prices each exchange's best markets once per tick with `cost_per_unit` and
-`proceeds_per_unit` and compares pairs with `net_pct`; the simulator sets its dislocations
-with `bid_ask_ratio_for`, the same formula solved for bid / ask. The operation order is part
-of the contract: thresholds compare unrounded values, so every caller gets the same last bits.
+The engine prices each exchange's best markets with `cost_per_unit` and `proceeds_per_unit`
+once, then compares every pair by `net_pct` (written out in its prefilter loop, where a call
+costs a tenth of a tick); the simulator sets its dislocations with `bid_ask_ratio_for`, the
+same formula solved for bid / ask. The operation order is part of the contract: thresholds
+compare unrounded values, so every caller must get the same last bits.
 """
 
 from __future__ import annotations
