@@ -7,6 +7,7 @@ never with the number of assets.
 
 from __future__ import annotations
 
+from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Tick
 
@@ -14,7 +15,7 @@ from signals_app.contracts.tick import Tick
 class Quote:
     """The latest best bid/ask of one market; updated in place on each quote tick."""
 
-    __slots__ = ("ask", "ask_size", "bid", "bid_size", "exchange", "recv_ms", "recv_ns", "symbol")
+    __slots__ = ("alone", "ask", "ask_size", "bid", "bid_size", "exchange", "recv_ms", "recv_ns", "symbol")
 
     def __init__(self, exchange: str, symbol: str) -> None:
         self.exchange = exchange
@@ -25,6 +26,9 @@ class Quote:
         self.ask_size: float | None = None
         self.recv_ms = 0
         self.recv_ns = 0
+        # With fixed rates, while the market is its exchange's only one in its quote group: its
+        # entry in the engine's bests, kept (and repriced on each tick) instead of built per tick.
+        self.alone: Best | None = None
 
     def update(self, tick: Tick) -> None:
         self.bid = tick.bid  # type: ignore[assignment]  # a quote tick always has both sides
@@ -33,6 +37,26 @@ class Quote:
         self.ask_size = tick.ask_size
         self.recv_ns = tick.recv_ns
         self.recv_ms = tick.recv_ns // 1_000_000
+
+
+class Best:
+    """An exchange's best fresh ask and bid markets in one quote group, priced per unit.
+
+    A rate converts its market's quote currency into the group's first member (USD in
+    USD,USDT,USDC): 1.0 with QUOTE_RATES=fixed. `cost` and `proceeds` are what one unit
+    costs on `ask` and fetches on `bid` there, taker fee paid (signals_app/contracts/spread.py).
+    """
+
+    __slots__ = ("ask", "ask_rate", "bid", "bid_rate", "cost", "fee", "proceeds")
+
+    def __init__(self, ask: Quote, ask_rate: float, bid: Quote, bid_rate: float, fee: float) -> None:
+        self.ask = ask
+        self.ask_rate = ask_rate
+        self.bid = bid
+        self.bid_rate = bid_rate
+        self.fee = fee  # the exchange's taker fee, a fraction
+        self.cost = cost_per_unit(ask.ask, ask_rate, fee)
+        self.proceeds = proceeds_per_unit(bid.bid, bid_rate, fee)
 
 
 class GroupBook:
@@ -102,6 +126,3 @@ class Book:
                 del group.venues[exchange]
                 if not any(exchange in other.venues for other in asset_book.groups.values()):
                     asset_book.exchanges.pop(exchange, None)
-
-    def quotes(self) -> list[Quote]:
-        return [entry[0] for entry in self._quotes.values()]

@@ -9,19 +9,18 @@ closes them at the instant they went stale, on the next tick.
 
 from __future__ import annotations
 
-from engine_worker.book import AssetBook, Book, Quote
+from engine_worker.book import AssetBook, Best, Book, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.signal import Signal
+from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import QUOTE, Tick
 
-# Per quote group of one asset: exchange -> (its best fresh ask market, that market's rate,
-# its best fresh bid market, that market's rate). A rate converts the market's quote currency
-# into its group's first member (USD in USD,USDT,USDC): 1.0 with QUOTE_RATES=fixed.
-Bests = list[dict[str, tuple[Quote, float, Quote, float]]]
+# Per quote group of one asset: exchange -> its best fresh markets.
+Bests = list[dict[str, Best]]
 
 
 class Engine:
@@ -37,8 +36,7 @@ class Engine:
             config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
         )
         self._stale_ms = config.stale_ms
-        # exchange -> (taker fee as a fraction, 1 + fee, 1 - fee)
-        self._fees: dict[str, tuple[float, float, float]] = {}
+        self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
         self.ticks = 0
         self.trades = 0
 
@@ -64,24 +62,24 @@ class Engine:
         cut = self.config.threshold_pct - 1e-9
         asset = asset_book.asset
         recv_ns = tick.recv_ns
-        fees = self._fees
-        _, my_buy_mult, my_sell_mult = fees.get(exchange) or self._fee_of(exchange)
         for other in asset_book.exchanges:
             if other == exchange:
                 continue
-            _, other_buy_mult, other_sell_mult = fees.get(other) or self._fee_of(other)
             best_out = best_in = -100.0  # best net % of buying here / buying there, over groups
             for per_exchange in bests:
                 mine = per_exchange.get(exchange)
                 theirs = per_exchange.get(other)
                 if mine is None or theirs is None:
                     continue
-                cost = mine[0].ask * mine[1] * my_buy_mult
-                net = (theirs[2].bid * theirs[3] * other_sell_mult - cost) / cost * 100.0
+                # net_pct(cost, proceeds) of the entries' per-unit prices, written out: the call
+                # cost a tenth of a tick with six exchanges (bench/core.py). Only a prefilter; the
+                # figures that decide a signal are `figures`'.
+                cost = mine.cost
+                net = (theirs.proceeds - cost) / cost * 100.0
                 if net > best_out:
                     best_out = net
-                cost = theirs[0].ask * theirs[1] * other_buy_mult
-                net = (mine[2].bid * mine[3] * my_sell_mult - cost) / cost * 100.0
+                cost = theirs.cost
+                net = (mine.proceeds - cost) / cost * 100.0
                 if net > best_in:
                     best_in = net
             if best_out > cut or (open_now and (asset, exchange, other) in open_now):
@@ -96,9 +94,14 @@ class Engine:
 
     def apply_quote(self, tick: Tick) -> AssetBook:
         """Store a quote tick (and, with live rates, learn from it); no evaluation, no signal."""
-        _, asset_book, _ = self.book.apply(tick)
+        slot, asset_book, _ = self.book.apply(tick)
         if self.rates is not None:
             self.rates.observe(tick)
+        else:
+            alone = slot.alone
+            if alone is not None:  # its entry in the bests follows it (rate 1.0)
+                alone.cost = cost_per_unit(slot.ask, 1.0, alone.fee)
+                alone.proceeds = proceeds_per_unit(slot.bid, 1.0, alone.fee)
         return asset_book
 
     def spread_matrix(self, now_ms: int) -> dict[str, dict[str, dict[str, float | None]]]:
@@ -159,12 +162,15 @@ class Engine:
         rates = self.rates
         bests: Bests = []
         for group in asset_book.groups.values():
-            per_exchange: dict[str, tuple[Quote, float, Quote, float]] = {}
+            per_exchange: dict[str, Best] = {}
             for exchange, markets in group.venues.items():
                 if rates is None and len(markets) == 1:
                     market = markets[0]
                     if market.recv_ms >= oldest:
-                        per_exchange[exchange] = (market, 1.0, market, 1.0)
+                        alone = market.alone
+                        if alone is None:
+                            alone = market.alone = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
+                        per_exchange[exchange] = alone
                     continue
                 priced = [
                     (market, 1.0 if rates is None else rates.rate(quote_of(market.symbol), clock))
@@ -176,7 +182,7 @@ class Engine:
                 if usable:
                     best_ask, ask_rate = min(usable, key=_converted_ask)
                     best_bid, bid_rate = max(usable, key=_converted_bid)
-                    per_exchange[exchange] = (best_ask, ask_rate, best_bid, bid_rate)
+                    per_exchange[exchange] = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
             bests.append(per_exchange)
         return bests
 
@@ -188,20 +194,17 @@ class Engine:
             sell = per_exchange.get(sell_exchange)
             if buy is None or sell is None:
                 continue
-            found = figures(
-                buy[0], sell[2], self._fee_of(buy_exchange)[0], self._fee_of(sell_exchange)[0], buy[1], sell[3]
-            )
+            found = figures(buy.ask, sell.bid, buy.fee, sell.fee, buy.ask_rate, sell.bid_rate)
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best = found
         return best
 
-    def _fee_of(self, exchange: str) -> tuple[float, float, float]:
-        """(taker fee as a fraction, 1 + fee, 1 - fee) of an exchange."""
-        fees = self._fees.get(exchange)
-        if fees is None:
-            fee = self.config.fee_pct(exchange) / 100.0
-            fees = self._fees[exchange] = (fee, 1.0 + fee, 1.0 - fee)
-        return fees
+    def _fee_of(self, exchange: str) -> float:
+        """The taker fee of an exchange as a fraction."""
+        fee = self._fees.get(exchange)
+        if fee is None:
+            fee = self._fees[exchange] = self.config.fee_pct(exchange) / 100.0
+        return fee
 
 
 def _newest_recv_ns(opportunity: Opportunity) -> int:

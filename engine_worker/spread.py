@@ -1,10 +1,8 @@
-"""Fee-aware spread math (DESIGN.md "Arbitrage opportunity and signal"). Pure functions.
+"""The figures of one opportunity (DESIGN.md "Arbitrage opportunity and signal"). Pure functions.
 
 For a buy on market A and a sell on market B of the same asset, in one quote group:
-    cost per unit     = ask_A · rate_A · (1 + fee_A)
-    proceeds per unit = bid_B · rate_B · (1 − fee_B)
+    cost, proceeds and net_spread_pct: signals_app/contracts/spread.py (the one definition)
     spread_pct        = (bid_B·rate_B − ask_A·rate_A) / (ask_A·rate_A) · 100   (gross)
-    net_spread_pct    = (proceeds − cost) / cost · 100
     size              = min(ask_size_A, bid_size_B), None when either is unknown
     profit_per_unit   = proceeds − cost;  profit_estimate = profit_per_unit · size
 """
@@ -14,6 +12,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from engine_worker.book import Quote
+from signals_app.contracts.spread import cost_per_unit, net_pct, net_spread_pct, proceeds_per_unit
+
+__all__ = ["Figures", "figures", "net_spread_pct"]
 
 
 class Figures(NamedTuple):
@@ -43,20 +44,14 @@ class Figures(NamedTuple):
         )
 
 
-def net_spread_pct(ask: float, bid: float, buy_fee: float, sell_fee: float) -> float:
-    """Net spread of buying at `ask` and selling at `bid` (same currency), fees as fractions."""
-    cost = ask * (1.0 + buy_fee)
-    return (bid * (1.0 - sell_fee) - cost) / cost * 100.0
-
-
 def figures(
     buy: Quote, sell: Quote, buy_fee: float, sell_fee: float, buy_rate: float = 1.0, sell_rate: float = 1.0
 ) -> Figures:
     """All the figures of one opportunity; fees are fractions (0.001 for 0.1 %)."""
     ask = buy.ask * buy_rate
     bid = sell.bid * sell_rate
-    cost = ask * (1.0 + buy_fee)
-    proceeds = bid * (1.0 - sell_fee)
+    cost = cost_per_unit(buy.ask, buy_rate, buy_fee)
+    proceeds = proceeds_per_unit(sell.bid, sell_rate, sell_fee)
     profit_per_unit = proceeds - cost
     ask_size = buy.ask_size
     bid_size = sell.bid_size
@@ -67,7 +62,7 @@ def figures(
         buy.ask,
         sell.bid,
         (bid - ask) / ask * 100.0,
-        profit_per_unit / cost * 100.0,
+        net_pct(cost, proceeds),
         size,
         profit_per_unit,
         None if size is None else profit_per_unit * size,

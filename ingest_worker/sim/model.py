@@ -41,6 +41,7 @@ from typing import NamedTuple
 from ingest_worker.venues import DEFAULT_FEES_PCT, NAMES
 from ingest_worker.venues import VENUES as REGISTRY
 from ingest_worker.venues.declaration import SimProfile
+from signals_app.contracts import spread
 
 BINANCE = "binance"
 COINBASE = "coinbase"
@@ -520,8 +521,9 @@ class MarketModel:
 
     def _root_k(self, event: Dislocation, now_ns: int) -> float:
         """√K, K = (1 + net) (1 + fee_cheap) / (1 − fee_rich): the ratio bid_rich / ask_cheap must reach."""
-        net = event.net_pct_at(now_ns) / 100.0
-        return math.sqrt((1.0 + net) * (1.0 + self.fee(event.cheap)) / (1.0 - self.fee(event.rich)))
+        return math.sqrt(
+            spread.bid_ask_ratio_for(event.net_pct_at(now_ns), self.fee(event.cheap), self.fee(event.rich))
+        )
 
     def _size(self, typical: float, market: Market) -> int:
         """A log-normal size around `typical`, in whole lots, at least one lot."""
@@ -530,7 +532,8 @@ class MarketModel:
 
 
 def net_spread_pct(bid_rich: float, ask_cheap: float, fee_cheap_pct: float, fee_rich_pct: float) -> float:
-    """Net spread in percent of buying at `ask_cheap` and selling at `bid_rich`, both taker fees paid."""
-    cost = ask_cheap * (1.0 + fee_cheap_pct / 100.0)
-    proceeds = bid_rich * (1.0 - fee_rich_pct / 100.0)
-    return (proceeds - cost) / cost * 100.0
+    """Net spread in percent of buying at `ask_cheap` and selling at `bid_rich`, both taker fees paid.
+
+    The fees are in percent, as the simulator holds them; the formula is the contract's.
+    """
+    return spread.net_spread_pct(ask_cheap, bid_rich, fee_cheap_pct / 100.0, fee_rich_pct / 100.0)
