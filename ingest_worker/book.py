@@ -1,0 +1,219 @@
+"""One market's L2 order book: the price levels of both sides, as a venue's depth channel gives them.
+
+Every venue parser that keeps a book (kraken, bitstamp, gemini) keeps it in an
+`L2Book`; the venue's own rules (what a snapshot looks like, sequence numbers,
+checksums, when a book is dropped) stay in its module. The book is pure: no
+I/O, no clock, no validation (the parser has checked every price and size).
+
+Each side is a dict price -> size beside a list of its prices in price order,
+best first, kept with `bisect` (bid prices are stored negated, so that both
+lists ascend and a bid is found without negating its key). Measured on books of 10 to 7000 levels this is faster than a
+sorted container or a heap, and it gives the best level and the top N levels
+in order without sorting: what a quote and the depth walk read on every frame.
+
+A book may keep a text per level (`texts=True`): whatever string the venue's
+checksum is computed over, in the venue's own format (Kraken's CRC32 reads each
+level's price and size as the wire spelled them). The formula stays with the
+venue; the book gives it the texts of the top levels in order.
+
+A book may be capped at `depth` levels a side, as a venue that sends a fixed
+depth (Kraken `book-10`) keeps it: a level that would rank beyond the cap is
+not kept, and one pushed beyond it by a better level is forgotten (such venues
+send no delete for it).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+
+# The best bid, its size, the best ask, its size; None where a side is empty.
+Top = tuple[float | None, float | None, float | None, float | None]
+
+_NO_CAP = 1 << 62  # a depth no book reaches: the cap check then never trims
+
+
+class L2Book:
+    """The price levels of one market. Prices and sizes are floats; a size of 0 removes a level.
+
+    Each side is a dict key -> size and the list of its keys in ascending order, where a key
+    is the ask price or the negated bid price: both lists start at the best level, and a
+    read of the top needs no negation but of the prices it returns. `emitted` is for the
+    parser that keeps the book: the top it last sent as a quote.
+    """
+
+    __slots__ = (
+        "_ask_keys",
+        "_ask_sizes",
+        "_ask_texts",
+        "_bid_keys",
+        "_bid_sizes",
+        "_bid_texts",
+        "_cap",
+        "depth",
+        "emitted",
+    )
+
+    def __init__(self, depth: int | None = None, *, texts: bool = False) -> None:
+        if depth is not None and depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self.depth = depth  # levels kept per side; None: all of them
+        self._cap = _NO_CAP if depth is None else depth
+        self._bid_sizes: dict[float, float] = {}  # -price -> size
+        self._ask_sizes: dict[float, float] = {}  # price -> size
+        self._bid_keys: list[float] = []  # negated bid prices, ascending: best bid first
+        self._ask_keys: list[float] = []  # ask prices, ascending: best ask first
+        self._bid_texts: dict[float, str] | None = {} if texts else None  # -price -> text
+        self._ask_texts: dict[float, str] | None = {} if texts else None  # price -> text
+        self.emitted: object = None
+
+    # --- changes -------------------------------------------------------------
+    def replace(
+        self,
+        bids: Sequence[tuple[float, float]],
+        asks: Sequence[tuple[float, float]],
+        bid_texts: Sequence[str] | None = None,
+        ask_texts: Sequence[str] | None = None,
+    ) -> None:
+        """Apply a snapshot: both sides become these (price, size) levels, given in any order.
+
+        Where a price comes twice the later level wins, and a size of 0 leaves the price
+        out: the book is the one these levels, applied one by one to an empty book, would
+        make. A capped book keeps the best `depth` of them. On a book with texts,
+        `bid_texts[i]` is the text of `bids[i]`, and likewise for asks.
+        """
+        self._bid_keys = _fill(
+            self._bid_sizes, self._bid_texts, [(-price, size) for price, size in bids], bid_texts, self._cap
+        )
+        self._ask_keys = _fill(self._ask_sizes, self._ask_texts, asks, ask_texts, self._cap)
+
+    def set_level(self, is_bid: bool, price: float, size: float, text: str = "") -> None:
+        """Apply a change: the level at `price` on one side gets `size` (0 removes it).
+
+        On a book with texts, `text` becomes the level's text. On a capped book a new
+        level that would rank beyond the cap is not kept, and one that pushes the worst
+        level beyond it makes the book forget that level.
+        """
+        if is_bid:
+            sizes, keys, texts, key = self._bid_sizes, self._bid_keys, self._bid_texts, -price
+        else:
+            sizes, keys, texts, key = self._ask_sizes, self._ask_keys, self._ask_texts, price
+        if not size:
+            if sizes.pop(key, None) is not None:
+                del keys[bisect_left(keys, key)]
+                if texts is not None:
+                    del texts[key]
+            return
+        if key in sizes:  # the common change: a level's size, not the set of levels
+            sizes[key] = size
+            if texts is not None:
+                texts[key] = text
+            return
+        index = bisect_left(keys, key)
+        if index >= self._cap:
+            return
+        keys.insert(index, key)
+        sizes[key] = size
+        if texts is not None:
+            texts[key] = text
+        if len(keys) > self._cap:
+            worst = keys.pop()
+            del sizes[worst]
+            if texts is not None:
+                del texts[worst]
+
+    def update(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
+        """Apply changes: each (price, size) level in turn, bids then asks (0 removes a level)."""
+        set_level = self.set_level
+        for price, size in bids:
+            set_level(True, price, size)
+        for price, size in asks:
+            set_level(False, price, size)
+
+    # --- reads ---------------------------------------------------------------
+    def best_bid(self) -> float | None:
+        keys = self._bid_keys
+        return -keys[0] if keys else None
+
+    def best_ask(self) -> float | None:
+        keys = self._ask_keys
+        return keys[0] if keys else None
+
+    def top(self) -> Top:
+        """(best bid, its size, best ask, its size); None for both of an empty side."""
+        keys = self._bid_keys
+        if keys:
+            key = keys[0]
+            bid: float | None = -key
+            bid_size: float | None = self._bid_sizes[key]
+        else:
+            bid = bid_size = None
+        keys = self._ask_keys
+        if keys:
+            ask: float | None = keys[0]
+            ask_size: float | None = self._ask_sizes[keys[0]]
+        else:
+            ask = ask_size = None
+        return bid, bid_size, ask, ask_size
+
+    def crossed(self) -> bool:
+        """Whether the best bid is at or above the best ask (resting orders never are)."""
+        bid_keys, ask_keys = self._bid_keys, self._ask_keys
+        return bool(bid_keys and ask_keys) and -bid_keys[0] >= ask_keys[0]
+
+    def bid_levels(self, n: int | None = None) -> list[tuple[float, float]]:
+        """The top `n` bid levels (all of them with None) as (price, size), best (highest) first."""
+        sizes = self._bid_sizes
+        return [(-key, sizes[key]) for key in self._bid_keys[:n]]
+
+    def ask_levels(self, n: int | None = None) -> list[tuple[float, float]]:
+        """The top `n` ask levels (all of them with None) as (price, size), best (lowest) first."""
+        sizes = self._ask_sizes
+        return [(key, sizes[key]) for key in self._ask_keys[:n]]
+
+    def bid_texts(self, n: int | None = None) -> list[str]:
+        """The texts of the top `n` bid levels, best first: a checksum's input."""
+        return _texts(self._bid_texts, self._bid_keys, n)
+
+    def ask_texts(self, n: int | None = None) -> list[str]:
+        """The texts of the top `n` ask levels, best first: a checksum's input."""
+        return _texts(self._ask_texts, self._ask_keys, n)
+
+
+def _fill(
+    sizes: dict[float, float],
+    texts: dict[float, str] | None,
+    levels: Sequence[tuple[float, float]],
+    level_texts: Sequence[str] | None,
+    cap: int,
+) -> list[float]:
+    """Refill one side's dicts in place with (key, size) `levels`; the side's new key list."""
+    sizes.clear()
+    sizes.update(levels)
+    if texts is not None:
+        if level_texts is None or len(level_texts) != len(levels):
+            raise ValueError("a book with texts needs one text per level")
+        texts.clear()
+        texts.update(zip([key for key, _ in levels], level_texts, strict=True))
+    if 0.0 in sizes.values():
+        for key in [key for key, size in sizes.items() if not size]:
+            del sizes[key]
+            if texts is not None:
+                del texts[key]
+    keys = sorted(sizes)  # best first
+    if len(keys) > cap:
+        for key in keys[cap:]:
+            del sizes[key]
+            if texts is not None:
+                del texts[key]
+        del keys[cap:]
+    return keys
+
+
+def _texts(texts: dict[float, str] | None, keys: list[float], n: int | None) -> list[str]:
+    if texts is None:
+        raise ValueError("this book keeps no texts")
+    return [texts[key] for key in keys[:n]]
+
+
+__all__ = ["L2Book", "Top"]
