@@ -5,11 +5,12 @@ Every venue parser that keeps a book (kraken, bitstamp, gemini) keeps it in an
 checksums, when a book is dropped) stay in its module. The book is pure: no
 I/O, no clock, no validation (the parser has checked every price and size).
 
-Each side is a dict price -> size beside a list of its prices in price order,
-best first, kept with `bisect` (bid prices are stored negated, so that both
-lists ascend and a bid is found without negating its key). Measured on books of 10 to 7000 levels this is faster than a
-sorted container or a heap, and it gives the best level and the top N levels
-in order without sorting: what a quote and the depth walk read on every frame.
+Each side is a dict price -> size beside the list of its prices in price
+order, best first, kept with `bisect` (bid prices are stored negated, so that
+both lists ascend). A new size at a known price is one dict write; a level that
+comes or goes is a bisection and a list insert or delete; the best level and the
+top N levels are read off the list's head, with no sorting: what a quote and
+the depth walk read on every frame.
 
 A book may keep a text per level (`texts=True`): whatever string the venue's
 checksum is computed over, in the venue's own format (Kraken's CRC32 reads each
@@ -25,10 +26,12 @@ send no delete for it).
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 # The best bid, its size, the best ask, its size; None where a side is empty.
 Top = tuple[float | None, float | None, float | None, float | None]
+Levels = Sequence[tuple[float, float]]  # (price, size), ...
+Texts = Sequence[str] | None  # one text per level, for a book that keeps texts
 
 _NO_CAP = 1 << 62  # a depth no book reaches: the cap check then never trims
 
@@ -68,13 +71,7 @@ class L2Book:
         self.emitted: object = None
 
     # --- changes -------------------------------------------------------------
-    def replace(
-        self,
-        bids: Sequence[tuple[float, float]],
-        asks: Sequence[tuple[float, float]],
-        bid_texts: Sequence[str] | None = None,
-        ask_texts: Sequence[str] | None = None,
-    ) -> None:
+    def replace(self, bids: Levels, asks: Levels, bid_texts: Texts = None, ask_texts: Texts = None) -> None:
         """Apply a snapshot: both sides become these (price, size) levels, given in any order.
 
         Where a price comes twice the later level wins, and a size of 0 leaves the price
@@ -87,48 +84,48 @@ class L2Book:
         )
         self._ask_keys = _fill(self._ask_sizes, self._ask_texts, asks, ask_texts, self._cap)
 
-    def set_level(self, is_bid: bool, price: float, size: float, text: str = "") -> None:
-        """Apply a change: the level at `price` on one side gets `size` (0 removes it).
+    def update(self, bids: Levels, asks: Levels, bid_texts: Texts = None, ask_texts: Texts = None) -> None:
+        """Apply changes: each (price, size) level in turn sets that price's size on its side;
+        a size of 0 removes the level. On a book with texts, `bid_texts[i]` is the new text of
+        `bids[i]`, and likewise for asks.
 
-        On a book with texts, `text` becomes the level's text. On a capped book a new
-        level that would rank beyond the cap is not kept, and one that pushes the worst
-        level beyond it makes the book forget that level.
+        On a capped book a new level that would rank beyond the cap is not kept, and one that
+        pushes the worst level beyond it makes the book forget that level.
         """
-        if is_bid:
-            sizes, keys, texts, key = self._bid_sizes, self._bid_keys, self._bid_texts, -price
-        else:
-            sizes, keys, texts, key = self._ask_sizes, self._ask_keys, self._ask_texts, price
-        if not size:
-            if sizes.pop(key, None) is not None:
-                del keys[bisect_left(keys, key)]
+        cap = self._cap
+        # One loop for both sides, without a call per side or per level: a function call costs
+        # as much as the rest of a change.
+        for negate, changes, sizes, keys, texts, change_texts in (
+            (True, bids, self._bid_sizes, self._bid_keys, self._bid_texts, bid_texts),
+            (False, asks, self._ask_sizes, self._ask_keys, self._ask_texts, ask_texts),
+        ):
+            if not changes:
+                continue
+            if texts is not None and (change_texts is None or len(change_texts) != len(changes)):
+                raise ValueError("a book with texts needs one text per level")
+            index = -1
+            for price, size in changes:
+                index += 1
+                key = -price if negate else price
+                if not size:
+                    if sizes.pop(key, None) is not None:
+                        del keys[bisect_left(keys, key)]
+                        if texts is not None:
+                            del texts[key]
+                    continue
+                if key not in sizes:  # a new level (the common change is a level's new size)
+                    position = bisect_left(keys, key)
+                    if position >= cap:
+                        continue  # beyond the cap: not kept
+                    keys.insert(position, key)
+                    if len(keys) > cap:  # the worst level is pushed beyond the cap: forgotten
+                        worst = keys.pop()
+                        del sizes[worst]
+                        if texts is not None:
+                            del texts[worst]
+                sizes[key] = size
                 if texts is not None:
-                    del texts[key]
-            return
-        if key in sizes:  # the common change: a level's size, not the set of levels
-            sizes[key] = size
-            if texts is not None:
-                texts[key] = text
-            return
-        index = bisect_left(keys, key)
-        if index >= self._cap:
-            return
-        keys.insert(index, key)
-        sizes[key] = size
-        if texts is not None:
-            texts[key] = text
-        if len(keys) > self._cap:
-            worst = keys.pop()
-            del sizes[worst]
-            if texts is not None:
-                del texts[worst]
-
-    def update(self, bids: Iterable[tuple[float, float]], asks: Iterable[tuple[float, float]]) -> None:
-        """Apply changes: each (price, size) level in turn, bids then asks (0 removes a level)."""
-        set_level = self.set_level
-        for price, size in bids:
-            set_level(True, price, size)
-        for price, size in asks:
-            set_level(False, price, size)
+                    texts[key] = change_texts[index]  # type: ignore[index]
 
     # --- reads ---------------------------------------------------------------
     def best_bid(self) -> float | None:
@@ -173,18 +170,24 @@ class L2Book:
 
     def bid_texts(self, n: int | None = None) -> list[str]:
         """The texts of the top `n` bid levels, best first: a checksum's input."""
-        return _texts(self._bid_texts, self._bid_keys, n)
+        texts = self._bid_texts
+        if texts is None:
+            raise ValueError("this book keeps no texts")
+        return [texts[key] for key in self._bid_keys[:n]]
 
     def ask_texts(self, n: int | None = None) -> list[str]:
         """The texts of the top `n` ask levels, best first: a checksum's input."""
-        return _texts(self._ask_texts, self._ask_keys, n)
+        texts = self._ask_texts
+        if texts is None:
+            raise ValueError("this book keeps no texts")
+        return [texts[key] for key in self._ask_keys[:n]]
 
 
 def _fill(
     sizes: dict[float, float],
     texts: dict[float, str] | None,
-    levels: Sequence[tuple[float, float]],
-    level_texts: Sequence[str] | None,
+    levels: Levels,
+    level_texts: Texts,
     cap: int,
 ) -> list[float]:
     """Refill one side's dicts in place with (key, size) `levels`; the side's new key list."""
@@ -210,10 +213,4 @@ def _fill(
     return keys
 
 
-def _texts(texts: dict[float, str] | None, keys: list[float], n: int | None) -> list[str]:
-    if texts is None:
-        raise ValueError("this book keeps no texts")
-    return [texts[key] for key in keys[:n]]
-
-
-__all__ = ["L2Book", "Top"]
+__all__ = ["L2Book", "Levels", "Texts", "Top"]

@@ -141,9 +141,6 @@ _CHECKSUM_LEVELS = 10  # the v1 checksum covers the top ten asks, then the top t
 _MAX_DEPTH = 1000  # the deepest v1 book subscription
 
 
-_Change = tuple[bool, float, float, str]  # is bid, price, size (0: delete), checksum text
-
-
 def _checksum_text(price_text: str, size_text: str) -> str:
     """A level's slice of the checksum string: "0.05005" and "1.2300" -> "5005" and "12300"
     ('.' removed, then leading zeros). The book keeps it as the level's text."""
@@ -353,23 +350,26 @@ class KrakenParser(VenueParser):
         ):
             self._lose_book(native)
             return self.drop(MISSING_FIELD, recv_ns, f"{native} update without a checksum: book dropped")
-        changes: list[_Change] = []
+        asks: list[tuple[float, float]] = []
+        bids: list[tuple[float, float]] = []
+        ask_texts: list[str] = []
+        bid_texts: list[str] = []
         latest_ms = -1
         try:
             for part in parts:
-                for side, is_bid in (("a", False), ("b", True)):
-                    levels = part.get(side)
-                    if levels is not None:
-                        latest_ms = max(latest_ms, _read_levels(is_bid, levels, changes, allow_delete=True))
+                levels = part.get("a")
+                if levels is not None:
+                    latest_ms = max(latest_ms, _read_levels(levels, asks, ask_texts, allow_delete=True))
+                levels = part.get("b")
+                if levels is not None:
+                    latest_ms = max(latest_ms, _read_levels(levels, bids, bid_texts, allow_delete=True))
         except _BadLevel as bad:
             self._lose_book(native)  # an update we cannot apply leaves the book wrong
             return self.drop(bad.reason, recv_ns, f"{native} {bad.detail}: book dropped")
-        if not changes:
+        if not asks and not bids:
             self._lose_book(native)
             return self.drop(MISSING_FIELD, recv_ns, f"{native} update without levels: book dropped")
-        set_level = book.set_level
-        for is_bid, price, size, text in changes:
-            set_level(is_bid, price, size, text)
+        book.update(bids, asks, bid_texts, ask_texts)
         if _checksum(book) != int(checksum):
             self._lose_book(native)
             return self.drop(BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match: book dropped")
@@ -378,27 +378,24 @@ class KrakenParser(VenueParser):
     def _v1_snapshot(
         self, channel: str, native: str, symbol: str, data: dict[str, Any], parts: int, recv_ns: int
     ) -> list[Tick]:
-        asks, bids = data.get("as"), data.get("bs")
-        if parts != 1 or asks is None or bids is None:
+        raw_asks, raw_bids = data.get("as"), data.get("bs")
+        if parts != 1 or raw_asks is None or raw_bids is None:
             return self.drop(MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
         _, _, depth_text = channel.partition("-")
         depth = int(depth_text) if depth_text.isascii() and depth_text.isdigit() else _MAX_DEPTH
-        ask_changes: list[_Change] = []
-        bid_changes: list[_Change] = []
+        asks: list[tuple[float, float]] = []
+        bids: list[tuple[float, float]] = []
+        ask_texts: list[str] = []
+        bid_texts: list[str] = []
         try:
-            _read_levels(False, asks, ask_changes, allow_delete=False)
-            _read_levels(True, bids, bid_changes, allow_delete=False)
+            _read_levels(raw_asks, asks, ask_texts, allow_delete=False)
+            _read_levels(raw_bids, bids, bid_texts, allow_delete=False)
         except _BadLevel as bad:
             self._lose_book(native)
             return self.drop(bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
         # Truncated to the subscribed depth, as Kraken keeps it: the checksums are over that book.
         book = L2Book(max(1, min(depth, _MAX_DEPTH)), texts=True)
-        book.replace(
-            [(price, size) for _, price, size, _ in bid_changes],
-            [(price, size) for _, price, size, _ in ask_changes],
-            [text for *_, text in bid_changes],
-            [text for *_, text in ask_changes],
-        )
+        book.replace(bids, asks, bid_texts, ask_texts)
         self._books[native] = book
         self._awaiting_snapshot.discard(native)
         # A snapshot has no event time of its own (its levels carry the times they last changed).
@@ -423,8 +420,9 @@ class KrakenParser(VenueParser):
             self.resync_needed.add(native)
 
 
-def _read_levels(is_bid: bool, levels: object, out: list[_Change], *, allow_delete: bool) -> int:
-    """Append the changes of a list of v1 levels of one side to `out`; the latest level time in Unix ms.
+def _read_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> int:
+    """Append the (price, size) changes of a list of v1 levels to `out` and their checksum texts to
+    `texts`; the latest level time in Unix ms.
 
     A level is [price, volume, time] (a 4th item "r" marks a republished level). Volume zero
     deletes the level in an update; a snapshot holds no zero volumes. Raises _BadLevel.
@@ -454,7 +452,8 @@ def _read_levels(is_bid: bool, levels: object, out: list[_Change], *, allow_dele
         if level_ms is None:
             raise _BadLevel(BAD_TIMESTAMP, f"level {entry!r}")
         latest = max(latest, level_ms)
-        out.append((is_bid, price, size, _checksum_text(price_text, size_text) if size else ""))
+        out.append((price, size))
+        texts.append(_checksum_text(price_text, size_text) if size else "")
     return latest
 
 
