@@ -75,8 +75,8 @@ class L2Book:
         """Apply a snapshot: both sides become these (price, size) levels, given in any order.
 
         Where a price comes twice the later level wins, and a size of 0 leaves the price
-        out: the book is the one these levels, applied one by one to an empty book, would
-        make. A capped book keeps the best `depth` of them. On a book with texts,
+        out (without a cap, the book these levels would make applied one by one to an empty
+        book); a capped book keeps the best `depth` of what remains. On a book with texts,
         `bid_texts[i]` is the text of `bids[i]`, and likewise for asks.
         """
         self._bid_keys = _fill(
