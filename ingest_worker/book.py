@@ -6,11 +6,13 @@ checksums, when a book is dropped) stay in its module. The book is pure: no
 I/O, no clock, no validation (the parser has checked every price and size).
 
 Each side is a dict price -> size beside the list of its prices in price
-order, best first, kept with `bisect` (bid prices are stored negated, so that
-both lists ascend). A new size at a known price is one dict write; a level that
-comes or goes is a bisection and a list insert or delete; the best level and the
-top N levels are read off the list's head, with no sorting: what a quote and
-the depth walk read on every frame.
+order, kept with `bisect`, the best price last (ask prices are stored negated,
+so that both lists ascend towards their best). A new size at a known price is
+one dict write; a level that comes or goes is a bisection and a list insert or
+delete, and since most of them are near the best level, at the list's end, the
+insert or delete moves few items even in a book thousands of levels deep. The
+best level and the top N levels are read off the list's end, with no sorting:
+what a quote and the depth walk read on every frame.
 
 A book may keep a text per level (`texts=True`): whatever string the venue's
 checksum is computed over, in the venue's own format (Kraken's CRC32 reads each
@@ -40,9 +42,8 @@ class L2Book:
     """The price levels of one market. Prices and sizes are floats; a size of 0 removes a level.
 
     Each side is a dict key -> size and the list of its keys in ascending order, where a key
-    is the ask price or the negated bid price: both lists start at the best level, and a
-    read of the top needs no negation but of the prices it returns. `emitted` is for the
-    parser that keeps the book: the top it last sent as a quote.
+    is the bid price or the negated ask price: both lists end with the best level.
+    `emitted` is for the parser that keeps the book: the top it last sent as a quote.
     """
 
     __slots__ = (
@@ -62,12 +63,12 @@ class L2Book:
             raise ValueError(f"depth must be at least 1, not {depth}")
         self.depth = depth  # levels kept per side; None: all of them
         self._cap = _NO_CAP if depth is None else depth
-        self._bid_sizes: dict[float, float] = {}  # -price -> size
-        self._ask_sizes: dict[float, float] = {}  # price -> size
-        self._bid_keys: list[float] = []  # negated bid prices, ascending: best bid first
-        self._ask_keys: list[float] = []  # ask prices, ascending: best ask first
-        self._bid_texts: dict[float, str] | None = {} if texts else None  # -price -> text
-        self._ask_texts: dict[float, str] | None = {} if texts else None  # price -> text
+        self._bid_sizes: dict[float, float] = {}  # price -> size
+        self._ask_sizes: dict[float, float] = {}  # -price -> size
+        self._bid_keys: list[float] = []  # bid prices, ascending: best bid last
+        self._ask_keys: list[float] = []  # negated ask prices, ascending: best ask last
+        self._bid_texts: dict[float, str] | None = {} if texts else None  # price -> text
+        self._ask_texts: dict[float, str] | None = {} if texts else None  # -price -> text
         self.emitted: object = None
 
     # --- changes -------------------------------------------------------------
@@ -79,10 +80,10 @@ class L2Book:
         book); a capped book keeps the best `depth` of what remains. On a book with texts,
         `bid_texts[i]` is the text of `bids[i]`, and likewise for asks.
         """
-        self._bid_keys = _fill(
-            self._bid_sizes, self._bid_texts, [(-price, size) for price, size in bids], bid_texts, self._cap
+        self._bid_keys = _fill(self._bid_sizes, self._bid_texts, bids, bid_texts, self._cap)
+        self._ask_keys = _fill(
+            self._ask_sizes, self._ask_texts, [(-price, size) for price, size in asks], ask_texts, self._cap
         )
-        self._ask_keys = _fill(self._ask_sizes, self._ask_texts, asks, ask_texts, self._cap)
 
     def update(self, bids: Levels, asks: Levels, bid_texts: Texts = None, ask_texts: Texts = None) -> None:
         """Apply changes: each (price, size) level in turn sets that price's size on its side;
@@ -96,8 +97,8 @@ class L2Book:
         # One loop for both sides, without a call per side or per level: a function call costs
         # as much as the rest of a change.
         for negate, changes, sizes, keys, texts, change_texts in (
-            (True, bids, self._bid_sizes, self._bid_keys, self._bid_texts, bid_texts),
-            (False, asks, self._ask_sizes, self._ask_keys, self._ask_texts, ask_texts),
+            (False, bids, self._bid_sizes, self._bid_keys, self._bid_texts, bid_texts),
+            (True, asks, self._ask_sizes, self._ask_keys, self._ask_texts, ask_texts),
         ):
             if not changes:
                 continue
@@ -115,11 +116,11 @@ class L2Book:
                     continue
                 if key not in sizes:  # a new level (the common change is a level's new size)
                     position = bisect_left(keys, key)
-                    if position >= cap:
-                        continue  # beyond the cap: not kept
+                    if len(keys) - position >= cap:
+                        continue  # as many better levels as the cap: not kept
                     keys.insert(position, key)
                     if len(keys) > cap:  # the worst level is pushed beyond the cap: forgotten
-                        worst = keys.pop()
+                        worst = keys.pop(0)
                         del sizes[worst]
                         if texts is not None:
                             del texts[worst]
@@ -130,25 +131,25 @@ class L2Book:
     # --- reads ---------------------------------------------------------------
     def best_bid(self) -> float | None:
         keys = self._bid_keys
-        return -keys[0] if keys else None
+        return keys[-1] if keys else None
 
     def best_ask(self) -> float | None:
         keys = self._ask_keys
-        return keys[0] if keys else None
+        return -keys[-1] if keys else None
 
     def top(self) -> Top:
         """(best bid, its size, best ask, its size); None for both of an empty side."""
         keys = self._bid_keys
         if keys:
-            key = keys[0]
-            bid: float | None = -key
-            bid_size: float | None = self._bid_sizes[key]
+            bid: float | None = keys[-1]
+            bid_size: float | None = self._bid_sizes[keys[-1]]
         else:
             bid = bid_size = None
         keys = self._ask_keys
         if keys:
-            ask: float | None = keys[0]
-            ask_size: float | None = self._ask_sizes[keys[0]]
+            key = keys[-1]
+            ask: float | None = -key
+            ask_size: float | None = self._ask_sizes[key]
         else:
             ask = ask_size = None
         return bid, bid_size, ask, ask_size
@@ -156,31 +157,33 @@ class L2Book:
     def crossed(self) -> bool:
         """Whether the best bid is at or above the best ask (resting orders never are)."""
         bid_keys, ask_keys = self._bid_keys, self._ask_keys
-        return bool(bid_keys and ask_keys) and -bid_keys[0] >= ask_keys[0]
+        return bool(bid_keys and ask_keys) and bid_keys[-1] >= -ask_keys[-1]
 
     def bid_levels(self, n: int | None = None) -> list[tuple[float, float]]:
         """The top `n` bid levels (all of them with None) as (price, size), best (highest) first."""
-        sizes = self._bid_sizes
-        return [(-key, sizes[key]) for key in self._bid_keys[:n]]
+        sizes, keys = self._bid_sizes, self._bid_keys
+        return [(key, sizes[key]) for key in (keys[::-1] if n is None else keys[: -n - 1 : -1])]
 
     def ask_levels(self, n: int | None = None) -> list[tuple[float, float]]:
         """The top `n` ask levels (all of them with None) as (price, size), best (lowest) first."""
-        sizes = self._ask_sizes
-        return [(key, sizes[key]) for key in self._ask_keys[:n]]
+        sizes, keys = self._ask_sizes, self._ask_keys
+        return [(-key, sizes[key]) for key in (keys[::-1] if n is None else keys[: -n - 1 : -1])]
 
     def bid_texts(self, n: int | None = None) -> list[str]:
         """The texts of the top `n` bid levels, best first: a checksum's input."""
         texts = self._bid_texts
         if texts is None:
             raise ValueError("this book keeps no texts")
-        return [texts[key] for key in self._bid_keys[:n]]
+        keys = self._bid_keys
+        return [texts[key] for key in (keys[::-1] if n is None else keys[: -n - 1 : -1])]
 
     def ask_texts(self, n: int | None = None) -> list[str]:
         """The texts of the top `n` ask levels, best first: a checksum's input."""
         texts = self._ask_texts
         if texts is None:
             raise ValueError("this book keeps no texts")
-        return [texts[key] for key in self._ask_keys[:n]]
+        keys = self._ask_keys
+        return [texts[key] for key in (keys[::-1] if n is None else keys[: -n - 1 : -1])]
 
 
 def _fill(
@@ -203,13 +206,13 @@ def _fill(
             del sizes[key]
             if texts is not None:
                 del texts[key]
-    keys = sorted(sizes)  # best first
+    keys = sorted(sizes)  # best last
     if len(keys) > cap:
-        for key in keys[cap:]:
+        for key in keys[:-cap]:
             del sizes[key]
             if texts is not None:
                 del texts[key]
-        del keys[cap:]
+        del keys[:-cap]
     return keys
 
 
