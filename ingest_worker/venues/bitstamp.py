@@ -27,6 +27,7 @@ from typing import Any
 
 import orjson
 
+from ingest_worker.book import L2Book
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -113,48 +114,15 @@ _JSONDecodeError = orjson.JSONDecodeError
 _MAX_MICROS = 2**62
 
 
-class _Book:
-    """One market's order book from a REST snapshot and diff_order_book updates: price -> amount."""
+class _DiffBook(L2Book):
+    """One market's order book from a REST snapshot and diff_order_book updates, and their times."""
 
-    __slots__ = ("asks", "best_ask", "best_bid", "bids", "emitted", "micros", "snapshot_micros")
+    __slots__ = ("micros", "snapshot_micros")
 
-    def __init__(self, bids: dict[float, float], asks: dict[float, float], micros: int) -> None:
-        self.bids = bids
-        self.asks = asks
-        self.best_bid: float | None = max(bids) if bids else None
-        self.best_ask: float | None = min(asks) if asks else None
+    def __init__(self, micros: int) -> None:
+        super().__init__()
         self.snapshot_micros = micros  # diffs at or before it are already in the snapshot
         self.micros = micros  # event time of the last change applied
-        self.emitted: tuple[float, float, float, float] | None = None  # the top last sent as a quote
-
-    def apply(self, bid_updates: list[tuple[float, float]], ask_updates: list[tuple[float, float]]) -> None:
-        # The best level is kept as levels come and go; a full scan only when the best one goes.
-        bids = self.bids
-        best = self.best_bid
-        rescan = False
-        for price, amount in bid_updates:
-            if amount == 0.0:
-                if bids.pop(price, None) is not None and price == best:
-                    rescan = True
-            else:
-                bids[price] = amount
-                if best is None or price > best:
-                    best = price
-                    rescan = False
-        self.best_bid = (max(bids) if bids else None) if rescan else best
-        asks = self.asks
-        best = self.best_ask
-        rescan = False
-        for price, amount in ask_updates:
-            if amount == 0.0:
-                if asks.pop(price, None) is not None and price == best:
-                    rescan = True
-            else:
-                asks[price] = amount
-                if best is None or price < best:
-                    best = price
-                    rescan = False
-        self.best_ask = (min(asks) if asks else None) if rescan else best
 
 
 def _micros(value: object) -> int | None:
@@ -176,7 +144,7 @@ class BitstampParser(VenueParser):
 
     def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
-        self._books: dict[str, _Book] = {}  # pair -> seeded diff book
+        self._books: dict[str, _DiffBook] = {}  # pair -> seeded diff book
         self._awaiting: set[str] = set()  # pairs whose diffs arrive without a book to apply them to
         self._tops: dict[str, tuple[float, float, float, float]] = {}  # order_book pair -> top last sent
 
@@ -350,15 +318,14 @@ class BitstampParser(VenueParser):
         if micros < book.micros:
             self._lose_book(pair)
             return self.drop(BOOK_GAP, recv_ns, f"{symbol} diff at {micros} after one at {book.micros}")
-        book.apply(bids, asks)  # type: ignore[arg-type]
+        book.update(bids, asks)  # type: ignore[arg-type]
         book.micros = micros
         return self._book_top(pair, symbol, book, micros // 1000, recv_ns, gap_when_crossed=True)
 
     def _book_top(
-        self, pair: str, symbol: str, book: _Book, timestamp: int, recv_ns: int, *, gap_when_crossed: bool
+        self, pair: str, symbol: str, book: _DiffBook, timestamp: int, recv_ns: int, *, gap_when_crossed: bool
     ) -> list[Tick]:
-        best_bid = book.best_bid
-        best_ask = book.best_ask
+        best_bid, bid_size, best_ask, ask_size = book.top()
         if best_bid is None or best_ask is None:
             book.emitted = None
             return self.ignore(ONE_SIDED_BOOK)
@@ -367,7 +334,7 @@ class BitstampParser(VenueParser):
             if gap_when_crossed:  # resting orders never cross: an update was missed
                 return self.drop(BOOK_GAP, recv_ns, f"{symbol} book crossed: bid {best_bid} >= ask {best_ask}")
             return self.drop(CROSSED_BOOK, recv_ns, f"{symbol} snapshot crossed: bid {best_bid} >= ask {best_ask}")
-        top = (best_bid, book.bids[best_bid], best_ask, book.asks[best_ask])
+        top = (best_bid, bid_size, best_ask, ask_size)
         if top == book.emitted:
             return self.ignore(TOP_UNCHANGED)
         ticks = self.make_quote(symbol, top[0], top[2], top[1], top[3], timestamp, recv_ns)
@@ -406,7 +373,8 @@ class BitstampParser(VenueParser):
         asks = self._levels(data.get("asks"), False)
         if asks.__class__ is str:
             return self.drop(asks, recv_ns, f"{symbol} snapshot asks")  # type: ignore[arg-type]
-        book = _Book(dict(bids), dict(asks), micros)  # type: ignore[arg-type]
+        book = _DiffBook(micros)
+        book.replace(bids, asks)  # type: ignore[arg-type]
         self._books[pair] = book
         self._awaiting.discard(pair)
         return self._book_top(pair, symbol, book, micros // 1000, recv_ns, gap_when_crossed=False)

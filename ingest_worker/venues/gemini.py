@@ -34,6 +34,7 @@ from typing import Any
 
 import orjson
 
+from ingest_worker.book import L2Book
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -135,49 +136,6 @@ def _amount(value: object) -> float:
     raise TypeError(f"not a number: {value!r}")
 
 
-Top = tuple[float | None, float | None, float | None, float | None]  # bid, bid size, ask, ask size
-
-
-class _Book:
-    """One symbol's price levels; the best price of each side is kept, not searched for."""
-
-    __slots__ = ("asks", "best_ask", "best_bid", "bids", "top")
-
-    def __init__(self, bids: dict[float, float], asks: dict[float, float]) -> None:
-        self.bids = bids
-        self.asks = asks
-        self.best_bid: float | None = max(bids) if bids else None
-        self.best_ask: float | None = min(asks) if asks else None
-        self.top: Top | None = None  # the top last reported; None: report the next one
-
-    def set_bid(self, price: float, size: float) -> None:
-        bids = self.bids
-        if size:
-            bids[price] = size
-            if self.best_bid is None or price > self.best_bid:
-                self.best_bid = price
-        elif bids.pop(price, None) is not None and price == self.best_bid:
-            self.best_bid = max(bids) if bids else None
-
-    def set_ask(self, price: float, size: float) -> None:
-        asks = self.asks
-        if size:
-            asks[price] = size
-            if self.best_ask is None or price < self.best_ask:
-                self.best_ask = price
-        elif asks.pop(price, None) is not None and price == self.best_ask:
-            self.best_ask = min(asks) if asks else None
-
-    def current_top(self) -> Top:
-        bid, ask = self.best_bid, self.best_ask
-        return (
-            bid,
-            None if bid is None else self.bids[bid],
-            ask,
-            None if ask is None else self.asks[ask],
-        )
-
-
 class GeminiParser(VenueParser):
     """Gemini v2 `l2`: a quote tick whenever a symbol's top of book changes, a trade tick per trade.
 
@@ -192,7 +150,7 @@ class GeminiParser(VenueParser):
 
     def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
-        self._books: dict[str, _Book] = {}  # native symbol -> its book since the last snapshot
+        self._books: dict[str, L2Book] = {}  # native symbol -> its book since the last snapshot
         # Symbols whose book was dropped on this connection: only a frame carrying `trades`
         # (a new subscription's snapshot) starts them again.
         self._lost: set[str] = set()
@@ -250,16 +208,16 @@ class GeminiParser(VenueParser):
         if changes.__class__ is not list:
             return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} l2_updates without a changes list")
         # Check every change before touching the book, so that a bad frame changes nothing.
-        levels: list[tuple[bool, float, float]] = []
-        append = levels.append
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
         for change in changes:
             if change.__class__ is not list or len(change) != 3:
                 return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} change {change!r}")
             side, raw_price, raw_size = change
             if side == "buy":
-                is_bid = True
+                side_levels = bids
             elif side == "sell":
-                is_bid = False
+                side_levels = asks
             else:
                 return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
             try:
@@ -274,38 +232,26 @@ class GeminiParser(VenueParser):
                 return self._lose_book(native, BAD_SIZE, recv_ns, f"{native} level quantity {raw_size!r}")
             if not 0.0 <= size < MAX_SIZE:  # 0 removes the level
                 return self._lose_book(native, BAD_SIZE, recv_ns, f"{native} level quantity {raw_size!r}")
-            append((is_bid, price, size))
+            side_levels.append((price, size))
 
         found = self._books.get(native)
         # The snapshot is the first l2_updates of a symbol on a connection; it is also the only
         # one that carries the recent trades, which tells a new subscription's snapshot apart.
         is_snapshot = "trades" in msg or (found is None and native not in self._lost)
         if is_snapshot:
-            bids: dict[float, float] = {}
-            asks: dict[float, float] = {}
-            for is_bid, price, size in levels:
-                side_levels = bids if is_bid else asks
-                if size:
-                    side_levels[price] = size
-                else:
-                    side_levels.pop(price, None)
-            book = self._books[native] = _Book(bids, asks)
+            book = self._books[native] = L2Book()
+            book.replace(bids, asks)
             self._lost.discard(native)
         else:
             if found is None:
                 return self.drop(BOOK_GAP, recv_ns, f"{native} update while its book waits for a snapshot")
             book = found
-            set_bid, set_ask = book.set_bid, book.set_ask
-            for is_bid, price, size in levels:
-                if is_bid:
-                    set_bid(price, size)
-                else:
-                    set_ask(price, size)
+            book.update(bids, asks)
 
-        top = book.current_top()
-        if top == book.top:
+        top = book.top()
+        if top == book.emitted:  # None before the first: a book's first top is always reported
             return self.ignore("l2_top_unchanged")
-        book.top = top
+        book.emitted = top
         bid, bid_size, ask, ask_size = top
         if bid is None or ask is None:
             return self.ignore("l2_one_sided")

@@ -32,7 +32,6 @@ book (v2 `ticker` gives the top), so it declares no `resubscribe_messages`.
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import re
 import zlib
@@ -41,6 +40,7 @@ from typing import Any
 
 import orjson
 
+from ingest_worker.book import L2Book
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -142,60 +142,16 @@ _CHECKSUM_LEVELS = 10  # the v1 checksum covers the top ten asks, then the top t
 _MAX_DEPTH = 1000  # the deepest v1 book subscription
 
 
-class _Level:
-    """One price level as the wire gave it, with its slice of the checksum string."""
-
-    __slots__ = ("checksum_part", "size")
-
-    def __init__(self, price_text: str, size_text: str, size: float) -> None:
-        self.size = size
-        # "0.05005" and "1.2300" -> "5005" and "12300": '.' removed, then leading zeros.
-        self.checksum_part = price_text.replace(".", "").lstrip("0") + size_text.replace(".", "").lstrip("0")
+def _checksum_text(price_text: str, size_text: str) -> str:
+    """A level's slice of the checksum string: "0.05005" and "1.2300" -> "5005" and "12300"
+    ('.' removed, then leading zeros). The book keeps it as the level's text."""
+    return price_text.replace(".", "").lstrip("0") + size_text.replace(".", "").lstrip("0")
 
 
-class _Book:
-    """One side-pair of price levels. Bid keys are stored negated so both sides sort best first."""
-
-    __slots__ = ("ask_keys", "asks", "bid_keys", "bids", "depth", "top")
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-        self.asks: dict[float, _Level] = {}
-        self.bids: dict[float, _Level] = {}
-        self.ask_keys: list[float] = []  # ascending prices
-        self.bid_keys: list[float] = []  # ascending negated prices: best bid first
-        self.top: tuple[float, float, float, float] | None = None  # bid, bid size, ask, ask size
-
-    def apply(self, side: str, key: float, level: _Level | None) -> None:
-        """Set (or with None, delete) the level at `key` on side "a" or "b", keeping `depth` levels."""
-        levels, keys = (self.asks, self.ask_keys) if side == "a" else (self.bids, self.bid_keys)
-        if level is None:
-            if levels.pop(key, None) is not None:
-                del keys[bisect.bisect_left(keys, key)]
-            return
-        if key in levels:
-            levels[key] = level
-            return
-        index = bisect.bisect_left(keys, key)
-        if index >= self.depth:
-            return  # beyond the subscribed depth: Kraken keeps no such level either
-        keys.insert(index, key)
-        levels[key] = level
-        if len(keys) > self.depth:
-            # Kraken sends no delete for a level pushed out of the subscribed depth.
-            del levels[keys.pop()]
-
-    def checksum(self) -> int:
-        parts = [self.asks[key].checksum_part for key in self.ask_keys[:_CHECKSUM_LEVELS]]
-        parts += [self.bids[key].checksum_part for key in self.bid_keys[:_CHECKSUM_LEVELS]]
-        return zlib.crc32("".join(parts).encode())
-
-    def best(self) -> tuple[float, float, float, float] | None:
-        if not self.ask_keys or not self.bid_keys:
-            return None
-        ask = self.ask_keys[0]
-        bid = self.bid_keys[0]
-        return -bid, self.bids[bid].size, ask, self.asks[ask].size
+def _checksum(book: L2Book) -> int:
+    """Kraken's v1 book checksum: CRC32 of the top ten asks' texts, then the top ten bids'."""
+    texts = book.ask_texts(_CHECKSUM_LEVELS) + book.bid_texts(_CHECKSUM_LEVELS)
+    return zlib.crc32("".join(texts).encode())
 
 
 class _BadLevel(Exception):
@@ -210,7 +166,7 @@ class KrakenParser(VenueParser):
 
     def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms)
-        self._books: dict[str, _Book] = {}  # v1 pair -> its book
+        self._books: dict[str, L2Book] = {}  # v1 pair -> its book, with each level's checksum text
         self._awaiting_snapshot: set[str] = set()  # v1 pairs whose book was dropped
 
     @classmethod
@@ -395,24 +351,27 @@ class KrakenParser(VenueParser):
         ):
             self._lose_book(native)
             return self.drop(MISSING_FIELD, recv_ns, f"{native} update without a checksum: book dropped")
-        changes: list[tuple[str, float, _Level | None]] = []
+        asks: list[tuple[float, float]] = []
+        bids: list[tuple[float, float]] = []
+        ask_texts: list[str] = []
+        bid_texts: list[str] = []
         latest_ms = -1
         try:
             for part in parts:
-                for side in ("a", "b"):
-                    levels = part.get(side)
-                    if levels is not None:
-                        latest_ms = max(latest_ms, _read_levels(side, levels, changes, allow_delete=True))
+                levels = part.get("a")
+                if levels is not None:
+                    latest_ms = max(latest_ms, _read_levels(levels, asks, ask_texts, allow_delete=True))
+                levels = part.get("b")
+                if levels is not None:
+                    latest_ms = max(latest_ms, _read_levels(levels, bids, bid_texts, allow_delete=True))
         except _BadLevel as bad:
             self._lose_book(native)  # an update we cannot apply leaves the book wrong
             return self.drop(bad.reason, recv_ns, f"{native} {bad.detail}: book dropped")
-        if not changes:
+        if not asks and not bids:
             self._lose_book(native)
             return self.drop(MISSING_FIELD, recv_ns, f"{native} update without levels: book dropped")
-        apply = book.apply
-        for side, key, level in changes:
-            apply(side, key, level)
-        if book.checksum() != int(checksum):
+        book.update(bids, asks, bid_texts, ask_texts)
+        if _checksum(book) != int(checksum):
             self._lose_book(native)
             return self.drop(BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match: book dropped")
         return self._top_changed(book, symbol, latest_ms, recv_ns)
@@ -420,36 +379,39 @@ class KrakenParser(VenueParser):
     def _v1_snapshot(
         self, channel: str, native: str, symbol: str, data: dict[str, Any], parts: int, recv_ns: int
     ) -> list[Tick]:
-        asks, bids = data.get("as"), data.get("bs")
-        if parts != 1 or asks is None or bids is None:
+        raw_asks, raw_bids = data.get("as"), data.get("bs")
+        if parts != 1 or raw_asks is None or raw_bids is None:
             return self.drop(MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
         _, _, depth_text = channel.partition("-")
         depth = int(depth_text) if depth_text.isascii() and depth_text.isdigit() else _MAX_DEPTH
-        changes: list[tuple[str, float, _Level | None]] = []
+        asks: list[tuple[float, float]] = []
+        bids: list[tuple[float, float]] = []
+        ask_texts: list[str] = []
+        bid_texts: list[str] = []
         try:
-            _read_levels("a", asks, changes, allow_delete=False)
-            _read_levels("b", bids, changes, allow_delete=False)
+            _read_levels(raw_asks, asks, ask_texts, allow_delete=False)
+            _read_levels(raw_bids, bids, bid_texts, allow_delete=False)
         except _BadLevel as bad:
             self._lose_book(native)
             return self.drop(bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
-        book = _Book(max(1, min(depth, _MAX_DEPTH)))
-        for side, key, level in changes:
-            book.apply(side, key, level)
+        # Truncated to the subscribed depth, as Kraken keeps it: the checksums are over that book.
+        book = L2Book(max(1, min(depth, _MAX_DEPTH)), texts=True)
+        book.replace(bids, asks, bid_texts, ask_texts)
         self._books[native] = book
         self._awaiting_snapshot.discard(native)
         # A snapshot has no event time of its own (its levels carry the times they last changed).
         return self._top_changed(book, symbol, -1, recv_ns)
 
-    def _top_changed(self, book: _Book, symbol: str, event_ms: int, recv_ns: int) -> list[Tick]:
+    def _top_changed(self, book: L2Book, symbol: str, event_ms: int, recv_ns: int) -> list[Tick]:
         """A quote tick when the best bid or ask (price or size) moved; otherwise counted as ignored."""
-        top = book.best()
-        if top == book.top:
+        bid, bid_size, ask, ask_size = book.top()
+        top = None if bid is None or ask is None else (bid, bid_size, ask, ask_size)  # None: a side is empty
+        if top == book.emitted:
             return self.ignore("book_below_top")
-        book.top = top
+        book.emitted = top
         if top is None:
             return self.drop(MISSING_FIELD, recv_ns, f"{symbol} book with an empty side")
         timestamp = event_ms if event_ms >= 0 else recv_ns // 1_000_000
-        bid, bid_size, ask, ask_size = top
         return self.make_quote(symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)
 
     def _lose_book(self, native: str) -> None:
@@ -459,8 +421,9 @@ class KrakenParser(VenueParser):
             self.resync_needed.add(native)
 
 
-def _read_levels(side: str, levels: object, out: list[tuple[str, float, _Level | None]], *, allow_delete: bool) -> int:
-    """Append the (side, key, level) changes of a list of v1 levels; the latest level time in Unix ms.
+def _read_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> int:
+    """Append the (price, size) changes of a list of v1 levels to `out` and their checksum texts to
+    `texts`; the latest level time in Unix ms.
 
     A level is [price, volume, time] (a 4th item "r" marks a republished level). Volume zero
     deletes the level in an update; a snapshot holds no zero volumes. Raises _BadLevel.
@@ -490,8 +453,8 @@ def _read_levels(side: str, levels: object, out: list[tuple[str, float, _Level |
         if level_ms is None:
             raise _BadLevel(BAD_TIMESTAMP, f"level {entry!r}")
         latest = max(latest, level_ms)
-        key = price if side == "a" else -price
-        out.append((side, key, _Level(price_text, size_text, size) if size else None))
+        out.append((price, size))
+        texts.append(_checksum_text(price_text, size_text) if size else "")
     return latest
 
 
