@@ -15,7 +15,7 @@ from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.signal import Signal
-from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
+from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit, ratio_at
 from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import QUOTE, Tick
 
@@ -36,6 +36,7 @@ class Engine:
             config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
         )
         self._stale_ms = config.stale_ms
+        self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
         self.ticks = 0
         self.trades = 0
@@ -58,35 +59,30 @@ class Engine:
         observe = self.lifecycle.observe
         open_now = self.lifecycle.open
         # Pairs clearly below the threshold that are not open need no figures and no lifecycle
-        # step; the margin keeps float rounding from ever skipping a real crossing.
-        cut = self.config.threshold_pct - 1e-9
+        # step. A pair is above it when its proceeds exceed its cost times `spread.ratio_at`
+        # of the threshold: net_pct's definition turned round once, so the loop only multiplies
+        # (the margin keeps float rounding from ever skipping a real crossing).
+        above = self._above
         asset = asset_book.asset
         recv_ns = tick.recv_ns
         for other in asset_book.exchanges:
             if other == exchange:
                 continue
-            best_out = best_in = -100.0  # best net % of buying here / buying there, over groups
+            buy_here = buy_there = False  # above the threshold in some quote group, either way
             for per_exchange in bests:
                 mine = per_exchange.get(exchange)
                 theirs = per_exchange.get(other)
                 if mine is None or theirs is None:
                     continue
-                # net_pct(cost, proceeds) of the entries' per-unit prices, written out: the call
-                # cost a tenth of a tick with six exchanges (bench/core.py). Only a prefilter; the
-                # figures that decide a signal are `figures`'.
-                cost = mine.cost
-                net = (theirs.proceeds - cost) / cost * 100.0
-                if net > best_out:
-                    best_out = net
-                cost = theirs.cost
-                net = (mine.proceeds - cost) / cost * 100.0
-                if net > best_in:
-                    best_in = net
-            if best_out > cut or (open_now and (asset, exchange, other) in open_now):
+                if theirs.proceeds > mine.cost * above:
+                    buy_here = True
+                if mine.proceeds > theirs.cost * above:
+                    buy_there = True
+            if buy_here or (open_now and (asset, exchange, other) in open_now):
                 signal = observe((asset, exchange, other), self._best_pair(bests, exchange, other), now_ms, recv_ns)
                 if signal is not None:
                     out.append(signal)
-            if best_in > cut or (open_now and (asset, other, exchange) in open_now):
+            if buy_there or (open_now and (asset, other, exchange) in open_now):
                 signal = observe((asset, other, exchange), self._best_pair(bests, other, exchange), now_ms, recv_ns)
                 if signal is not None:
                     out.append(signal)

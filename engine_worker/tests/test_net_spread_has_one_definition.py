@@ -88,3 +88,14 @@ def test_a_market_that_ticks_into_a_crossing_opens_on_that_tick() -> None:
     assert [(signal["status"], signal["buy_exchange"], signal["net_spread_pct"]) for signal in out] == [
         ("open", "binance", 0.6426)
     ]
+
+
+def test_the_prefilters_ratio_is_the_net_spread_turned_round() -> None:
+    rng = random.Random(5)
+    for _ in range(10_000):
+        cost = rng.uniform(0.01, 100_000.0)
+        threshold = rng.uniform(0.0, 5.0)
+        proceeds = cost * (1.0 + rng.uniform(-0.06, 0.06))
+        net = spread.net_pct(cost, proceeds)
+        if abs(net - threshold) > 1e-9:  # away from the margin both say the same
+            assert (proceeds > cost * spread.ratio_at(threshold)) == (net > threshold)

@@ -9,10 +9,11 @@ currency by the rates (1.0 for the same quote currency):
 
 Fees are fractions (0.001 for 0.1 %); a caller holding percent converts once, at its edge.
 The engine prices each exchange's best markets with `cost_per_unit` and `proceeds_per_unit`
-once, then compares every pair by `net_pct` (written out in its prefilter loop, where a call
-costs a tenth of a tick); the simulator sets its dislocations with `bid_ask_ratio_for`, the
-same formula solved for bid / ask. The operation order is part of the contract: thresholds
-compare unrounded values, so every caller must get the same last bits.
+once, then keeps every pair clearly below the threshold out by `ratio_at` (proceeds against
+cost times one number, where a call of `net_pct` per pair cost a tenth of a tick); the
+simulator sets its dislocations with `bid_ask_ratio_for`, the same formula solved for bid / ask.
+The operation order is part of the contract: thresholds compare unrounded values, so every
+caller must get the same last bits.
 """
 
 from __future__ import annotations
@@ -36,6 +37,12 @@ def net_pct(cost: float, proceeds: float) -> float:
 def net_spread_pct(ask: float, bid: float, buy_fee: float, sell_fee: float) -> float:
     """Net spread of buying at `ask` and selling at `bid` (same currency), fees as fractions."""
     return net_pct(cost_per_unit(ask, 1.0, buy_fee), proceeds_per_unit(bid, 1.0, sell_fee))
+
+
+def ratio_at(net_pct: float) -> float:
+    """The proceeds / cost of a unit at a net spread of `net_pct`: `net_pct(cost, proceeds) > x`
+    is `proceeds > cost · ratio_at(x)` (the engine's prefilter compares so, with a margin)."""
+    return 1.0 + net_pct / 100.0
 
 
 def bid_ask_ratio_for(target_net_pct: float, buy_fee: float, sell_fee: float) -> float:
