@@ -9,13 +9,29 @@ from __future__ import annotations
 
 from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import base_of, quote_of
-from signals_app.contracts.tick import Tick
+from signals_app.contracts.tick import Levels, Tick
 
 
 class Quote:
-    """The latest best bid/ask of one market; updated in place on each quote tick."""
+    """The latest best bid/ask of one market; updated in place on each quote or book tick.
 
-    __slots__ = ("alone", "ask", "ask_size", "bid", "bid_size", "exchange", "recv_ms", "recv_ns", "symbol")
+    `bids` and `asks` are the levels of the newest tick when it was a book tick (best first),
+    None after a quote tick: the levels always belong to the top beside them.
+    """
+
+    __slots__ = (
+        "alone",
+        "ask",
+        "ask_size",
+        "asks",
+        "bid",
+        "bid_size",
+        "bids",
+        "exchange",
+        "recv_ms",
+        "recv_ns",
+        "symbol",
+    )
 
     def __init__(self, exchange: str, symbol: str) -> None:
         self.exchange = exchange
@@ -26,6 +42,8 @@ class Quote:
         self.ask_size: float | None = None
         self.recv_ms = 0
         self.recv_ns = 0
+        self.bids: Levels | None = None
+        self.asks: Levels | None = None
         # With fixed rates, while the market is its exchange's only one in its quote group: its
         # entry in the engine's bests, kept (and repriced on each tick) instead of built per tick.
         self.alone: Best | None = None
@@ -37,6 +55,8 @@ class Quote:
         self.ask_size = tick.ask_size
         self.recv_ns = tick.recv_ns
         self.recv_ms = tick.recv_ns // 1_000_000
+        self.bids = tick.bids
+        self.asks = tick.asks
 
 
 class Best:

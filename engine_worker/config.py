@@ -25,6 +25,8 @@ class EngineConfig:
     quote_groups: tuple[tuple[str, ...], ...] = (("USD", "USDT", "USDC"), ("EUR", "EURC"))  # QUOTE_GROUPS
     quote_rates: str = "fixed"  # QUOTE_RATES: fixed (1.0 within a group) or live (reference markets)
     rate_stale_ms: int = 10_000  # RATE_STALE_MS: with live rates, an older reference quote is no rate
+    target_notional: float = 10_000.0  # TARGET_NOTIONAL: net_spread_at_target_pct is at this notional
+    max_notional: float | None = None  # MAX_NOTIONAL: the depth walk's cost cap; None: no cap
 
     def fee_pct(self, exchange: str) -> float:
         return self.fees_pct.get(exchange, UNKNOWN_VENUE_FEE_PCT)
@@ -40,4 +42,6 @@ class EngineConfig:
             quote_groups=settings.QUOTE_GROUPS,
             quote_rates=settings.QUOTE_RATES,
             rate_stale_ms=settings.RATE_STALE_MS,
+            target_notional=settings.TARGET_NOTIONAL,
+            max_notional=settings.MAX_NOTIONAL,
         )

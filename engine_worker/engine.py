@@ -17,7 +17,7 @@ from engine_worker.spread import Figures, figures
 from signals_app.contracts.signal import Signal
 from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit, ratio_at
 from signals_app.contracts.symbols import quote_of
-from signals_app.contracts.tick import QUOTE, Tick
+from signals_app.contracts.tick import TRADE, Tick
 
 # Per quote group of one asset: exchange -> its best fresh markets.
 Bests = list[dict[str, Best]]
@@ -48,7 +48,7 @@ class Engine:
         out: list[Signal] = []
         if now_ms > self.lifecycle.next_stale_after:
             out.extend(self.expire(now_ms))
-        if tick.type != QUOTE:
+        if tick.type == TRADE:
             self.trades += 1  # trades feed the display and metrics, not the spread
             return out
         asset_book = self.apply_quote(tick)

@@ -34,7 +34,7 @@ from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, encod
 from signals_app.contracts.markets import EngineMarkets
 from signals_app.contracts.markets import encode as encode_markets
 from signals_app.contracts.signal import Signal, pct
-from signals_app.contracts.tick import FEED_DOWN, QUOTE, FeedState, TickDecodeError, decode_message
+from signals_app.contracts.tick import FEED_DOWN, TRADE, FeedState, TickDecodeError, decode_message, top_of
 
 log = logging.getLogger("engine_worker.service")
 
@@ -169,8 +169,8 @@ class EngineService:
             decided_ns = time.time_ns()
             self.decision_latency.add((decided_ns - message.recv_ns) / 1000)
             self.engine_latency.add((decided_ns - received_ns) / 1000)
-            if message.type == QUOTE:
-                publisher.add_quote(message)
+            if message.type != TRADE:  # a book tick's top goes to the price cache as a quote
+                publisher.add_quote(top_of(message))
         if signals:
             publisher.add_signals(signals)
 

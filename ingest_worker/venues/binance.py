@@ -173,6 +173,8 @@ class BinanceParser(VenueParser):
                                 book.A,
                                 recv_ns // 1_000_000,
                                 recv_ns,
+                                None,
+                                None,
                             ),
                         )
                     ]

@@ -157,7 +157,8 @@ class CoinbaseParser(VenueParser):
         ):
             return None
         quote = _new_tuple(
-            Tick, (NAME, symbol, QUOTE, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns)
+            Tick,
+            (NAME, symbol, QUOTE, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns, None, None),
         )
         if ticker.trade_id is None:
             return [quote]
@@ -165,7 +166,9 @@ class CoinbaseParser(VenueParser):
         size = ticker.last_size
         if price is None or size is None or not 0.0 < price < MAX_PRICE or not 0.0 < size < MAX_SIZE:
             return None
-        trade = _new_tuple(Tick, (NAME, symbol, TRADE, price, size, None, None, None, None, timestamp, recv_ns))
+        trade = _new_tuple(
+            Tick, (NAME, symbol, TRADE, price, size, None, None, None, None, timestamp, recv_ns, None, None)
+        )
         return [quote, trade]
 
     def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:

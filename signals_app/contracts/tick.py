@@ -3,6 +3,13 @@
 Fields and meaning are the contract in DESIGN.md ("Normalized tick"). A tick is
 an immutable `NamedTuple`: attribute access is as fast as a tuple's and
 building one costs a fraction of a dataclass, which matters at 20k ticks/s.
+
+A **book tick** (DESIGN.md "Depth") is a quote that carries the market's levels too:
+`type` "book", `bids` and `asks` as `[[price, size], ...]` best first (at most
+`DEPTH_LEVELS` each), and `bid`/`ask`/sizes the first level of each. The two fields
+exist on every tick and are None on quotes and trades, whose wire form leaves them
+out, so a quote's bytes are the same as before books existed. Level lists are shared,
+not copied: nobody mutates them.
 """
 
 from __future__ import annotations
@@ -13,6 +20,10 @@ import orjson
 
 QUOTE = "quote"
 TRADE = "trade"
+BOOK = "book"
+MAX_LEVELS = 1000  # a book tick with more levels a side than this is refused (DEPTH_LEVELS is far below)
+
+Levels = list[list[float]]  # [[price, size], ...], best first
 
 
 class Tick(NamedTuple):
@@ -27,9 +38,12 @@ class Tick(NamedTuple):
     ask_size: float | None
     timestamp: int  # exchange event time, Unix ms; the receive time where the frame has none
     recv_ns: int  # local receive time of the frame, time.time_ns()
+    bids: Levels | None = None  # book ticks only: bid levels, best (highest) first
+    asks: Levels | None = None  # book ticks only: ask levels, best (lowest) first
 
 
-FIELDS: tuple[str, ...] = Tick._fields
+BOOK_FIELDS: tuple[str, ...] = Tick._fields  # the wire form of a book tick
+FIELDS: tuple[str, ...] = BOOK_FIELDS[:-2]  # the wire form of a quote or a trade: no levels
 _new_tick = tuple.__new__
 
 
@@ -46,22 +60,43 @@ def quote(
     """A quote tick; its price is the mid. Callers have validated the numbers."""
     return _new_tick(
         Tick,
-        (exchange, symbol, QUOTE, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns),
+        (exchange, symbol, QUOTE, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns, None, None),
     )
+
+
+def book(exchange: str, symbol: str, bids: Levels, asks: Levels, timestamp: int, recv_ns: int) -> Tick:
+    """A book tick: the levels, best first, and the top as a quote's fields. Callers have validated
+    the levels (both sides non-empty, prices strictly ordered, sizes > 0, best bid < best ask)."""
+    bid, bid_size = bids[0]
+    ask, ask_size = asks[0]
+    return _new_tick(
+        Tick,
+        (exchange, symbol, BOOK, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks),
+    )
+
+
+def top_of(tick: Tick) -> Tick:
+    """A book tick's top of book as a quote tick (what the `price:*` cache holds); a quote as it is."""
+    if tick.type != BOOK:
+        return tick
+    return _new_tick(Tick, (*tick[:2], QUOTE, *tick[3:11], None, None))
 
 
 def trade(exchange: str, symbol: str, price: float, volume: float, timestamp: int, recv_ns: int) -> Tick:
     """A trade tick. Callers have validated the numbers."""
-    return _new_tick(Tick, (exchange, symbol, TRADE, price, volume, None, None, None, None, timestamp, recv_ns))
+    return _new_tick(
+        Tick, (exchange, symbol, TRADE, price, volume, None, None, None, None, timestamp, recv_ns, None, None)
+    )
 
 
 def to_dict(tick: Tick) -> dict[str, Any]:
-    return dict(zip(FIELDS, tick, strict=True))
+    """The contract's fields; `bids` and `asks` only on a book tick."""
+    return dict(zip(BOOK_FIELDS if tick.bids is not None else FIELDS, tick, strict=False))
 
 
 def encode(tick: Tick) -> bytes:
-    """The wire form: one JSON object with the contract's field names."""
-    return orjson.dumps(dict(zip(FIELDS, tick, strict=True)))
+    """The wire form: one JSON object with the contract's field names (levels only on a book tick)."""
+    return orjson.dumps(dict(zip(BOOK_FIELDS if tick.bids is not None else FIELDS, tick, strict=False)))
 
 
 class TickDecodeError(ValueError):
@@ -117,6 +152,8 @@ def decode_message(data: bytes | str) -> Tick | FeedState:
                 obj["ask_size"],
                 obj["timestamp"],
                 obj["recv_ns"],
+                obj.get("bids"),
+                obj.get("asks"),
             ),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -127,19 +164,48 @@ def decode_message(data: bytes | str) -> Tick | FeedState:
         raise TickDecodeError("not a tick: bad exchange or symbol")
     if tick.recv_ns.__class__ is not int or tick.timestamp.__class__ is not int:
         raise TickDecodeError("not a tick: bad times")
-    if tick.type == QUOTE:
+    if tick.type == QUOTE or tick.type == BOOK:
         bid, ask = tick.bid, tick.ask
         if bid.__class__ is not float or ask.__class__ is not float or not 0.0 < bid < ask < _INF:
             raise TickDecodeError("not a tick: bad quote prices")
         for size in (tick.bid_size, tick.ask_size):
             if size is not None and (size.__class__ is not float or not 0.0 < size < _INF):
                 raise TickDecodeError("not a tick: bad quote size")
+        if tick.type == BOOK:
+            _check_book(tick)
+        elif tick.bids is not None or tick.asks is not None:
+            raise TickDecodeError("not a tick: levels on a quote")
     elif tick.type == TRADE:
         if tick.price.__class__ is not float or not 0.0 < tick.price < _INF:
             raise TickDecodeError("not a tick: bad trade price")
+        if tick.bids is not None or tick.asks is not None:
+            raise TickDecodeError("not a tick: levels on a trade")
     else:
         raise TickDecodeError("not a tick: unknown type")
     return tick
+
+
+def _check_book(tick: Tick) -> None:
+    """A book tick's levels: non-empty lists of [price, size] floats > 0, strictly ordered best
+    first, at most MAX_LEVELS a side, the first level of each side its top."""
+    for levels, top, ascending in (
+        (tick.bids, [tick.bid, tick.bid_size], False),
+        (tick.asks, [tick.ask, tick.ask_size], True),
+    ):
+        if levels.__class__ is not list or not 0 < len(levels) <= MAX_LEVELS:  # type: ignore[arg-type]
+            raise TickDecodeError("not a tick: a book side is no list of levels")
+        previous = 0.0 if ascending else _INF
+        for level in levels:  # type: ignore[union-attr]
+            if level.__class__ is not list or len(level) != 2:
+                raise TickDecodeError("not a tick: a level is no [price, size]")
+            price, size = level
+            if price.__class__ is not float or size.__class__ is not float or not 0.0 < size < _INF:
+                raise TickDecodeError("not a tick: bad level")
+            if not (previous < price < _INF if ascending else 0.0 < price < previous):
+                raise TickDecodeError("not a tick: levels out of order")
+            previous = price
+        if levels[0] != top:  # type: ignore[index]
+            raise TickDecodeError("not a tick: the top is not the first level")
 
 
 _INF = float("inf")
