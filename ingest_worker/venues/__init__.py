@@ -14,7 +14,7 @@ import pkgutil
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from ingest_worker.venues.base import MAX_TICK_AGE_MS, VenueParser
+from ingest_worker.venues.base import DEPTH_LEVELS, MAX_TICK_AGE_MS, VenueParser
 from ingest_worker.venues.declaration import Venue
 
 _NOT_VENUES = frozenset({"base", "declaration"})
@@ -49,9 +49,11 @@ DEFAULT_FEES_PCT: Mapping[str, float] = MappingProxyType(
 SIM_PORTS: Mapping[str, int] = MappingProxyType({name: venue.sim_port for name, venue in VENUES.items()})
 
 
-def make_parser(exchange: str, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> VenueParser:
+def make_parser(
+    exchange: str, *, max_age_ms: int | None = MAX_TICK_AGE_MS, depth_levels: int = DEPTH_LEVELS
+) -> VenueParser:
     """A parser for `exchange` with the offline symbol fallback; KeyError for an unknown venue."""
-    return PARSERS[exchange](max_age_ms=max_age_ms)
+    return PARSERS[exchange](max_age_ms=max_age_ms, depth_levels=depth_levels)
 
 
 def resolve_venues(names: list[str] | tuple[str, ...], setting: str) -> tuple[str, ...]:

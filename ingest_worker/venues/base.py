@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import ClassVar, NamedTuple
 
+from ingest_worker.book import L2Book
 from signals_app.contracts import tick as tick_contract
 from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
@@ -54,6 +55,7 @@ NO_TICKS: list[Tick] = []  # shared empty answer; callers must not mutate it
 
 # DESIGN.md: a tick's exchange time must be within 60 s of the clock (its receive time).
 MAX_TICK_AGE_MS = 60_000
+DEPTH_LEVELS = 20  # DESIGN.md: levels a side a book tick carries unless DEPTH_LEVELS says otherwise
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
 
 
@@ -111,8 +113,19 @@ class VenueParser:
 
     name: ClassVar[str]
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
         self.symbols = symbols if symbols is not None else self.default_symbols()
+        # A book tick carries at most this many levels a side (DEPTH_LEVELS).
+        self.depth_levels = depth_levels
+        # symbol -> the levels of the last book tick sent: a frame that changes nothing within
+        # them sends none (DESIGN.md "Depth").
+        self._sent_levels: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
         # Reject ticks whose exchange time is further than this from the receive time
         # (the injected clock); None turns the check off (`normalize` without --max-age-s).
         self.max_age_ms = max_age_ms
@@ -218,6 +231,30 @@ class VenueParser:
         if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
             return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
         return [tick_contract.quote(self.name, symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)]
+
+    def make_book(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """A book tick of the top `depth_levels` of `book` (already checked: not crossed), or none
+        when they are what the last book tick of `symbol` carried; a one-sided book gives none."""
+        n = self.depth_levels
+        bids = book.bid_levels(n)
+        asks = book.ask_levels(n)
+        if not bids or not asks:
+            return NO_TICKS
+        last = self._sent_levels.get(symbol)
+        if last is not None and last[0] == bids and last[1] == asks:
+            return NO_TICKS
+        if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
+            return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
+        self._sent_levels[symbol] = (bids, asks)
+        return [
+            tick_contract.book(
+                self.name, symbol, [list(level) for level in bids], [list(level) for level in asks], timestamp, recv_ns
+            )
+        ]
+
+    def forget_book(self, symbol: str) -> None:
+        """The book of `symbol` was dropped: the next one is sent whatever it holds."""
+        self._sent_levels.pop(symbol, None)
 
     def make_trade(self, symbol: str, raw_price: object, raw_size: object, timestamp: int, recv_ns: int) -> list[Tick]:
         """One validated trade tick, or a counted drop."""

@@ -23,6 +23,7 @@ import orjson
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
+    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -125,8 +126,14 @@ _new_tuple = tuple.__new__
 class BinanceParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._symbol_of = self.symbols.resolve
         self._resolved = self.symbols.resolved_get()
 

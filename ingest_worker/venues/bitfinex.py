@@ -45,6 +45,7 @@ import orjson
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
+    DEPTH_LEVELS,
     DROP_REASONS,
     MALFORMED_JSON,
     MAX_TICK_AGE_MS,
@@ -180,8 +181,14 @@ class _Channel(NamedTuple):
 class BitfinexParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._channels: dict[int, _Channel] = {}
         self._last_seq: int | None = None
         self.sequence_gaps = 0  # frames whose sequence number is not the previous one + 1

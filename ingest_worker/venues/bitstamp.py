@@ -34,6 +34,7 @@ from ingest_worker.venues.base import (
     BAD_TIMESTAMP,
     BOOK_GAP,
     CROSSED_BOOK,
+    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -142,8 +143,14 @@ class BitstampParser(VenueParser):
 
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._books: dict[str, _DiffBook] = {}  # pair -> seeded diff book
         self._awaiting: set[str] = set()  # pairs whose diffs arrive without a book to apply them to
         self._tops: dict[str, tuple[float, float, float, float]] = {}  # order_book pair -> top last sent

@@ -40,6 +40,7 @@ from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
+    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -148,8 +149,14 @@ class GeminiParser(VenueParser):
 
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._books: dict[str, L2Book] = {}  # native symbol -> its book since the last snapshot
         # Symbols whose book was dropped on this connection: only a frame carrying `trades`
         # (a new subscription's snapshot) starts them again.

@@ -46,6 +46,7 @@ from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
+    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -164,8 +165,14 @@ class _BadLevel(Exception):
 class KrakenParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._books: dict[str, L2Book] = {}  # v1 pair -> its book, with each level's checksum text
         self._awaiting_snapshot: set[str] = set()  # v1 pairs whose book was dropped
 
