@@ -21,6 +21,7 @@ import orjson
 
 from ingest_worker.venues.base import (
     BAD_TIMESTAMP,
+    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
@@ -114,8 +115,14 @@ _new_tuple = tuple.__new__
 class CoinbaseParser(VenueParser):
     name = NAME
 
-    def __init__(self, symbols: SymbolTable | None = None, *, max_age_ms: int | None = MAX_TICK_AGE_MS) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms)
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._minute_ms: dict[str, int] = {}  # "2021-04-17T16:43" -> Unix ms of that minute
 
     @classmethod
