@@ -34,9 +34,9 @@ is percent; `max_notional` and `target_notional` are in the common quote, fees i
 When no step is above the threshold (exactly when the top-of-book net is at or below it),
 nothing is taken: `depth_size` 0.0, `depth_levels` (0, 0), `depth_profit` 0.0, and the other
 figures are their limits for a vanishing walk: the vwaps are the best ask and the best bid and
-`depth_net_spread_pct` is the first step's marginal net % (the top-of-book net). No field is
-None there, so a Depth's figures are always numbers; "either market has no book" is a Depth of
-None (`walk` gives None when a side holds no level), and `signal_fields(None)` is DESIGN's
+`depth_net_spread_pct` is the first step's marginal net % (the top-of-book net). So only
+`net_spread_at_target_pct` (too thin) is ever None in a Depth; "either market has no book" is a
+Depth of None (`walk` gives None when a side holds no level), and `signal_fields(None)` is DESIGN's
 all-null depth. Percent fields are rounded to 4 decimals only by `signal_fields`, as the
 signal's other percents are.
 
