@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint style types install demo-capture demo-record bench bench-pipeline bench-web clean
+.PHONY: run demo test lint style types install demo-capture demo-record bench bench-pipeline bench-web bench-depth clean
 
 # The virtualenv, with the pinned runtime and test requirements; redone when they change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -54,6 +54,9 @@ bench-pipeline: $(STAMP)
 
 bench-web: $(STAMP)
 	$(PY) bench/web_latency.py
+
+bench-depth: $(STAMP)
+	$(PY) bench/depth.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
