@@ -189,7 +189,7 @@ RATE_STALE_MS = env_int("RATE_STALE_MS", 10_000, minimum=1)
 # Depth (DESIGN.md "Depth"): levels a side each book tick carries; the notional (common quote, fees
 # included) whose net spread every signal reports; a cap on the walk's cost (0 or empty: none).
 DEPTH_LEVELS = env_int("DEPTH_LEVELS", 20, minimum=1, maximum=1000)
-TARGET_NOTIONAL = env_float("TARGET_NOTIONAL", 10_000.0, minimum=0.0)
+TARGET_NOTIONAL = env_float("TARGET_NOTIONAL", 10_000.0, minimum=1.0)
 MAX_NOTIONAL = env_float("MAX_NOTIONAL", 0.0, minimum=0.0) or None
 
 # --- Web side: Channels, the workers' health, persistence --------------------
