@@ -17,6 +17,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ingest_worker.tests.recorded import COINBASE_SYMBOLS, frames
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK, MISSING_FIELD, STALE
@@ -156,7 +158,7 @@ def snapshot(bids: list[list[str]], asks: list[list[str]], product: str = "BTC-U
     return json.dumps({"type": "snapshot", "product_id": product, "bids": bids, "asks": asks} | extra)
 
 
-def l2update(*changes: list[object], product: str = "BTC-USD", time: str = TIME) -> str:
+def l2update(*changes: object, product: str = "BTC-USD", time: str = TIME) -> str:
     return json.dumps({"type": "l2update", "product_id": product, "changes": list(changes), "time": time})
 
 
@@ -257,7 +259,7 @@ def test_a_bad_change_drops_its_whole_frame_and_leaves_the_book_as_it_was(change
     parser.parse(snapshot(BIDS, ASKS), RECV_NS)
     before = levels(parser)
     # The good change before the bad one is not applied either.
-    assert parser.parse(l2update(["buy", "100.55", "9"], change), RECV_NS) == []  # type: ignore[arg-type]
+    assert parser.parse(l2update(["buy", "100.55", "9"], change), RECV_NS) == []
     assert dropped(parser) == {reason: 1}
     assert levels(parser) == before
     assert parser.resync_needed == set()
@@ -337,3 +339,78 @@ def test_a_new_connection_forgets_every_book() -> None:
     assert parser.resync_needed == parser.awaiting_snapshot() == set()
     assert parser.book("BTC-USD") is None
     assert parser.parse(snapshot(BIDS, ASKS), RECV_NS) == [first]  # the same book is sent again
+
+
+# --- generated frames -----------------------------------------------------------------------
+# Prices on a grid around 100 so that updates often cross the book, sizes that set or remove a
+# level, and values that are clearly not numbers the parser may take.
+GOOD_PRICES = [f"{99 + tenth / 10:.1f}" for tenth in range(21)]
+BAD_PRICES = ["nan", "-1", "0", "abc", "inf"]
+GOOD_SIZES = ["0", "1", "2.5", "0.001"]
+BAD_SIZES = ["-1", "nan", "abc"]
+changes = st.lists(
+    st.tuples(
+        st.sampled_from(["buy", "sell"]),
+        st.one_of(st.sampled_from(GOOD_PRICES), st.sampled_from(BAD_PRICES)),
+        st.one_of(st.sampled_from(GOOD_SIZES), st.sampled_from(BAD_SIZES)),
+    ).map(list),
+    min_size=1,
+    max_size=3,
+)
+snapshots = st.tuples(
+    st.lists(st.sampled_from(GOOD_PRICES[:10]), max_size=4, unique=True),  # bids below 100
+    st.lists(st.sampled_from(GOOD_PRICES[11:]), max_size=4, unique=True),  # asks above 100
+)
+generated_frames = st.lists(st.one_of(changes, snapshots), max_size=25)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sequence=generated_frames, depth_levels=st.sampled_from([1, 3, 20]))
+def test_generated_frames_keep_the_book_and_its_ticks_right(
+    sequence: list[list[list[str]] | tuple[list[str], list[str]]], depth_levels: int
+) -> None:
+    """A model of the rules: no book before a snapshot, a bad frame changes nothing, a crossing
+    drops the book, a tick exactly when the top `depth_levels` levels change."""
+    parser = CoinbaseParser(depth_levels=depth_levels)
+    book: dict[str, dict[float, float]] | None = None
+    sent: tuple[list[list[float]], list[list[float]]] | None = None
+    for item in sequence:
+        if isinstance(item, tuple):
+            bid_prices, ask_prices = item
+            frame = snapshot([[price, "1"] for price in bid_prices], [[price, "1"] for price in ask_prices])
+            book = {
+                "buy": dict.fromkeys(map(float, bid_prices), 1.0),
+                "sell": dict.fromkeys(map(float, ask_prices), 1.0),
+            }
+        else:
+            frame = l2update(*item)
+            if book is not None and all(p in GOOD_PRICES and s in GOOD_SIZES for _, p, s in item):
+                for side, price, size in item:
+                    if float(size) == 0:
+                        book[side].pop(float(price), None)
+                    else:
+                        book[side][float(price)] = float(size)
+                if book["buy"] and book["sell"] and max(book["buy"]) >= min(book["sell"]):
+                    book, sent = None, None  # crossed: dropped until the next snapshot
+        ticks = parser.parse(frame, RECV_NS)
+        for book_tick in ticks:
+            assert tick.decode(tick.encode(book_tick)) == book_tick  # valid levels, best bid < best ask
+        if book is None:
+            assert ticks == []
+            assert parser.book("BTC-USD") is None
+            assert parser.awaiting_snapshot() == {"BTC-USD"}
+            continue
+        kept = parser.book("BTC-USD")
+        assert kept is not None
+        assert dict(kept.bid_levels()) == book["buy"]
+        assert dict(kept.ask_levels()) == book["sell"]
+        top = (
+            [[price, book["buy"][price]] for price in sorted(book["buy"], reverse=True)[:depth_levels]],
+            [[price, book["sell"][price]] for price in sorted(book["sell"])[:depth_levels]],
+        )
+        if top[0] and top[1] and top != sent:
+            assert [(t.bids, t.asks) for t in ticks] == [top]
+            sent = top
+        else:
+            assert ticks == []
+    assert parser.stats.dropped["unexpected"] == 0

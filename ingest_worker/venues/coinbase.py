@@ -315,8 +315,7 @@ class CoinbaseParser(VenueParser):
         if book.crossed():
             return self._lose_book(native, symbol, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
         self._books[native] = book
-        self._lost.discard(native)
-        self.forget_book(symbol)  # a new book: its first tick goes whatever the last one carried
+        self._lost.discard(native)  # a lost book was forgotten (_lose_book): its first tick goes whatever it holds
         return self._book_ticks(symbol, book, timestamp, recv_ns)
 
     def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
