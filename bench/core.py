@@ -63,6 +63,7 @@ PARSE_FILES = (
     ("binance", "binance/bookTicker.20210814.jsonl"),
     ("binance", "binance/bookTicker.20211012.jsonl"),
     ("coinbase", "coinbase/ticker.jsonl"),
+    ("coinbase", "coinbase/level2.jsonl"),
     ("kraken", "kraken/ticker.jsonl"),
     ("kraken", "kraken/book.jsonl"),
     ("okx", "okx/tickers.jsonl"),

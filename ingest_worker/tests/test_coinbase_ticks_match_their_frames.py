@@ -11,8 +11,6 @@ import datetime as dt
 import json
 from decimal import Decimal
 
-import pytest
-
 from ingest_worker.tests.recorded import COINBASE_SYMBOLS, frames
 from ingest_worker.venues.coinbase import CoinbaseParser
 from signals_app.contracts.tick import Tick
@@ -101,10 +99,10 @@ def test_subscription_answers_are_control_frames(market_data):
     }
 
 
-@pytest.mark.parametrize("name", ["level2.jsonl", "matches.jsonl"])
-def test_channels_we_do_not_use_give_no_ticks_and_are_counted_ignored(market_data, name):
+# level2 frames are books now (test_coinbase_books_match_their_frames.py); matches stay unused.
+def test_channels_we_do_not_use_give_no_ticks_and_are_counted_ignored(market_data):
     parser = CoinbaseParser()
-    recorded = frames(market_data / "coinbase" / name)
+    recorded = frames(market_data / "coinbase" / "matches.jsonl")
     kinds: dict[str, int] = {}
     for frame, recv_ns in recorded:
         assert parser.parse(frame, recv_ns) == []

@@ -1,4 +1,4 @@
-"""Coinbase Exchange (`ws-feed`): the `ticker` channel, plus its control frames.
+"""Coinbase Exchange (`ws-feed`): the `ticker` and `level2` channels, plus their control frames.
 
 A `ticker` frame reports the trade that moved it (price, last_size, trade_id)
 and the best bid and ask after it; it becomes a quote tick and, when it
@@ -8,6 +8,32 @@ carries a trade, a trade tick. Frames before 2022 have no `best_bid_size` /
     type: "ticker", product_id: "BTC-USD", sequence: per-product sequence number,
     best_bid, best_bid_size, best_ask, best_ask_size, price: last trade price,
     last_size: last trade size, trade_id, side, time: ISO 8601 UTC ("...T16:43:30.244075Z")
+
+The `level2` and `level2_batch` channels (the same frames; the batch channel groups 50 ms
+of changes into one `l2update`) give a market's whole order book, kept here in an
+`L2Book` per product, and each frame that changes its top `depth_levels` levels becomes a
+book tick (DESIGN.md "Depth"). Wire fields used:
+
+    type: "snapshot", product_id, bids / asks: [[price, size], ...] (decimal strings, the
+        whole book), time: on newer snapshots only (the receive time stands in otherwise)
+    type: "l2update", product_id, time, changes: [[side "buy"|"sell", price, size], ...]
+        (size is the level's new size, "0" removes it)
+
+The level2 stream has neither a sequence number nor a checksum, so the book is checked the
+only ways it can be: an `l2update` needs the market's snapshot before it, and resting
+orders never cross. An update before its snapshot, or one that leaves the book crossed
+(an update was missed), drops the book (counted as `book_gap`; a crossed snapshot as
+`crossed_book`) and names the product in `resync_needed`, once per loss, until a snapshot
+rebuilds it. A frame with a bad number (NaN, a price <= 0, a negative size, not a number)
+or a malformed change is dropped under its reason before any of its changes is applied:
+the book stays as it was, and keeps following the updates after it. A snapshot that cannot
+be used leaves the market without a book (its updates would follow that snapshot).
+
+Which channel sets a market's top when it has both `ticker` and a book: both kinds of
+tick reach the engine, and the engine keeps a market's levels only with the tick that
+carried them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels).
+For depth, the live client is to subscribe to `level2` and not `ticker` for the top; today
+it subscribes to `ticker` (future work, with the simulator's level2 dialect).
 """
 
 from __future__ import annotations
@@ -19,17 +45,25 @@ from typing import Any
 import msgspec
 import orjson
 
+from ingest_worker.book import L2Book
 from ingest_worker.venues.base import (
+    BAD_PRICE,
+    BAD_SIZE,
     BAD_TIMESTAMP,
+    BOOK_GAP,
+    CROSSED_BOOK,
     DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
     MAX_TICK_AGE_MS,
     MISSING_FIELD,
+    NO_TICKS,
+    STALE,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
     VenueParser,
+    _number,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable
@@ -43,9 +77,11 @@ PRODUCTS_PATH = "/products"
 CHANNELS = {"quote": "ticker", "trade": "ticker", "heartbeat": "heartbeat"}
 CONTROL_TYPES = frozenset({"subscriptions", "heartbeat"})
 # Real Coinbase message types of channels we do not use (counted as ignored).
-IGNORED_TYPES = frozenset(
-    {"snapshot", "l2update", "match", "last_match", "received", "open", "done", "change", "activate", "status"}
-)
+IGNORED_TYPES = frozenset({"match", "last_match", "received", "open", "done", "change", "activate", "status"})
+# Book frames that give no tick (counted as ignored): the top `depth_levels` levels are what the
+# last book tick carried, or one side of the book is empty.
+TOP_UNCHANGED = "l2_top_unchanged"
+ONE_SIDED_BOOK = "l2_one_sided"
 
 
 def to_native(symbol: str) -> str:
@@ -109,6 +145,7 @@ class _Ticker(msgspec.Struct):
 
 _decode_ticker = msgspec.json.Decoder(_Ticker, strict=False).decode
 _FAST_ERRORS = (msgspec.ValidationError, msgspec.DecodeError, UnicodeEncodeError)
+_NUMBER_ERRORS = (TypeError, ValueError, OverflowError)
 _new_tuple = tuple.__new__
 
 
@@ -124,10 +161,32 @@ class CoinbaseParser(VenueParser):
     ) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._minute_ms: dict[str, int] = {}  # "2021-04-17T16:43" -> Unix ms of that minute
+        self._books: dict[str, L2Book] = {}  # product_id -> its level2 book since its snapshot
+        # Products whose book was dropped (or whose update came before any snapshot): only a
+        # snapshot starts them again, and each is put in resync_needed once per loss.
+        self._lost: set[str] = set()
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_product)
+
+    def new_connection(self) -> None:
+        """Forget every book: a new connection's subscription sends each product's snapshot afresh."""
+        for native in self._books:
+            symbol = self.symbols.resolve(native)
+            if symbol is not None:
+                self.forget_book(symbol)
+        self._books.clear()
+        self._lost.clear()
+        self.resync_needed.clear()
+
+    def awaiting_snapshot(self) -> set[str]:
+        """Products whose book was dropped, or whose updates came before any snapshot."""
+        return set(self._lost)
+
+    def book(self, native: str) -> L2Book | None:
+        """The level2 book kept for `native` (read it, do not change it); None without a snapshot."""
+        return self._books.get(native)
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises. Complete ticker frames take a fast path."""
@@ -186,8 +245,12 @@ class CoinbaseParser(VenueParser):
         if msg.__class__ is not dict:
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         kind = msg.get("type")
+        if kind == "l2update":
+            return self._l2update(msg, recv_ns)
         if kind == "ticker":
             return self._ticker(msg, recv_ns)
+        if kind == "snapshot":
+            return self._snapshot(msg, recv_ns)
         if kind.__class__ is not str:
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         if kind in CONTROL_TYPES:
@@ -199,20 +262,13 @@ class CoinbaseParser(VenueParser):
         return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
 
     def _ticker(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
-        native = msg.get("product_id")
-        if native is None:
-            return self.drop(MISSING_FIELD, recv_ns, "ticker without product_id")
-        symbol = self.symbols.resolve(native) if native.__class__ is str else None
-        if symbol is None:
-            return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
-        raw_time = msg.get("time")
-        if raw_time is None:  # the snapshot ticker sent on subscribe may carry no time
-            timestamp = recv_ns // 1_000_000
-        else:
-            parsed = self._time_ms(raw_time)
-            if parsed is None:
-                return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} time={raw_time!r}")
-            timestamp = parsed
+        product = self._product(msg, "ticker", recv_ns)
+        if product is None:
+            return NO_TICKS
+        native, symbol = product
+        timestamp = self._event_ms(msg, recv_ns)  # the snapshot ticker sent on subscribe may carry no time
+        if timestamp is None:
+            return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
         raw_bid = msg.get("best_bid")
         raw_ask = msg.get("best_ask")
         trade_id = msg.get("trade_id")
@@ -237,6 +293,104 @@ class CoinbaseParser(VenueParser):
         if not ticks:
             return self.drop(MISSING_FIELD, recv_ns, f"{native} ticker with neither quote nor trade")
         return ticks
+
+    # --- level2 --------------------------------------------------------------------
+    def _snapshot(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
+        """The whole book of a product: it replaces whatever was kept."""
+        product = self._product(msg, "snapshot", recv_ns)
+        if product is None:
+            return NO_TICKS
+        native, symbol = product
+        timestamp = self._event_ms(msg, recv_ns)
+        if timestamp is None:
+            return self._lose_book(native, symbol, BAD_TIMESTAMP, recv_ns, f"{native} snapshot time={msg['time']!r}")
+        bids = _snapshot_side(msg.get("bids"))
+        if isinstance(bids, str):
+            return self._lose_book(native, symbol, bids, recv_ns, f"{native} snapshot bids: {bids}")
+        asks = _snapshot_side(msg.get("asks"))
+        if isinstance(asks, str):
+            return self._lose_book(native, symbol, asks, recv_ns, f"{native} snapshot asks: {asks}")
+        book = L2Book()
+        book.replace(bids, asks)
+        if book.crossed():
+            return self._lose_book(native, symbol, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
+        self._books[native] = book
+        self._lost.discard(native)  # a lost book was forgotten (_lose_book): its first tick goes whatever it holds
+        return self._book_ticks(symbol, book, timestamp, recv_ns)
+
+    def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
+        """Changes to a product's book, all checked before any is applied."""
+        product = self._product(msg, "l2update", recv_ns)
+        if product is None:
+            return NO_TICKS
+        native, symbol = product
+        book = self._books.get(native)
+        if book is None:
+            return self._lose_book(native, symbol, BOOK_GAP, recv_ns, f"{native} l2update before its snapshot")
+        timestamp = self._event_ms(msg, recv_ns)
+        if timestamp is None:
+            return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
+        changes = msg.get("changes")
+        if changes.__class__ is not list:
+            return self.drop(MISSING_FIELD, recv_ns, f"{native} l2update without a changes list")
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        for change in changes:  # type: ignore[union-attr]
+            if change.__class__ is not list or len(change) != 3:
+                return self.drop(MISSING_FIELD, recv_ns, f"{native} change {change!r}")
+            side, raw_price, raw_size = change
+            if side == "buy":
+                side_changes = bids
+            elif side == "sell":
+                side_changes = asks
+            else:
+                return self.drop(MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
+            level = _level(raw_price, raw_size, removes=True)
+            if isinstance(level, str):
+                return self.drop(level, recv_ns, f"{native} change {change!r}")
+            side_changes.append(level)
+        book.update(bids, asks)
+        if book.crossed():  # resting orders never cross: an update was missed
+            return self._lose_book(native, symbol, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
+        return self._book_ticks(symbol, book, timestamp, recv_ns)
+
+    def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
+        stale_before = self.stats.dropped[STALE]
+        ticks = self.make_book(symbol, book, timestamp, recv_ns)
+        if ticks or self.stats.dropped[STALE] != stale_before:
+            return ticks
+        if book.best_bid() is None or book.best_ask() is None:
+            return self.ignore(ONE_SIDED_BOOK)
+        return self.ignore(TOP_UNCHANGED)
+
+    def _lose_book(self, native: str, symbol: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
+        """The product has no usable book until its next snapshot: drop it, and ask once for that snapshot."""
+        self._books.pop(native, None)
+        self.forget_book(symbol)
+        if native not in self._lost:  # one request per loss, however many updates follow before the snapshot
+            self._lost.add(native)
+            self.resync_needed.add(native)
+        return self.drop(reason, recv_ns, detail)
+
+    def _product(self, msg: dict[str, Any], kind: str, recv_ns: int) -> tuple[str, str] | None:
+        """(product_id, canonical symbol) of a frame, or None when the frame was dropped for it."""
+        native = msg.get("product_id")
+        if native is None:
+            self.drop(MISSING_FIELD, recv_ns, f"{kind} without product_id")
+            return None
+        symbol = self.symbols.resolve(native) if native.__class__ is str else None
+        if symbol is None:
+            self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+            return None
+        return native, symbol
+
+    def _event_ms(self, msg: dict[str, Any], recv_ns: int) -> int | None:
+        """The frame's `time` in Unix ms, the receive time when it has none, None when it is bad."""
+        raw_time = msg.get("time")
+        if raw_time is None:
+            return recv_ns // 1_000_000
+        return self._time_ms(raw_time)
 
     def _time_ms(self, raw: object) -> int | None:
         """Unix ms of `2021-04-17T16:43:30.244075Z`, or None when it is not such a time.
@@ -285,6 +439,38 @@ class CoinbaseParser(VenueParser):
         if len(self._minute_ms) < 100_000:
             self._minute_ms[text] = minute
         return minute
+
+
+def _snapshot_side(raw: object) -> list[tuple[float, float]] | str:
+    """A snapshot side `[[price, size], ...]` as floats, or the drop reason (a resting level has a size)."""
+    if raw.__class__ is not list:
+        return MISSING_FIELD
+    levels = []
+    for pair in raw:  # type: ignore[attr-defined]
+        if pair.__class__ is not list or len(pair) != 2:
+            return MISSING_FIELD
+        level = _level(pair[0], pair[1], removes=False)
+        if isinstance(level, str):
+            return level
+        levels.append(level)
+    return levels
+
+
+def _level(raw_price: object, raw_size: object, removes: bool) -> tuple[float, float] | str:
+    """(price, size) as floats, or the drop reason. A size of 0 only where it removes a level."""
+    try:
+        price = _number(raw_price)
+    except _NUMBER_ERRORS:
+        return BAD_PRICE
+    if not 0.0 < price < MAX_PRICE:  # NaN fails every comparison
+        return BAD_PRICE
+    try:
+        size = _number(raw_size)
+    except _NUMBER_ERRORS:
+        return BAD_SIZE
+    if not ((size >= 0.0 if removes else size > 0.0) and size < MAX_SIZE):
+        return BAD_SIZE
+    return price, size
 
 
 # --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
