@@ -396,7 +396,7 @@ def bench_replay() -> None:
 
         def read_and_parse() -> None:
             parsers: dict[str, VenueParser] = {}
-            for recv_ms, exchange, raw, _ in read_sorted():
+            for recv_ms, exchange, raw, _, _ in read_sorted():
                 parser = parsers.get(exchange)
                 if parser is None:
                     parser = parsers[exchange] = make_parser(exchange, max_age_ms=MAX_TICK_AGE_MS)

@@ -9,6 +9,10 @@ The capture line, its receive time and the parser per connection are the capture
 (`signals_app/contracts/capture.py`). The parsers come from the factory the caller passes
 (`manage.py replay` passes `ingest_worker.venues.make_parser`): the engine side imports no
 ingestor code.
+
+A capture's REST lines (`"rest"`: a snapshot that seeds a book) go to the parser's `seed`, at
+their place in receive order; one for a venue whose parser cannot seed is counted
+(`unseeded_rest`) and skipped.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from signals_app.contracts.capture import (
     VenueParsers,
     read_in_order,
     recv_ns_of,
+    seed,
 )
 
 _dumps = orjson.dumps
@@ -40,6 +45,7 @@ class ReplayStats:
     lines: int = 0
     bad_lines: int = 0  # not a capture line (signals_app/contracts/capture.py)
     unknown_exchange: int = 0
+    unseeded_rest: int = 0  # REST lines of a venue whose parser seeds no book
     frames: int = 0
     ticks: int = 0
     signals: dict[str, int] = field(default_factory=dict)
@@ -48,7 +54,8 @@ class ReplayStats:
     def summary(self) -> str:
         lines = [
             f"lines {self.lines}, frames {self.frames}, ticks {self.ticks}, "
-            f"bad lines {self.bad_lines}, unknown exchange {self.unknown_exchange}",
+            f"bad lines {self.bad_lines}, unknown exchange {self.unknown_exchange}"
+            + (f", unseeded rest lines {self.unseeded_rest}" if self.unseeded_rest else ""),
             "signals " + ", ".join(f"{status} {count}" for status, count in self.signals.items()),
         ]
         for name, parser in sorted(self.parsers.items()):
@@ -74,7 +81,8 @@ def replay_files(
     lifecycle = engine.lifecycle
     write = out.write
     unknown = 0
-    for recv_ms, exchange, raw, connection in lines:
+    for line in lines:
+        recv_ms, exchange, raw, connection, rest = line
         recv_ns = recv_ns_of(recv_ms)
         clock = recv_ns // 1_000_000
         if clock > lifecycle.next_stale_after:  # the timers, on capture time (any valid line moves it)
@@ -86,7 +94,15 @@ def replay_files(
             unknown += 1
             continue
         parser = venue.first if connection is None else venue.on(connection)
-        for tick in parser.parse(raw, recv_ns):
+        if rest is None:
+            ticks = parser.parse(raw, recv_ns)
+        else:
+            seeded = seed(parser, line)
+            if seeded is None:
+                stats.unseeded_rest += 1
+                continue
+            ticks = seeded
+        for tick in ticks:
             signals = on_tick(tick, clock)
             if signals:  # seldom: most ticks change no opportunity
                 for signal in signals:

@@ -5,7 +5,9 @@ line `{"recv_ms": ..., "exchange": ..., "raw": "<frame>"}` (DESIGN.md, "Capture
 file"); both may be mixed in one file. A line is taken for a capture line when it is a JSON
 object with "recv_ms" and "raw"; the capture contract (`signals_app/contracts/capture.py`) then
 says whether it is a valid one, its receive time, and that each connection of a venue recorded
-over several gets a parser of its own (the counts are their sum). A raw line's receive time
+over several gets a parser of its own (the counts are their sum). A capture line with "rest" is a
+REST snapshot: the parser's `seed` takes it (its book ticks are printed like any tick), or, for a
+parser that seeds no book, it is skipped as `rest_not_seedable`. A raw line's receive time
 comes from the `.recv_ns` companion of the recorded files in ../shared/market-data when there
 is one, else from the clock.
 """
@@ -26,6 +28,7 @@ from signals_app.contracts.tick import encode
 # Capture lines that are not fed to the parser, by reason.
 OTHER_EXCHANGE = "other_exchange"  # recorded from another exchange than --exchange
 BAD_CAPTURE = "bad_capture_line"  # has "raw" and "recv_ms", but is no valid capture line (contracts/capture.py)
+REST_NOT_SEEDABLE = "rest_not_seedable"  # a REST snapshot line for a parser that seeds no book
 
 _CAPTURE_MARK = b'"recv_ms"'  # raw exchange frames never hold this key; only such lines are decoded twice
 _WRITE_EVERY = 1024  # ticks per write to `out`
@@ -136,7 +139,16 @@ def normalize_lines(
             if captured.exchange != exchange:
                 counts.skipped[OTHER_EXCHANGE] = counts.skipped.get(OTHER_EXCHANGE, 0) + 1
                 continue
-            for tick in connections.on(captured.connection).parse(captured.raw, captured.recv_ns):
+            venue_parser = connections.on(captured.connection)
+            if captured.rest is None:
+                ticks = venue_parser.parse(captured.raw, captured.recv_ns)
+            else:
+                seeded = capture.seed(venue_parser, captured)
+                if seeded is None:
+                    counts.skipped[REST_NOT_SEEDABLE] = counts.skipped.get(REST_NOT_SEEDABLE, 0) + 1
+                    continue
+                ticks = seeded
+            for tick in ticks:
                 pending.append(encode(tick))
         else:
             try:

@@ -119,6 +119,8 @@ class Capture:
     bad_lines: int = 0  # not a capture line (signals_app/contracts/capture.py)
     subscription_answers: dict[str, int] = field(default_factory=dict)  # per venue: recorded answers, not replayed
     unknown_exchange: dict[str, int] = field(default_factory=dict)
+    # REST snapshot lines (`"rest"`): a client fetches those over HTTP, so they are not sent as frames.
+    rest_lines: int = 0
 
     @property
     def venues(self) -> list[str]:
@@ -134,6 +136,7 @@ class Capture:
             f"{len(self.frames)} frames to replay ({per_venue or 'none'}), {len(self.markets)} markets; "
             f"skipped: {self.bad_lines} bad lines, subscription answers ({answers or 'none'})"
             + (f", unknown exchanges: {unknown}" if unknown else "")
+            + (f", REST snapshot lines: {self.rest_lines}" if self.rest_lines else "")
         )
 
 
@@ -142,7 +145,9 @@ def load_capture(path: Path | str) -> Capture:
     capture = Capture(frames=[], markets=[])
     recorded: list[CaptureLine] = []
     for line in capture_file.read_in_order([path], capture):
-        if line.exchange in replay_rules():
+        if line.rest is not None:
+            capture.rest_lines += 1
+        elif line.exchange in replay_rules():
             recorded.append(line)
         else:
             capture.unknown_exchange[line.exchange] = capture.unknown_exchange.get(line.exchange, 0) + 1

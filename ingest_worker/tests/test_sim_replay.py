@@ -169,3 +169,18 @@ def test_without_waiting_a_client_sees_only_what_is_replayed_after_it_subscribes
                 assert await frames_for(ws, 0.2) == []
 
     run(body)
+
+
+def test_rest_snapshot_lines_are_counted_and_never_sent_as_frames(tmp_path: Path) -> None:
+    path = tmp_path / "rest.jsonl"
+    book = '{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"1","B":"1","a":"2","A":"1"}}'
+    url = "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000"
+    lines = [
+        orjson.dumps({"recv_ms": T + 100, "exchange": "binance", "rest": url, "raw": '{"lastUpdateId":1}'}),
+        orjson.dumps({"recv_ms": T + 200, "exchange": "binance", "raw": book}),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    loaded = load_capture(path)
+    assert [frame.raw for frame in loaded.frames] == [book]
+    assert loaded.rest_lines == 1
+    assert "REST snapshot lines: 1" in loaded.summary()

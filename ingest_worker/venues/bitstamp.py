@@ -28,16 +28,14 @@ from typing import Any
 import orjson
 
 from ingest_worker.book import L2Book
+from ingest_worker.venues._levels import read_levels
 from ingest_worker.venues.base import (
-    BAD_PRICE,
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
     CROSSED_BOOK,
     DEPTH_LEVELS,
     MALFORMED_JSON,
-    MAX_PRICE,
-    MAX_SIZE,
     MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNEXPECTED,
@@ -274,30 +272,6 @@ class BitstampParser(VenueParser):
             self._tops[pair] = top
         return ticks
 
-    def _levels(self, raw: object, removals: bool) -> list[tuple[float, float]] | str:
-        """[[price, amount], ...] as floats, or the drop reason. Amount 0 only where it removes a level."""
-        if raw.__class__ is not list:
-            return MISSING_FIELD
-        levels = []
-        for level in raw:  # type: ignore[attr-defined]
-            if level.__class__ is not list or len(level) < 2:
-                return MISSING_FIELD
-            try:
-                price = _number(level[0])
-            except (TypeError, ValueError):
-                return BAD_PRICE
-            if not 0.0 < price < MAX_PRICE:  # NaN fails every comparison
-                return BAD_PRICE
-            try:
-                amount = _number(level[1])
-            except (TypeError, ValueError):
-                return BAD_SIZE
-            big_enough = amount >= 0.0 if removals else amount > 0.0  # NaN is neither
-            if not (big_enough and amount < MAX_SIZE):
-                return BAD_SIZE
-            levels.append((price, amount))
-        return levels
-
     def _diff(self, pair: str, symbol: str, data: dict[str, Any], recv_ns: int) -> list[Tick]:
         book = self._books.get(pair)
         if book is None:
@@ -313,8 +287,8 @@ class BitstampParser(VenueParser):
             return self.drop(BAD_TIMESTAMP, recv_ns, f"{symbol} diff time {raw_micros!r}")
         if micros <= book.snapshot_micros:
             return self.ignore(OLDER_THAN_SNAPSHOT)
-        bids = self._levels(data.get("bids"), True)
-        asks = self._levels(data.get("asks"), True)
+        bids = read_levels(data.get("bids"), removals=True)
+        asks = read_levels(data.get("asks"), removals=True)
         # A diff that cannot be applied leaves the book without it: wrong from here on.
         if bids.__class__ is str:
             self._lose_book(pair)
@@ -374,10 +348,10 @@ class BitstampParser(VenueParser):
         micros = _micros(raw_micros)
         if micros is None:
             return self.drop(BAD_TIMESTAMP, recv_ns, f"{symbol} snapshot time {raw_micros!r}")
-        bids = self._levels(data.get("bids"), False)
+        bids = read_levels(data.get("bids"), removals=False)
         if bids.__class__ is str:
             return self.drop(bids, recv_ns, f"{symbol} snapshot bids")  # type: ignore[arg-type]
-        asks = self._levels(data.get("asks"), False)
+        asks = read_levels(data.get("asks"), removals=False)
         if asks.__class__ is str:
             return self.drop(asks, recv_ns, f"{symbol} snapshot asks")  # type: ignore[arg-type]
         book = _DiffBook(micros)

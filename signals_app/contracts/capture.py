@@ -7,6 +7,14 @@ gets one more key on each line, `"connection": N` (1, 2, ...): its channel ids a
 numbers are per connection, so a reader keeps one parser per connection (`ConnectionParsers`).
 Lines of a venue on one connection are exactly DESIGN.md's. Other keys are ignored.
 
+A REST response that seeds a book (a Binance depth snapshot) is a line of its own, with the
+request URL in `"rest"` and the body in `"raw"` (DESIGN.md):
+
+    {"recv_ms": 1705670123456.789, "exchange": "binance", "rest": "<url>", "raw": "<body>"}
+
+Readers give it to the venue's parser as a snapshot (`SeedingParser.seed`), never as a frame;
+a parser without `seed` cannot take one, and the reader counts the line as such.
+
 The one rule for the receive time, for the writer and every reader:
 - `recv_ms` is the local receive time in Unix ms, a JSON number (not a boolean) with
   0 < recv_ms < 9e12: 9e12 ms is the year 2255, beyond which the tick's recv_ns does not
@@ -28,7 +36,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
-from typing import Generic, NamedTuple, Protocol, Self, TypeGuard, TypeVar
+from typing import Generic, NamedTuple, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
 
 import orjson
 
@@ -50,6 +58,7 @@ class CaptureLine(NamedTuple):
     exchange: str  # lower-case venue name
     raw: str  # the frame exactly as received
     connection: int | None = None  # 1, 2, ... for a venue on several connections; None on one
+    rest: str | None = None  # the request URL of a REST response that seeds a book; None for a frame
 
     @property
     def recv_ns(self) -> int:
@@ -77,10 +86,18 @@ def is_recv_ms(value: object) -> TypeGuard[float]:
     return (value.__class__ is float or value.__class__ is int) and 0 < value < MAX_RECV_MS
 
 
-def encode(exchange: str, recv_ns: int, frame: str | bytes, connection: int | None = None) -> bytes:
-    """One capture line with its newline; bytes that are not UTF-8 are kept as U+FFFD."""
+def encode(
+    exchange: str, recv_ns: int, frame: str | bytes, connection: int | None = None, *, rest: str | None = None
+) -> bytes:
+    """One capture line with its newline; bytes that are not UTF-8 are kept as U+FFFD.
+
+    With `rest` (the request URL) the line records a REST response that seeds a book.
+    """
     raw = frame if isinstance(frame, str) else frame.decode("utf-8", errors="replace")
-    line: dict[str, object] = {"recv_ms": recv_ns / 1_000_000, "exchange": exchange, "raw": raw}
+    line: dict[str, object] = {"recv_ms": recv_ns / 1_000_000, "exchange": exchange}
+    if rest is not None:
+        line["rest"] = rest
+    line["raw"] = raw
     if connection is not None:
         line["connection"] = connection
     return _dumps(line, option=_NEWLINE)
@@ -95,13 +112,16 @@ def from_object(obj: object) -> CaptureLine:
     exchange = fields.get("exchange")
     raw = fields.get("raw")
     connection = fields.get("connection")
+    rest = fields.get("rest")
     if not is_recv_ms(recv_ms):
         raise BadCaptureLine(f"recv_ms is no receive time: {recv_ms!r}")
     if exchange.__class__ is not str or raw.__class__ is not str:
         raise BadCaptureLine("exchange or raw is not a string")
     if connection is not None and (connection.__class__ is not int or connection < 1):
         raise BadCaptureLine(f"connection is not a whole number >= 1: {connection!r}")
-    return _new_line(CaptureLine, (float(recv_ms), exchange, raw, connection))
+    if rest is not None and rest.__class__ is not str:
+        raise BadCaptureLine(f"rest is not a URL string: {rest!r}")
+    return _new_line(CaptureLine, (float(recv_ms), exchange, raw, connection, rest))
 
 
 def decode(line: bytes | str) -> CaptureLine:
@@ -142,9 +162,9 @@ def read(path: Path, counts: LineCounts) -> list[CaptureLine]:
                     and 0.0 < recv_ms < max_recv_ms
                     and exchange.__class__ is str
                     and raw.__class__ is str
-                    and len(obj) == 3  # no "connection", nor any other key
+                    and len(obj) == 3  # no "connection", no "rest", nor any other key
                 ):
-                    append(new_line(CaptureLine, (recv_ms, exchange, raw, None)))
+                    append(new_line(CaptureLine, (recv_ms, exchange, raw, None, None)))
                     continue
                 try:
                     append(from_object(obj))
@@ -197,6 +217,22 @@ class FrameParser(Protocol):
     def stats(self) -> ParserCounters: ...
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]: ...
+
+
+@runtime_checkable
+class SeedingParser(FrameParser, Protocol):
+    """A parser that takes a REST response seeding a book (a capture's `rest` line)."""
+
+    def seed(self, url: str, body: str | bytes, recv_ns: int) -> list[Tick]:
+        """The ticks of seeding the book of the market `url` names with `body`; never raises."""
+        ...
+
+
+def seed(parser: FrameParser, line: CaptureLine) -> list[Tick] | None:
+    """The ticks of giving `parser` the REST line `line`; None when the parser cannot seed a book."""
+    if not isinstance(parser, SeedingParser):
+        return None
+    return parser.seed(line.rest or "", line.raw, line.recv_ns)
 
 
 P = TypeVar("P", bound=FrameParser)

@@ -1,0 +1,36 @@
+"""Reading a venue's `[[price, size], ...]` levels, as Bitstamp and Binance send their books.
+
+A pure helper of the venue parsers: each level's price and size checked as DESIGN.md's
+validation has it (finite, > 0, below the feed-bug bounds of base.py), the first failure
+named by its drop reason, so that the parser drops and counts the frame.
+"""
+
+from __future__ import annotations
+
+from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, MAX_PRICE, MAX_SIZE, MISSING_FIELD, _number
+
+
+def read_levels(raw: object, *, removals: bool) -> list[tuple[float, float]] | str:
+    """[[price, size], ...] as (price, size) floats, or the drop reason (missing_field, bad_price,
+    bad_size). A size of 0 is allowed only with `removals` (a change that removes the level)."""
+    if raw.__class__ is not list:
+        return MISSING_FIELD
+    levels = []
+    for level in raw:  # type: ignore[attr-defined]
+        if level.__class__ is not list or len(level) < 2:
+            return MISSING_FIELD
+        try:
+            price = _number(level[0])
+        except (TypeError, ValueError):
+            return BAD_PRICE
+        if not 0.0 < price < MAX_PRICE:  # NaN fails every comparison
+            return BAD_PRICE
+        try:
+            size = _number(level[1])
+        except (TypeError, ValueError):
+            return BAD_SIZE
+        big_enough = size >= 0.0 if removals else size > 0.0  # NaN is neither
+        if not (big_enough and size < MAX_SIZE):
+            return BAD_SIZE
+        levels.append((price, size))
+    return levels
