@@ -107,6 +107,20 @@ async def frames_for(ws: ClientConnection, seconds: float) -> list[tuple[str, in
     return frames
 
 
+async def frames_until(
+    ws: ClientConnection, predicate: Callable[[str], bool], within_s: float = 10.0
+) -> list[tuple[str, int]]:
+    """Every frame received up to and including the first for which `predicate` holds, with receive times."""
+    frames: list[tuple[str, int]] = []
+    async with asyncio.timeout(within_s):
+        while True:
+            message = await ws.recv()
+            text = message if isinstance(message, str) else message.decode()
+            frames.append((text, time.time_ns()))
+            if predicate(text):
+                return frames
+
+
 async def recv_until(ws: ClientConnection, predicate: Callable[[str], bool], within_s: float = 5.0) -> str:
     """The first frame for which `predicate` holds (others are skipped)."""
     async with asyncio.timeout(within_s):

@@ -24,33 +24,35 @@ def is_update(frame: str) -> bool:
     return '@bookTicker"' in frame or frame.startswith('{"type":"ticker"')
 
 
-async def first_updates(ws: ClientConnection, count: int, within_s: float = 30.0) -> list[str]:
-    """The first `count` top-of-book frames the client receives (how fast they come is the benchmarks' matter)."""
-    updates: list[str] = []
-    async with asyncio.timeout(within_s):
-        while len(updates) < count:
-            message = await ws.recv()
-            frame = message if isinstance(message, str) else message.decode()
-            if is_update(frame):
-                updates.append(frame)
-    return updates
+async def read_updates(ws: ClientConnection, into: list[str]) -> None:
+    """Append every top-of-book frame the client receives to `into`, until cancelled.
+
+    Every client reads without pause until the comparison is complete: the simulator has no backpressure
+    (as a real exchange), so a client that stopped reading while another caught up would pile up the
+    stream in the simulator's send buffer and be cut off as too slow."""
+    while True:
+        message = await ws.recv()
+        frame = message if isinstance(message, str) else message.decode()
+        if is_update(frame):
+            into.append(frame)
 
 
-async def read_until_seen(pair: list[ClientConnection], received: list[list[str]], within_s: float = 30.0) -> None:
-    """Extend the updates of the client that joined first until they hold the other's last one."""
-    first, second = received
-    if second[-1] in set(first):
-        earlier, later, ws = second, first, pair[1]
-    else:
-        earlier, later, ws = first, second, pair[0]
-    if later[-1] in set(earlier):
-        return
+def window_complete(first: list[str], second: list[str]) -> bool:
+    """Both clients of a venue have read their window, and the one that joined first has also read the
+    other's last window frame (the clients join one after the other, over a second apart on a loaded machine)."""
+    if len(first) < SKIPPED + UPDATES or len(second) < SKIPPED + UPDATES:
+        return False
+    last_second, last_first = second[SKIPPED + UPDATES - 1], first[SKIPPED + UPDATES - 1]
+    return last_second in set(first) or last_first in set(second)
+
+
+async def until_windows_complete(received: list[list[str]], readers: list[asyncio.Task[None]], within_s: float) -> None:
     async with asyncio.timeout(within_s):
-        while not earlier or earlier[-1] != later[-1]:
-            message = await ws.recv()
-            frame = message if isinstance(message, str) else message.decode()
-            if is_update(frame):
-                earlier.append(frame)
+        while not all(window_complete(*received[index : index + 2]) for index in (0, 2)):
+            for reader in readers:
+                if reader.done():
+                    reader.result()  # a reader that ended (the connection closed) fails the test with its cause
+            await asyncio.sleep(0.05)
 
 
 def test_twenty_thousand_updates_a_second_reach_every_client() -> None:
@@ -67,14 +69,17 @@ def test_twenty_thousand_updates_a_second_reach_every_client() -> None:
                 clients.append(ws)
             # At this rate the simulator keeps streaming to all four connections (how many updates per
             # second reach them depends on the machine: bench/pipeline.py measures it).
+            received: list[list[str]] = [[] for _ in clients]
+            readers = [asyncio.create_task(read_updates(ws, into)) for ws, into in zip(clients, received, strict=True)]
+            try:
+                await until_windows_complete(received, readers, within_s=45.0)
+            finally:
+                for reader in readers:
+                    reader.cancel()
+                await asyncio.gather(*readers, return_exceptions=True)
             # The first updates of a subscription include its own snapshots (a Coinbase subscriber gets
             # each product's current ticker, a frame the other client had earlier): left out.
-            streams_read = await asyncio.gather(*(first_updates(ws, SKIPPED + UPDATES) for ws in clients))
-            received = [updates[SKIPPED:] for updates in streams_read]
-            # The clients of a venue join one after the other (over a second apart on a loaded
-            # machine): the one that joined first reads on until it has seen what the other read.
-            for index in (0, 2):
-                await read_until_seen(clients[index : index + 2], received[index : index + 2])
+            received = [updates[SKIPPED:] for updates in received]
             # The same frames, in the same order, to every client of a venue.
             for first, second in (received[0:2], received[2:4]):
                 common = set(first) & set(second)
