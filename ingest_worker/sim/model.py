@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -149,6 +150,11 @@ class Quote(NamedTuple):
     ask_size: int  # lots
     time_ns: int  # the model time of the update (Unix ns)
     trade: Trade | None
+    # A thin dislocation (sim/depth.py): only this many levels of the bids (rich venue) or asks (cheap
+    # venue) are at the dislocated price, those behind lie thin_gap ticks further out; 0: all of them.
+    thin_bids: int = 0
+    thin_asks: int = 0
+    thin_gap: int = 0
 
 
 @dataclass(frozen=True)
@@ -191,9 +197,24 @@ class Step(NamedTuple):
     ended: list[Dislocation]
 
 
+# How many book levels of a dislocation are at its price, by route (0: the whole book, a deep one).
+ROUTE_DEPTHS = (1, 3, 8, 0)
+
+
+def route_depth(asset: str, cheap: str, rich: str) -> int:
+    """The levels a dislocation of `asset` from `cheap` to `rich` keeps at its price: fixed per route,
+    so that some routes are deep and others thin, the same in every run."""
+    return ROUTE_DEPTHS[zlib.crc32(f"{asset}:{cheap}:{rich}".encode()) % len(ROUTE_DEPTHS)]
+
+
 def profile_of(market: Market) -> AssetProfile:
     """How a market's base trades: a stablecoin reference market around 1.0, an asset by its profile."""
     return REFERENCE_PROFILE if market.reference else ASSET_PROFILES.get(market.asset, GENERIC_PROFILE)
+
+
+def typical_size(market: Market) -> float:
+    """A market's usual top-of-book size, units of its base: the asset's, scaled by the venue's."""
+    return profile_of(market).typical_size * VENUE_PROFILES[market.venue].size_factor
 
 
 def venue_market_name(venue: str, asset: str, quote: str) -> str:
@@ -484,18 +505,23 @@ class MarketModel:
             # ask_cheap = M / √K and bid_rich = M × √K put the net spread exactly on target;
             # the venue's own offset is left out while it lasts, its spread is not.
             root_k = self._root_k(event, now_ns)
+            thin = route_depth(event.asset, event.cheap, event.rich)
             if market.venue == event.cheap:
                 ask = max(2, round(true_mid / root_k * scale))
                 bid = max(1, min(ask - 1, round(true_mid / root_k * (1.0 - 2.0 * half) * scale)))
-            else:
-                bid = max(1, round(true_mid * root_k * scale))
-                ask = max(bid + 1, round(true_mid * root_k * (1.0 + 2.0 * half) * scale))
-        else:
-            mid = true_mid * (1.0 + state.offset)
-            bid = max(1, math.floor(mid * (1.0 - half) * scale))
-            ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
-        typical = profile_of(market).typical_size * profile.size_factor
-        return self._finish(market, state, bid, ask, typical, now_ns)
+                # Behind a thin dislocation's levels the asks are back above the whole move.
+                gap = round(ask * (root_k * root_k - 1.0) * 1.5) + 1
+                quote = self._finish(market, state, bid, ask, typical_size(market), now_ns)
+                return quote._replace(thin_asks=thin, thin_gap=gap) if thin else quote
+            bid = max(1, round(true_mid * root_k * scale))
+            ask = max(bid + 1, round(true_mid * root_k * (1.0 + 2.0 * half) * scale))
+            gap = round(bid * (1.0 - 1.0 / (root_k * root_k)) * 1.5) + 1
+            quote = self._finish(market, state, bid, ask, typical_size(market), now_ns)
+            return quote._replace(thin_bids=thin, thin_gap=gap) if thin else quote
+        mid = true_mid * (1.0 + state.offset)
+        bid = max(1, math.floor(mid * (1.0 - half) * scale))
+        ask = max(bid + 1, math.ceil(mid * (1.0 + half) * scale))
+        return self._finish(market, state, bid, ask, typical_size(market), now_ns)
 
     def _reference_quote(self, market: Market, state: _MarketState, now_ns: int) -> Quote:
         """A stablecoin market: its mid is the ratio of the two currencies' USD values."""
