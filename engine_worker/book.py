@@ -7,6 +7,9 @@ never with the number of assets.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
+
 from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Levels, Tick
@@ -15,8 +18,11 @@ from signals_app.contracts.tick import Levels, Tick
 class Quote:
     """The latest best bid/ask of one market; updated in place on each quote or book tick.
 
-    `bids` and `asks` are the levels of the newest tick when it was a book tick (best first),
-    None after a quote tick: the levels always belong to the top beside them.
+    `bids` and `asks` are the levels (best first) of the market's latest book tick, received at
+    `book_recv_ms`, or None when it never had one. `book_is_top` says whether that book tick is
+    also the newest tick: when a quote tick came after it, the top beside the levels is newer
+    than they are, and `ask_levels`/`bid_levels` give the newer top followed by only the book's
+    levels behind it (a level better than the newer top is never walked).
     """
 
     __slots__ = (
@@ -27,6 +33,8 @@ class Quote:
         "bid",
         "bid_size",
         "bids",
+        "book_is_top",
+        "book_recv_ms",
         "exchange",
         "recv_ms",
         "recv_ns",
@@ -44,6 +52,8 @@ class Quote:
         self.recv_ns = 0
         self.bids: Levels | None = None
         self.asks: Levels | None = None
+        self.book_recv_ms = 0
+        self.book_is_top = False
         # With fixed rates, while the market is its exchange's only one in its quote group: its
         # entry in the engine's bests, kept (and repriced on each tick) instead of built per tick.
         self.alone: Best | None = None
@@ -55,8 +65,59 @@ class Quote:
         self.ask_size = tick.ask_size
         self.recv_ns = tick.recv_ns
         self.recv_ms = tick.recv_ns // 1_000_000
-        self.bids = tick.bids
-        self.asks = tick.asks
+        bids = tick.bids
+        if bids is not None:
+            self.bids = bids
+            self.asks = tick.asks
+            self.book_recv_ms = self.recv_ms
+            self.book_is_top = True
+        else:
+            self.book_is_top = False
+
+    def forget_levels(self) -> None:
+        """The market's book is gone (its feed went down, its venue dropped it): the top only."""
+        self.bids = self.asks = None
+        self.book_is_top = False
+
+    def ask_levels(self, oldest_ms: int) -> Iterable[Sequence[float]] | None:
+        """The asks a walk may take, best first: None without a book received at `oldest_ms` or later."""
+        if self.asks is None or self.book_recv_ms < oldest_ms:
+            return None
+        return self.asks if self.book_is_top else _behind(self.asks, self.ask, self.ask_size, 1.0)
+
+    def bid_levels(self, oldest_ms: int) -> Iterable[Sequence[float]] | None:
+        """The bids a walk may take, best first: None without a book received at `oldest_ms` or later."""
+        if self.bids is None or self.book_recv_ms < oldest_ms:
+            return None
+        return self.bids if self.book_is_top else _behind(self.bids, self.bid, self.bid_size, -1.0)
+
+
+def _behind(levels: Levels, top: float, size: float | None, worse: float) -> Behind | None:
+    """A newer top (`top`, `size`) followed by the levels of an older book that lie behind it;
+    `worse` is 1.0 for asks (behind: a higher price), -1.0 for bids. None when the top has no size."""
+    if size is None:
+        return None
+    start = 0
+    for price, _ in levels:  # skip the levels at or better than the newer top: usually none or one
+        if (price - top) * worse > 0.0:
+            break
+        start += 1
+    return Behind((top, size), levels, start)
+
+
+class Behind:
+    """A newer top followed by a book's levels from `start` on: iterable as often as needed, no copy."""
+
+    __slots__ = ("levels", "start", "top")
+
+    def __init__(self, top: tuple[float, float], levels: Levels, start: int) -> None:
+        self.top = top
+        self.levels = levels
+        self.start = start
+
+    def __iter__(self) -> Iterator[Sequence[float]]:
+        yield self.top
+        yield from islice(self.levels, self.start, None)
 
 
 class Best:

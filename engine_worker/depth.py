@@ -12,7 +12,7 @@ or below it, when either side has no level left, or when the cost so far
 `max_notional` takes only the part that fits.
 
 Units: levels are (price, size) best first (asks lowest first, bids highest first), each in its
-market's own quote currency; any sequence of 2-sequences will do (a book tick's
+market's own quote currency; any re-iterable of 2-sequences will do (a book tick's
 `[[price, size], ...]`), sizes > 0 as a book keeps them. A rate converts its market's quote into
 the common one (1.0 with fixed rates); fees are fractions (0.001 for 0.1 %); `threshold_pct`
 is percent; `max_notional` and `target_notional` are in the common quote, fees included.
@@ -47,14 +47,16 @@ loops that stop early, no copy or sort of the levels (`walk` runs for every eval
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import NamedTuple, TypedDict
 
 from signals_app.contracts.spread import cost_per_unit, net_pct, proceeds_per_unit
 
 __all__ = ["Depth", "DepthFields", "Levels", "net_spread_at_target_pct", "signal_fields", "walk"]
 
-Levels = Sequence[Sequence[float]]  # [(price, size), ...] best first
+# [(price, size), ...] best first: a list, or any iterable that can be iterated more than once
+# (the engine's book gives a newer top followed by the levels behind it without copying them).
+Levels = Iterable[Sequence[float]]
 
 
 class Depth(NamedTuple):
@@ -94,13 +96,15 @@ def walk(
 ) -> Depth | None:
     """Walk A's `asks` (the buy market's) and B's `bids` (the sell market's) together, as the
     module says; None when a side holds no level (no book)."""
-    n_asks = len(asks)
-    n_bids = len(bids)
-    if not n_asks or not n_bids:
+    ask_iter = iter(asks)
+    bid_iter = iter(bids)
+    first_ask = next(ask_iter, None)
+    first_bid = next(bid_iter, None)
+    if first_ask is None or first_bid is None:
         return None
     at_target = net_spread_at_target_pct(asks, bids, buy_fee, sell_fee, buy_rate, sell_rate, target_notional)
-    ask, ask_left = asks[0]
-    bid, bid_left = bids[0]
+    ask, ask_left = first_ask
+    bid, bid_left = first_bid
     cost_unit = cost_per_unit(ask, buy_rate, buy_fee)
     proceeds_unit = proceeds_per_unit(bid, sell_rate, sell_fee)
     first_net = net_pct(cost_unit, proceeds_unit)
@@ -131,16 +135,18 @@ def walk(
         ask_left -= q  # the smaller side is left with exactly 0.0
         bid_left -= q
         if ask_left <= 0.0:
-            i += 1
-            if i == n_asks:
+            level = next(ask_iter, None)
+            if level is None:
                 break
-            ask, ask_left = asks[i]
+            i += 1
+            ask, ask_left = level
             cost_unit = cost_per_unit(ask, buy_rate, buy_fee)
         if bid_left <= 0.0:
-            j += 1
-            if j == n_bids:
+            level = next(bid_iter, None)
+            if level is None:
                 break
-            bid, bid_left = bids[j]
+            j += 1
+            bid, bid_left = level
             proceeds_unit = proceeds_per_unit(bid, sell_rate, sell_fee)
         if not net_pct(cost_unit, proceeds_unit) > threshold_pct:
             break

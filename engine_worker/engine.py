@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from engine_worker.book import AssetBook, Best, Book, Quote
 from engine_worker.config import EngineConfig
+from engine_worker.depth import walk
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
@@ -79,11 +80,15 @@ class Engine:
                 if mine.proceeds > theirs.cost * above:
                     buy_there = True
             if buy_here or (open_now and (asset, exchange, other) in open_now):
-                signal = observe((asset, exchange, other), self._best_pair(bests, exchange, other), now_ms, recv_ns)
+                signal = observe(
+                    (asset, exchange, other), self._best_pair(bests, exchange, other, now_ms), now_ms, recv_ns
+                )
                 if signal is not None:
                     out.append(signal)
             if buy_there or (open_now and (asset, other, exchange) in open_now):
-                signal = observe((asset, other, exchange), self._best_pair(bests, other, exchange), now_ms, recv_ns)
+                signal = observe(
+                    (asset, other, exchange), self._best_pair(bests, other, exchange, now_ms), now_ms, recv_ns
+                )
                 if signal is not None:
                     out.append(signal)
         return out
@@ -116,7 +121,7 @@ class Engine:
                 row: dict[str, float | None] = {}
                 for sell in exchanges:
                     if sell != buy:
-                        found = self._best_pair(bests, buy, sell)
+                        found = self._best_pair(bests, buy, sell, now_ms)
                         row[sell] = None if found is None else found.net_spread_pct
                 rows[buy] = row
             matrix[asset] = rows
@@ -134,7 +139,7 @@ class Engine:
         while (opportunity := self.lifecycle.earliest_stale(now_ms)) is not None:
             clock = opportunity.stale_after + 1
             key: Key = (opportunity.asset, opportunity.buy_exchange, opportunity.sell_exchange)
-            found = self._best_pair(self._bests(self.book.assets[opportunity.asset], clock), key[1], key[2])
+            found = self._best_pair(self._bests(self.book.assets[opportunity.asset], clock), key[1], key[2], clock)
             signal = self.lifecycle.observe(key, found, clock, _newest_recv_ns(opportunity))
             if signal is not None:
                 out.append(signal)
@@ -182,9 +187,11 @@ class Engine:
             bests.append(per_exchange)
         return bests
 
-    def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str) -> Figures | None:
-        """The best figures of buying on one exchange and selling on the other, across quote groups."""
+    def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str, clock: int) -> Figures | None:
+        """The best figures of buying on one exchange and selling on the other, across quote groups,
+        with the walk of the two markets' books (DESIGN.md "Depth") when both have a fresh one."""
         best: Figures | None = None
+        best_buy = best_sell = None
         for per_exchange in bests:
             buy = per_exchange.get(buy_exchange)
             sell = per_exchange.get(sell_exchange)
@@ -192,8 +199,29 @@ class Engine:
                 continue
             found = figures(buy.ask, sell.bid, buy.fee, sell.fee, buy.ask_rate, sell.bid_rate)
             if best is None or found.net_spread_pct > best.net_spread_pct:
-                best = found
-        return best
+                best, best_buy, best_sell = found, buy, sell
+        if best is None or best_buy is None or best_sell is None:
+            return best
+        oldest = clock - self._stale_ms
+        asks = best.buy.ask_levels(oldest)
+        if asks is None:
+            return best
+        bids = best.sell.bid_levels(oldest)
+        if bids is None:
+            return best
+        config = self.config
+        depth = walk(
+            asks,
+            bids,
+            best_buy.fee,
+            best_sell.fee,
+            best.buy_rate,
+            best.sell_rate,
+            config.threshold_pct,
+            config.target_notional,
+            config.max_notional,
+        )
+        return best._replace(depth=depth)
 
     def _fee_of(self, exchange: str) -> float:
         """The taker fee of an exchange as a fraction."""

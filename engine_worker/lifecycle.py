@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine_worker.depth import signal_fields
 from engine_worker.spread import Figures
 from signals_app.contracts import signal as contract
 from signals_app.contracts.signal import Signal
@@ -118,6 +119,7 @@ class Lifecycle:
             "size": found.size,
             "profit_per_unit": found.profit_per_unit,
             "profit_estimate": found.profit_estimate,
+            **signal_fields(found.depth),
             "fees_pct": {
                 opportunity.buy_exchange: contract.pct(fee_pct(opportunity.buy_exchange)),
                 opportunity.sell_exchange: contract.pct(fee_pct(opportunity.sell_exchange)),

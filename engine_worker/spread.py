@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from engine_worker.book import Quote
+from engine_worker.depth import Depth
 from signals_app.contracts.spread import cost_per_unit, net_pct, net_spread_pct, proceeds_per_unit
 
 __all__ = ["Figures", "figures", "net_spread_pct"]
@@ -31,6 +32,7 @@ class Figures(NamedTuple):
     profit_estimate: float | None
     buy_rate: float = 1.0  # what one unit of the buy market's quote currency was worth (live rates)
     sell_rate: float = 1.0
+    depth: Depth | None = None  # the executable figures of the two books (None: either has none)
 
     def same_as(self, other: Figures) -> bool:
         """Whether a message with these figures would say the same as one with `other`."""
@@ -41,7 +43,31 @@ class Figures(NamedTuple):
             and self.sell_price == other.sell_price
             and self.size == other.size
             and round(self.net_spread_pct, 4) == round(other.net_spread_pct, 4)
+            and _same_depth(self.depth, other.depth)
         )
+
+
+def _same_depth(mine: Depth | None, theirs: Depth | None) -> bool:
+    """Whether two walks would print the same depth fields (percents as rounded in the signal)."""
+    if mine is None or theirs is None:
+        return mine is theirs
+    mine_target, theirs_target = mine.net_spread_at_target_pct, theirs.net_spread_at_target_pct
+    return (
+        mine.depth_size == theirs.depth_size
+        and mine.depth_profit == theirs.depth_profit
+        and mine.depth_levels == theirs.depth_levels
+        and mine.depth_buy_vwap == theirs.depth_buy_vwap
+        and mine.depth_sell_vwap == theirs.depth_sell_vwap
+        and round(mine.depth_net_spread_pct, 4) == round(theirs.depth_net_spread_pct, 4)
+        and (
+            mine_target is theirs_target
+            or (
+                mine_target is not None
+                and theirs_target is not None
+                and round(mine_target, 4) == round(theirs_target, 4)
+            )
+        )
+    )
 
 
 def figures(

@@ -25,6 +25,8 @@ class SignalAdmin(admin.ModelAdmin):
         "net_spread_pct",
         "size",
         "profit_estimate",
+        "depth_profit",
+        "net_spread_at_target_pct",
         "duration",
     )
     list_filter = ("asset", "buy_exchange", "sell_exchange", "status", "created")
@@ -52,6 +54,19 @@ class SignalAdmin(admin.ModelAdmin):
                     "profit_estimate",
                     "opened_at_ms",
                     "duration_ms",
+                )
+            },
+        ),
+        (
+            "Depth (what the books could fill; empty without a book on both markets)",
+            {
+                "fields": (
+                    "depth_size",
+                    "depth_buy_vwap",
+                    "depth_sell_vwap",
+                    "depth_profit",
+                    "depth_net_spread_pct",
+                    "net_spread_at_target_pct",
                 )
             },
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from signals_app.contracts.signal import DEPTH_FIELDS
 from signals_app.contracts.signal import FIELDS as SIGNAL_FIELDS
 
 _SIGNAL_EXAMPLE: dict[str, Any] = {
@@ -29,6 +30,13 @@ _SIGNAL_EXAMPLE: dict[str, Any] = {
     "size": 0.5,
     "profit_per_unit": 209.7,
     "profit_estimate": 104.85,
+    "depth_size": 1.25,
+    "depth_buy_vwap": 45001.2,
+    "depth_sell_vwap": 45298.9,
+    "depth_profit": 262.4,
+    "depth_net_spread_pct": 0.4652,
+    "depth_levels": [3, 2],
+    "net_spread_at_target_pct": 0.4611,
     "fees_pct": {"binance": 0.1, "coinbase": 0.1},
     "opened_at": 1705670123456,
     "duration_ms": 0,
@@ -74,7 +82,8 @@ _SCHEMAS: dict[str, Any] = {
     "Signal": {
         "type": "object",
         "description": "A signal exactly as the engine published it (DESIGN.md, 'Signal JSON').",
-        "required": list(SIGNAL_FIELDS),
+        # Every field; the depth fields only since they exist (history stored before them lacks them).
+        "required": [field for field in SIGNAL_FIELDS if field not in DEPTH_FIELDS],
         "properties": {
             "type": {"const": "ARBITRAGE_OPPORTUNITY"},
             "id": {"type": "string", "description": "ASSET:buy:sell:opened_at, the same for open, update and close"},
@@ -93,6 +102,27 @@ _SCHEMAS: dict[str, Any] = {
             "size": {**_NULLABLE_NUMBER, "description": "min(ask size, bid size); null when unknown"},
             "profit_per_unit": {"type": "number"},
             "profit_estimate": {**_NULLABLE_NUMBER, "description": "profit_per_unit × size; null when size is"},
+            "depth_size": {
+                **_NULLABLE_NUMBER,
+                "description": "base units the depth walk takes above the threshold (DESIGN.md 'Depth'); "
+                "every depth field is null when either market has no book",
+            },
+            "depth_buy_vwap": {**_NULLABLE_NUMBER, "description": "average buy price of the walk, buy market's quote"},
+            "depth_sell_vwap": {**_NULLABLE_NUMBER, "description": "average sell price, sell market's quote"},
+            "depth_profit": {**_NULLABLE_NUMBER, "description": "money the walk makes after fees, common quote"},
+            "depth_net_spread_pct": {**_NULLABLE_NUMBER, "description": "net % of the whole walk, 4 dp"},
+            "depth_levels": {
+                "type": ["array", "null"],
+                "items": {"type": "integer", "minimum": 0},
+                "minItems": 2,
+                "maxItems": 2,
+                "description": "[ask levels of the buy market, bid levels of the sell market] the walk took from",
+            },
+            "net_spread_at_target_pct": {
+                **_NULLABLE_NUMBER,
+                "description": "net % of buying TARGET_NOTIONAL up the asks and selling it down the bids, 4 dp; "
+                "null when a book is too thin",
+            },
             "fees_pct": {"type": "object", "additionalProperties": {"type": "number"}},
             "opened_at": {"type": "integer", "description": "Unix ms"},
             "duration_ms": {"type": "integer"},

@@ -30,6 +30,13 @@ class Signal(models.Model):
     profit_per_unit = models.FloatField()
     profit_estimate = models.FloatField(null=True, blank=True)
     peak_net_spread_pct = models.FloatField()
+    # DESIGN.md "Depth": null when either market had no book (or the signal predates depth).
+    depth_size = models.FloatField(null=True, blank=True, help_text="base units the depth walk takes")
+    depth_buy_vwap = models.FloatField(null=True, blank=True)
+    depth_sell_vwap = models.FloatField(null=True, blank=True)
+    depth_profit = models.FloatField(null=True, blank=True, help_text="the walk's profit after fees, common quote")
+    depth_net_spread_pct = models.FloatField(null=True, blank=True)
+    net_spread_at_target_pct = models.FloatField(null=True, blank=True, help_text="net % at TARGET_NOTIONAL")
     opened_at_ms = models.BigIntegerField(help_text="Unix ms the opportunity opened")
     duration_ms = models.BigIntegerField()
     timestamp_ms = models.BigIntegerField(help_text="Unix ms of this message (the engine clock)")

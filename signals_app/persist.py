@@ -118,6 +118,15 @@ _FLOAT_FIELDS = {
     "peak_net_spread_pct": "peak_net_spread_pct",
 }
 _NULLABLE_FLOAT_FIELDS = {"size": "size", "profit_estimate": "profit_estimate"}
+# The depth figures: null when either market had no book; absent from a signal published before them.
+_DEPTH_FLOAT_FIELDS = {
+    "depth_size": "depth_size",
+    "depth_buy_vwap": "depth_buy_vwap",
+    "depth_sell_vwap": "depth_sell_vwap",
+    "depth_profit": "depth_profit",
+    "depth_net_spread_pct": "depth_net_spread_pct",
+    "net_spread_at_target_pct": "net_spread_at_target_pct",
+}
 _STATUSES = frozenset((OPEN, UPDATE, CLOSE))
 
 
@@ -169,6 +178,9 @@ def signal_row(stream_id: str, data: bytes | None) -> Signal:
     fields: dict[str, Any] = {field: _text(signal, key, field) for key, field in _TEXT_FIELDS.items()}
     fields.update({field: _number(signal, key) for key, field in _FLOAT_FIELDS.items()})
     fields.update({field: _number(signal, key, nullable=True) for key, field in _NULLABLE_FLOAT_FIELDS.items()})
+    fields.update(
+        {field: _number(signal, key, nullable=True) for key, field in _DEPTH_FLOAT_FIELDS.items() if key in signal}
+    )
     return Signal(
         stream_id=stream_id,
         status=status,

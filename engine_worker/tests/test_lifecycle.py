@@ -104,6 +104,8 @@ def test_open_signal_carries_every_contract_field():
             "size": 0.3,  # min(Binance ask size 0.5, Coinbase bid size 0.3)
             "profit_per_unit": money("380.8"),
             "profit_estimate": money("114.24"),  # 380.8 · 0.3
+            # Quote ticks only: no book on either market, so every depth field is null.
+            **dict.fromkeys(contract.DEPTH_FIELDS),
             "fees_pct": {"binance": 0.1, "coinbase": 0.6},
             "opened_at": T,
             "duration_ms": 0,

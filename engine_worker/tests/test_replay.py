@@ -47,7 +47,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from signals_app.contracts.signal import FIELDS, Signal
+from signals_app.contracts.signal import DEPTH_FIELDS, FIELDS, Signal
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = Path(__file__).resolve().parent / "fixtures" / "replay_capture.jsonl"
@@ -74,6 +74,9 @@ def money(value: float):
     return pytest.approx(value, rel=1e-12)
 
 
+# The capture holds quote frames only: no market has a book, so every depth field is null.
+NO_DEPTH = dict.fromkeys(DEPTH_FIELDS)
+
 EXPECTED = [
     {
         "type": "ARBITRAGE_OPPORTUNITY",
@@ -93,6 +96,7 @@ EXPECTED = [
         "size": 0.3,  # min(0.5, 0.3)
         "profit_per_unit": money(214.3),
         "profit_estimate": money(64.29),  # 214.3 · 0.3
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 100,
         "duration_ms": 0,
@@ -118,6 +122,7 @@ EXPECTED = [
         "size": 0.3,
         "profit_per_unit": money(264.2),  # 45400 · 0.998 − 45045
         "profit_estimate": money(79.26),
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 100,
         "duration_ms": 550,
@@ -143,6 +148,7 @@ EXPECTED = [
         "size": 0.3,
         "profit_per_unit": money(244.24),  # 45380 · 0.998 − 45045
         "profit_estimate": money(73.272),
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 100,
         "duration_ms": 900,
@@ -168,6 +174,7 @@ EXPECTED = [
         "size": 3.0,  # min(4, 3)
         "profit_per_unit": money(12.46),
         "profit_estimate": money(37.38),
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 2100,
         "duration_ms": 0,
@@ -193,6 +200,7 @@ EXPECTED = [
         "size": 3.0,
         "profit_per_unit": money(12.46),
         "profit_estimate": money(37.38),
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 2100,
         # Binance ETH quote received at T0+2000 is stale once the clock passes T0+2000+1500.
@@ -219,6 +227,7 @@ EXPECTED = [
         "size": 20.0,  # min(50, 20)
         "profit_per_unit": money(0.3986),
         "profit_estimate": money(7.972),
+        **NO_DEPTH,
         "fees_pct": {"binance": 0.1, "coinbase": 0.2},
         "opened_at": T0 + 4000,
         "duration_ms": 0,

@@ -34,6 +34,14 @@ FIELDS: tuple[str, ...] = (
     "size",
     "profit_per_unit",
     "profit_estimate",
+    # DESIGN.md "Depth: what a trader can actually take": all None when either market has no book.
+    "depth_size",
+    "depth_buy_vwap",
+    "depth_sell_vwap",
+    "depth_profit",
+    "depth_net_spread_pct",
+    "depth_levels",
+    "net_spread_at_target_pct",
     "fees_pct",
     "opened_at",
     "duration_ms",
@@ -41,6 +49,9 @@ FIELDS: tuple[str, ...] = (
     "tick_recv_ns",
     "timestamp",
 )
+
+# The depth fields, in FIELDS' order; a signal published before them (stored history) lacks them.
+DEPTH_FIELDS: tuple[str, ...] = FIELDS[FIELDS.index("depth_size") : FIELDS.index("net_spread_at_target_pct") + 1]
 
 Signal = dict[str, Any]
 

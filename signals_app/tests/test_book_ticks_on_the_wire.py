@@ -81,6 +81,16 @@ def test_the_engine_takes_a_book_tick_as_the_markets_quote_and_keeps_its_levels(
     assert (opened["buy_price"], opened["sell_price"]) == (100.5, 101.6)
     slot = engine.book.apply(book_tick("binance"))[0]
     assert (slot.bids, slot.asks) == (BIDS, ASKS)
-    # A quote tick moves the top: the levels of the older book no longer belong to it.
-    slot = engine.book.apply(tick.quote("binance", "BTC/USDT", 100.1, 100.4, 1.0, 1.0, 1, RECV_NS))[0]
-    assert (slot.bids, slot.asks) == (None, None)
+    assert (list(slot.bid_levels(0) or []), list(slot.ask_levels(0) or [])) == (BIDS, ASKS)
+    # A newer quote tick moves the top inside the book: a walk takes the new top, then only the
+    # older book's levels behind it (never one better than the newer top).
+    slot = engine.book.apply(tick.quote("binance", "BTC/USDT", 100.1, 100.4, 2.0, 3.0, 1, RECV_NS + 1))[0]
+    assert list(slot.bid_levels(0) or []) == [(100.1, 2.0), *[level for level in BIDS if level[0] < 100.1]]
+    assert list(slot.ask_levels(0) or []) == [(100.4, 3.0), *[level for level in ASKS if level[0] > 100.4]]
+    # A top that moved away (the best levels were taken): the levels it passed are gone.
+    slot = engine.book.apply(tick.quote("binance", "BTC/USDT", 99.7, 100.7, 0.5, 0.75, 1, RECV_NS + 2))[0]
+    assert list(slot.bid_levels(0) or []) == [(99.7, 0.5), [99.5, 2.0], [99.0, 0.25]]
+    assert list(slot.ask_levels(0) or []) == [(100.7, 0.75), [101.0, 3.0]]
+    # A book received before the oldest fresh time takes no part.
+    assert slot.bid_levels(RECV_NS // 1_000_000 + 1) is None
+    assert slot.ask_levels(RECV_NS // 1_000_000 + 1) is None

@@ -32,6 +32,13 @@ def make_signal(**overrides: Any) -> dict[str, Any]:
         "size": 0.5,
         "profit_per_unit": 209.7,
         "profit_estimate": 104.85,
+        "depth_size": 1.25,
+        "depth_buy_vwap": 45001.2,
+        "depth_sell_vwap": 45298.9,
+        "depth_profit": 262.4,
+        "depth_net_spread_pct": 0.4652,
+        "depth_levels": [3, 2],
+        "net_spread_at_target_pct": 0.4611,
         "fees_pct": {"binance": 0.1, "coinbase": 0.1},
         "opened_at": opened_at,
         "duration_ms": 1500,
@@ -60,9 +67,26 @@ def test_every_field_is_mapped_and_the_payload_kept_byte_for_byte() -> None:
     assert (row.spread_pct, row.net_spread_pct, row.peak_net_spread_pct) == (0.6667, 0.4655, 0.5)
     assert (row.profit_per_unit, row.profit_estimate) == (209.7, 104.85)
     assert (row.opened_at_ms, row.duration_ms, row.timestamp_ms) == (1705670123456, 1500, 1705670124956)
+    assert (row.depth_size, row.depth_buy_vwap, row.depth_sell_vwap) == (1.25, 45001.2, 45298.9)
+    assert (row.depth_profit, row.depth_net_spread_pct, row.net_spread_at_target_pct) == (262.4, 0.4652, 0.4611)
     assert row.created == datetime(2024, 1, 19, 13, 15, 24, 956000, tzinfo=UTC)
     assert row.created.tzinfo is UTC
     assert row.payload == data.decode()
+
+
+def test_no_book_keeps_the_depth_fields_null_and_a_signal_from_before_depth_is_taken() -> None:
+    no_book = dict.fromkeys(("depth_size", "depth_profit", "depth_net_spread_pct", "net_spread_at_target_pct"))
+    row = signal_row("1-0", orjson.dumps(make_signal(**no_book)))
+    assert (row.depth_size, row.depth_profit, row.net_spread_at_target_pct) == (None, None, None)
+    older = {key: value for key, value in make_signal().items() if not key.startswith(("depth_", "net_spread_at"))}
+    row = signal_row("2-0", orjson.dumps(older))
+    assert (row.depth_size, row.depth_profit, row.depth_net_spread_pct) == (None, None, None)
+
+
+def test_a_depth_figure_that_is_not_a_number_refuses_the_entry() -> None:
+    for bad in ("12", True, [1.0]):
+        with pytest.raises(MalformedSignal, match="depth_profit"):
+            signal_row("1-0", orjson.dumps(make_signal(depth_profit=bad)))
 
 
 def test_unknown_size_keeps_size_and_profit_estimate_null() -> None:
