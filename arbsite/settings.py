@@ -191,6 +191,8 @@ RATE_STALE_MS = env_int("RATE_STALE_MS", 10_000, minimum=1)
 DEPTH_LEVELS = env_int("DEPTH_LEVELS", 20, minimum=1, maximum=1000)
 TARGET_NOTIONAL = env_float("TARGET_NOTIONAL", 10_000.0, minimum=1.0)
 MAX_NOTIONAL = env_float("MAX_NOTIONAL", 0.0, minimum=0.0) or None
+# A market further than this from the median mid of the asset's other venues takes no part (0: off).
+MAX_MARKET_DEVIATION_PCT = env_float("MAX_MARKET_DEVIATION_PCT", 20.0, minimum=0.0)
 
 # --- Web side: Channels, the workers' health, persistence --------------------
 CHANNEL_LAYERS = {

@@ -27,6 +27,9 @@ class EngineConfig:
     rate_stale_ms: int = 10_000  # RATE_STALE_MS: with live rates, an older reference quote is no rate
     target_notional: float = 10_000.0  # TARGET_NOTIONAL: net_spread_at_target_pct is at this notional
     max_notional: float | None = None  # MAX_NOTIONAL: the depth walk's cost cap; None: no cap
+    # MAX_MARKET_DEVIATION_PCT: a market whose mid is further than this from the median mid of the
+    # asset's other venues takes no part (0: no check).
+    max_market_deviation_pct: float = 20.0
 
     def fee_pct(self, exchange: str) -> float:
         return self.fees_pct.get(exchange, UNKNOWN_VENUE_FEE_PCT)
@@ -44,4 +47,5 @@ class EngineConfig:
             rate_stale_ms=settings.RATE_STALE_MS,
             target_notional=settings.TARGET_NOTIONAL,
             max_notional=settings.MAX_NOTIONAL,
+            max_market_deviation_pct=settings.MAX_MARKET_DEVIATION_PCT,
         )

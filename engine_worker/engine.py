@@ -9,6 +9,8 @@ closes them at the instant they went stale, on the next tick.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from engine_worker.book import AssetBook, Best, Book, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.depth import walk
@@ -39,6 +41,10 @@ class Engine:
         self._stale_ms = config.stale_ms
         self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
+        deviation = config.max_market_deviation_pct
+        self._max_deviation = deviation if deviation > 0 else None
+        # (exchange, symbol) -> the last time it was found too far from the other venues' median.
+        self.suspects: dict[tuple[str, str], Suspect] = {}
         self.ticks = 0
         self.trades = 0
 
@@ -197,6 +203,9 @@ class Engine:
             sell = per_exchange.get(sell_exchange)
             if buy is None or sell is None:
                 continue
+            buy_suspect = self._suspect(buy, buy_exchange, per_exchange, clock)
+            if self._suspect(sell, sell_exchange, per_exchange, clock) or buy_suspect:
+                continue  # a market far from the asset's other venues takes no part (both are listed)
             found = figures(buy.ask, sell.bid, buy.fee, sell.fee, buy.ask_rate, sell.bid_rate)
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best, best_buy, best_sell = found, buy, sell
@@ -223,12 +232,59 @@ class Engine:
         )
         return best._replace(depth=depth)
 
+    def _suspect(self, best: Best, exchange: str, per_exchange: dict[str, Best], clock: int) -> bool:
+        """Whether `exchange`'s mid in this quote group lies more than MAX_MARKET_DEVIATION_PCT from
+        the median mid of the group's other exchanges (a ticker collision, a halted market); a
+        suspect is recorded in `suspects` with what it was compared with."""
+        limit = self._max_deviation
+        if limit is None or len(per_exchange) < 2:
+            return False
+        mid = _mid(best)
+        others = sorted(_mid(other) for name, other in per_exchange.items() if name != exchange)
+        half = len(others) // 2
+        median = others[half]
+        if not len(others) % 2:  # of the two middle mids, the one nearer this market's own (the lenient
+            # choice: with venues at 45,000 and 90,000 beside it, a market at 45,010 is not a suspect)
+            lower = others[half - 1]
+            if abs(mid - lower) < abs(mid - median):
+                median = lower
+        deviation = abs(mid - median) / median * 100.0
+        if deviation <= limit:
+            return False
+        for market in (best.ask, best.bid):
+            self.suspects[(exchange, market.symbol)] = Suspect(
+                exchange, market.symbol, mid, median, deviation, len(others), clock
+            )
+        return True
+
+    def suspect_markets(self, now_ms: int, within_ms: int = 10_000) -> list[Suspect]:
+        """The markets found suspect within `within_ms` before `now_ms`, most deviant first."""
+        recent = [suspect for suspect in self.suspects.values() if suspect.seen_ms >= now_ms - within_ms]
+        self.suspects = {(suspect.exchange, suspect.symbol): suspect for suspect in recent}
+        return sorted(recent, key=lambda suspect: (-suspect.deviation_pct, suspect.exchange, suspect.symbol))
+
     def _fee_of(self, exchange: str) -> float:
         """The taker fee of an exchange as a fraction."""
         fee = self._fees.get(exchange)
         if fee is None:
             fee = self._fees[exchange] = self.config.fee_pct(exchange) / 100.0
         return fee
+
+
+class Suspect(NamedTuple):
+    """A market that took no part: its mid, the median mid of the other venues it was compared with."""
+
+    exchange: str
+    symbol: str
+    mid: float  # in the group's common quote
+    median_mid: float
+    deviation_pct: float
+    venues_compared: int
+    seen_ms: int  # the engine clock when it was last found suspect
+
+
+def _mid(best: Best) -> float:
+    return (best.ask.ask * best.ask_rate + best.bid.bid * best.bid_rate) * 0.5
 
 
 def _newest_recv_ns(opportunity: Opportunity) -> int:

@@ -253,6 +253,18 @@ class EngineService:
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
             # QUOTE_RATES=live: each currency's rate now (null: none fresh, its markets are out).
             "quote_rates": None if rates is None else rates.snapshot(now_ms),
+            "suspect_markets": [
+                {
+                    "exchange": suspect.exchange,
+                    "symbol": suspect.symbol,
+                    "mid": suspect.mid,
+                    "median_mid": suspect.median_mid,
+                    "deviation_pct": pct(suspect.deviation_pct),
+                    "venues_compared": suspect.venues_compared,
+                    "seen_ms": suspect.seen_ms,
+                }
+                for suspect in self.engine.suspect_markets(now_ms)
+            ],
         }
 
     def health(self) -> tuple[int, str, bytes]:
@@ -324,4 +336,9 @@ class _EngineCollector(Collector):
         ):
             for name, value in window.percentiles().items():
                 latency.add_metric([path, name.removesuffix("_us")], float("nan") if value is None else value)
-        yield from (ticks, bad, signals, published, pending, dropped, redis_up, open_now, matrix, latency)
+        suspects = GaugeMetricFamily(
+            "arb_engine_suspect_markets",
+            "Markets left out in the last 10 s: mid beyond MAX_MARKET_DEVIATION_PCT of the other venues' median",
+        )
+        suspects.add_metric([], len(service.engine.suspect_markets(time.time_ns() // 1_000_000)))
+        yield from (ticks, bad, signals, published, pending, dropped, redis_up, open_now, matrix, latency, suspects)

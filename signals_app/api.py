@@ -42,6 +42,7 @@ from signals_app.contracts.heartbeat import (
     FeedStatus,
     HealthDecodeError,
     Percentiles,
+    SuspectMarket,
     decode_heartbeat,
     decode_ingestor_health,
 )
@@ -420,6 +421,7 @@ class EngineCheck(TypedDict):
     signals_dropped: int | None  # lost: held beyond the engine's bound while Redis was away
     latency_frame_to_decision: Percentiles | None  # p50_us, p90_us, p99_us, max_us
     latency_frame_to_signal_published: Percentiles | None
+    suspect_markets: list[SuspectMarket]  # left out: too far from the other venues' median mid
 
 
 class FeedCheck(TypedDict):
@@ -474,6 +476,7 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
         "signals_dropped": None,
         "latency_frame_to_decision": None,
         "latency_frame_to_signal_published": None,
+        "suspect_markets": [],
     }
     if not redis_ok:
         check["error"] = "heartbeat unreadable: redis unavailable"
@@ -503,6 +506,7 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
     check["signals_dropped"] = heartbeat["signals_dropped"]
     check["latency_frame_to_decision"] = heartbeat["latency_frame_to_decision"]
     check["latency_frame_to_signal_published"] = heartbeat["latency_frame_to_signal_published"]
+    check["suspect_markets"] = heartbeat["suspect_markets"]
     if age >= keys.ENGINE_HEARTBEAT_TTL_S * 1000:
         check["error"] = f"heartbeat is {age / 1000:.1f} s old"
         return check

@@ -267,6 +267,7 @@ _SCHEMAS: dict[str, Any] = {
             "signals_dropped",
             "latency_frame_to_decision",
             "latency_frame_to_signal_published",
+            "suspect_markets",
         ],
         "properties": {
             "ok": {"type": "boolean", "description": "the engine's heartbeat is under 5 s old"},
@@ -285,6 +286,25 @@ _SCHEMAS: dict[str, Any] = {
             },
             "latency_frame_to_decision": _ref("Percentiles"),
             "latency_frame_to_signal_published": _ref("Percentiles"),
+            "suspect_markets": {
+                "type": "array",
+                "items": _ref("SuspectMarket"),
+                "description": "markets left out in the last 10 s: their mid further than MAX_MARKET_DEVIATION_PCT "
+                "from the median mid of the asset's other venues (a ticker collision, a halted market)",
+            },
+        },
+    },
+    "SuspectMarket": {
+        "type": "object",
+        "required": ["exchange", "symbol", "mid", "median_mid", "deviation_pct", "venues_compared", "seen_ms"],
+        "properties": {
+            "exchange": {"type": "string"},
+            "symbol": {"type": "string"},
+            "mid": {"type": "number", "description": "in the quote group's common currency"},
+            "median_mid": {"type": "number", "description": "of the asset's other venues in that group"},
+            "deviation_pct": {"type": "number", "description": "|mid - median| / median, percent, 4 dp"},
+            "venues_compared": {"type": "integer"},
+            "seen_ms": {"type": "integer", "description": "engine clock when last found suspect, Unix ms"},
         },
     },
     "FeedCheck": {
@@ -334,6 +354,17 @@ _ENGINE_EXAMPLE = {
     "signals_dropped": 0,
     "latency_frame_to_decision": _PERCENTILES_EXAMPLE,
     "latency_frame_to_signal_published": {"p50_us": 622.0, "p90_us": 701.3, "p99_us": 786.0, "max_us": 1320.9},
+    "suspect_markets": [
+        {
+            "exchange": "gemini",
+            "symbol": "LUNA/USD",
+            "mid": 1.02,
+            "median_mid": 0.000112,
+            "deviation_pct": 910614.2857,
+            "venues_compared": 3,
+            "seen_ms": 1705670123001,
+        }
+    ],
 }
 _HEALTH_OK_EXAMPLE = {
     "status": "ok",
@@ -358,6 +389,7 @@ _HEALTH_DOWN_EXAMPLE = {
         "ok": False,
         "error": "heartbeat unreadable: redis unavailable",
         "signals": {},
+        "suspect_markets": [],
     },
     "feeds": {
         "binance": {"ok": True, "state": "live", "last_message_age_s": 0.01, "message_rate": 512.3},

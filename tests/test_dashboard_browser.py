@@ -226,7 +226,15 @@ def test_a_forced_dislocation_opens_updates_and_closes_one_row(page: Page, syste
     assert cells[0] == "closed", cells
     assert cells[1].startswith("BTC"), cells
     assert cells[2] == "binance→coinbase", cells
-    assert cells[10] == f"{duration_s:.1f}s", (cells, messages[-1])
+    assert cells[12] == f"{duration_s:.1f}s", (cells, messages[-1])
+    # Depth profit and net at the target notional: the last message's, or a dash without books.
+    for index, field in ((10, "depth_profit"), (11, "net_spread_at_target_pct")):
+        value = messages[-1][field]
+        if value is None:
+            assert cells[index] == "—", (cells, messages[-1])
+        else:
+            shown = float(cells[index].replace(",", "").replace("−", "-").replace("+", ""))
+            assert shown == pytest.approx(value, abs=0.01), (cells, messages[-1])
     net = float(cells[6].replace("−", "-").replace("+", ""))
     assert net == pytest.approx(messages[-1]["net_spread_pct"], abs=1e-4)
 
@@ -337,3 +345,27 @@ def test_the_page_reconnects_by_itself_and_refills_what_it_missed(
     page.wait_for_selector('#connection[data-state="connected"]', timeout=40_000)
     page.wait_for_function(HAS_ROW, arg=[missed_id, "close"], timeout=10_000)
     assert rows_with_id(page, missed_id) == 1
+
+
+def test_a_market_far_from_the_other_venues_shows_as_suspect_and_raises_nothing(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    page.evaluate(WATCH_STATUSES)
+    # ETH 45 % cheaper on Binance than on Coinbase: not an opportunity but a broken market (beyond
+    # MAX_MARKET_DEVIATION_PCT, 20): both are listed as suspect, and no row opens for it.
+    asked_ms = time.time_ns() // 1_000_000
+    system.pipeline.control("dislocate", asset="ETH", cheap="binance", rich="coinbase", net_pct=45.0, seconds=3)
+    page.wait_for_selector('#suspect-rows li[data-market="binance:ETH/USDT"]', timeout=10_000)
+    page.wait_for_selector('#suspect-rows li[data-market="coinbase:ETH/USD"]', timeout=5_000)
+    assert page.is_visible("#suspects")
+    text = page.text_content("#suspect-rows") or ""
+    assert "from the median of 1 venues" in text, text
+    status, health = get_json(f"{system.web.url}/api/health")
+    assert status in (200, 503)
+    assert isinstance(health, dict)
+    listed = {(s["exchange"], s["symbol"]) for s in health["engine"]["suspect_markets"]}
+    assert {("binance", "ETH/USDT"), ("coinbase", "ETH/USD")} <= listed, health["engine"]
+    log: list[list[str]] = page.evaluate("window.__statusLog")
+    opened_since = [row for row in log if row[0].startswith("ETH:") and int(row[0].rsplit(":", 1)[1]) >= asked_ms]
+    assert not opened_since, log
+    # When the dislocation ends and both agree again, the list empties (suspects last 10 s).
+    page.wait_for_selector("#suspects", state="hidden", timeout=20_000)

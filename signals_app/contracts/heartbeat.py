@@ -46,6 +46,20 @@ class EngineHeartbeat(TypedDict):
     latency_engine_receive_to_decision: Percentiles | None
     latency_frame_to_signal_published: Percentiles | None
     quote_rates: dict[str, float | None] | None  # QUOTE_RATES=live: each currency's rate now; else None
+    # Markets that took no part in the last 10 s: their mid too far from the other venues' median.
+    suspect_markets: list[SuspectMarket]
+
+
+class SuspectMarket(TypedDict):
+    """A market the engine leaves out (MAX_MARKET_DEVIATION_PCT): a ticker collision, a halted market."""
+
+    exchange: str
+    symbol: str
+    mid: float  # in its quote group's common currency
+    median_mid: float  # of the asset's other venues in that group
+    deviation_pct: float  # |mid - median| / median, percent (4 dp)
+    venues_compared: int
+    seen_ms: int  # the engine clock when it was last found suspect
 
 
 class EngineHealth(EngineHeartbeat):
@@ -95,7 +109,37 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "latency_engine_receive_to_decision": _percentiles(raw.get("latency_engine_receive_to_decision")),
         "latency_frame_to_signal_published": _percentiles(raw.get("latency_frame_to_signal_published")),
         "quote_rates": _percentiles(rates),  # the same shape: name -> number or None
+        "suspect_markets": _suspects(raw.get("suspect_markets")),
     }
+
+
+def _suspects(value: object) -> list[SuspectMarket]:
+    """The well-formed entries of a heartbeat's suspect_markets (a malformed one is left out)."""
+    if not isinstance(value, list):
+        return []
+    suspects: list[SuspectMarket] = []
+    for entry in value:
+        if not isinstance(entry, dict):
+            continue
+        exchange, symbol = entry.get("exchange"), entry.get("symbol")
+        mid, median, deviation = (_float_or_none(entry.get(name)) for name in ("mid", "median_mid", "deviation_pct"))
+        compared, seen = _int_or_none(entry.get("venues_compared")), _int_or_none(entry.get("seen_ms"))
+        if not (isinstance(exchange, str) and isinstance(symbol, str)):
+            continue
+        if mid is None or median is None or deviation is None or compared is None or seen is None:
+            continue
+        suspects.append(
+            {
+                "exchange": exchange,
+                "symbol": symbol,
+                "mid": mid,
+                "median_mid": median,
+                "deviation_pct": deviation,
+                "venues_compared": compared,
+                "seen_ms": seen,
+            }
+        )
+    return suspects
 
 
 # --- the ingestor -------------------------------------------------------------------------

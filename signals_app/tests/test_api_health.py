@@ -16,7 +16,7 @@ from arbsite.redis_server import EmbeddedRedis, free_port
 from engine_worker.config import EngineConfig
 from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app import api
-from signals_app.contracts import keys
+from signals_app.contracts import keys, tick
 from signals_app.tests import api_fixtures
 from signals_app.tests.api_fixtures import live_feed
 
@@ -29,9 +29,14 @@ pytestmark = pytest.mark.django_db
 URL = "/api/health"
 
 
-def heartbeat(age_ms: int = 0) -> bytes:
-    """The engine's real heartbeat snapshot, with some latencies recorded, `age_ms` old."""
-    service = EngineService(EngineServiceConfig(engine=EngineConfig()))
+def heartbeat(age_ms: int = 0, suspect: bool = False) -> bytes:
+    """The engine's real heartbeat snapshot, with some latencies recorded, `age_ms` old; with `suspect`,
+    the engine has seen "BTC" on OKX at twice its price elsewhere (another token with the same ticker)."""
+    service = EngineService(EngineServiceConfig(engine=EngineConfig(fees_pct={"binance": 0.1, "okx": 0.1})))
+    if suspect:
+        now_ns = time.time_ns()
+        for exchange, bid in (("binance", 45_000.0), ("coinbase", 45_010.0), ("okx", 90_000.0)):
+            service.engine.on_tick(tick.quote(exchange, "BTC/USD", bid, bid + 1, 1.0, 1.0, 0, now_ns), now_ns // 10**6)
     for micros in (100.0, 200.0, 300.0, 900.0):
         service.decision_latency.add(micros)
         service.signal_latency.add(micros * 3)
@@ -41,8 +46,8 @@ def heartbeat(age_ms: int = 0) -> bytes:
     return orjson.dumps(snapshot)
 
 
-def beat(client, age_ms: int = 0) -> None:
-    client.set(keys.ENGINE_HEARTBEAT, heartbeat(age_ms), ex=keys.ENGINE_HEARTBEAT_TTL_S)
+def beat(client, age_ms: int = 0, suspect: bool = False) -> None:
+    client.set(keys.ENGINE_HEARTBEAT, heartbeat(age_ms, suspect), ex=keys.ENGINE_HEARTBEAT_TTL_S)
 
 
 def get(client):
@@ -69,6 +74,17 @@ def test_all_fine_is_200_with_what_the_dashboard_shows(client, api_redis, fake_i
     assert engine["signals"] == {"open": 0, "update": 0, "close": 0}
     assert engine["latency_frame_to_decision"] == {"p50_us": 300.0, "p90_us": 900.0, "p99_us": 900.0, "max_us": 900.0}
     assert engine["latency_frame_to_signal_published"]["max_us"] == 2700.0
+    assert engine["suspect_markets"] == []
+
+
+def test_a_suspect_market_is_listed_with_what_it_was_compared_with(client, api_redis, fake_ingestor):
+    beat(api_redis, suspect=True)
+    response, body = get(client)
+    assert response.status_code == 200, body  # a suspect market is data health, not a failing part
+    (suspect,) = body["engine"]["suspect_markets"]
+    assert (suspect["exchange"], suspect["symbol"], suspect["venues_compared"]) == ("okx", "BTC/USD", 2)
+    assert suspect["median_mid"] == 45_010.5  # of binance's and coinbase's mids, the one nearer OKX's
+    assert suspect["deviation_pct"] > 20
 
 
 def test_no_heartbeat_is_503_naming_engine(client, api_redis, fake_ingestor):

@@ -301,6 +301,8 @@
       peak: el("td", "num"),
       size: el("td", "num"),
       profit: el("td", "num"),
+      depthProfit: el("td", "num"),
+      atTarget: el("td", "num"),
       duration: el("td", "num"),
       age: el("td", "num muted"),
     };
@@ -373,6 +375,20 @@
     setText(cells.peak, fmtPct(signal.peak_net_spread_pct));
     setText(cells.size, fmtSize(signal.size));
     setText(cells.profit, fmtMoney(signal.profit_estimate));
+    // Depth (null without a book on both markets): the walk's profit, its size and levels on hover.
+    setText(cells.depthProfit, fmtMoney(signal.depth_profit));
+    setClass(cells.depthProfit, "num " + (signal.depth_profit > 0 ? "pos" : ""));
+    var depthTip = isNum(signal.depth_size)
+      ? "depth " + fmtSize(signal.depth_size) + " " + row.asset + " over " + (signal.depth_levels || []).join(" + ") +
+        " levels · vwap " + fmtPrice(signal.depth_buy_vwap) + " → " + fmtPrice(signal.depth_sell_vwap) +
+        " · net " + fmtPct(signal.depth_net_spread_pct) + " %"
+      : "no order book on both markets";
+    if (cells.depthProfit.title !== depthTip) cells.depthProfit.title = depthTip;
+    setText(cells.atTarget, fmtPct(signal.net_spread_at_target_pct));
+    setClass(
+      cells.atTarget,
+      "num " + (signal.net_spread_at_target_pct > 0 ? "pos" : signal.net_spread_at_target_pct < 0 ? "neg" : "")
+    );
     setClass(cells.net, "num strong " + (signal.net_spread_pct > 0 ? "pos" : "neg"));
     setClass(cells.profit, "num " + (signal.profit_estimate > 0 ? "pos" : signal.profit_estimate < 0 ? "neg" : ""));
     renderTimes(row, serverNow());
@@ -1000,6 +1016,7 @@
     });
 
     var engine = data.engine && typeof data.engine === "object" ? data.engine : {};
+    renderSuspects(Array.isArray(engine.suspect_markets) ? engine.suspect_markets : []);
     var latencyRows = document.querySelectorAll("[data-latency]");
     for (var i = 0; i < latencyRows.length; i++) {
       var tr = latencyRows[i];
@@ -1030,6 +1047,35 @@
     setText(system, label);
     setClass(system, "pill " + (ok ? "pill-live" : status ? "pill-warn" : "pill-down"));
     system.setAttribute("data-state", ok ? "ok" : "degraded");
+  }
+
+  // Markets the engine leaves out (MAX_MARKET_DEVIATION_PCT): listed under the feeds.
+  var suspectsKey = "";
+  function renderSuspects(suspects) {
+    var valid = suspects.filter(function (s) {
+      return s && typeof s === "object" && typeof s.exchange === "string" && typeof s.symbol === "string";
+    });
+    var key = valid
+      .map(function (s) {
+        return s.exchange + " " + s.symbol + " " + s.deviation_pct;
+      })
+      .join("|");
+    if (key === suspectsKey) return;
+    suspectsKey = key;
+    var list = $("suspect-rows");
+    clear(list);
+    valid.forEach(function (s) {
+      var item = el("li", "suspect");
+      item.setAttribute("data-market", s.exchange + ":" + s.symbol);
+      item.appendChild(el("span", "ex", s.exchange));
+      item.appendChild(el("span", "suspect-symbol", " " + s.symbol + " "));
+      item.appendChild(
+        el("span", "num warn", fmtPct(s.deviation_pct, F2) + " % from the median of " + s.venues_compared + " venues")
+      );
+      item.title = "mid " + fmtPrice(s.mid) + " vs median " + fmtPrice(s.median_mid) + ": left out";
+      list.appendChild(item);
+    });
+    $("suspects").hidden = valid.length === 0;
   }
 
   function componentOk(name, part, failing) {
