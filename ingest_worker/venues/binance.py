@@ -30,7 +30,17 @@ and every later one U == the previous u + 1. Anything else is a gap: the book is
 buffered again for the next snapshot. A diff that cannot be applied (a bad number) or that
 leaves the book crossed drops it the same way, under its own reason. Each book change gives a
 book tick of the top `depth_levels` levels when they changed (`book_unchanged` when not); its
-timestamp is the event time E, the receive time for partial depth and a bare snapshot.
+timestamp is the event time E, the receive time for partial depth and a bare snapshot. A bad
+partial-depth frame drops the book too and names the market in `resync_needed` once, until a
+good frame comes (the feed then resubscribes the stream, `resubscribe_messages`).
+
+Live, the client reads `bookTicker`, `trade` and `depth20@100ms` (CHANNELS; 3 streams a market,
+so 341 markets a connection under Binance's 1024). Both the bookTicker's quote ticks and the
+book ticks reach the engine, and the newest tick sets the market's top: a quote tick carries
+no levels, and the engine keeps a market's levels only with the tick that carried them
+(`engine_worker/book.py` `Quote.update`), so a quote newer than the book clears the book's
+levels and no level better than the newer top is ever walked; the next depth frame (within
+100 ms, its top that quote's, same update id) brings them back.
 """
 
 from __future__ import annotations

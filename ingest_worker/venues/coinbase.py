@@ -30,11 +30,13 @@ its own reason, none of its changes applied: the venue's book moved and ours can
 it without them. A snapshot that cannot be used leaves the market without a book (its updates
 would follow that snapshot).
 
-Which channel sets a market's top when it has both `ticker` and a book: both kinds of
-tick reach the engine, and the engine keeps a market's levels only with the tick that
-carried them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels).
-For depth, the live client is to subscribe to `level2` and not `ticker` for the top; today
-it subscribes to `ticker` (future work, with the simulator's level2 dialect).
+Live, the client reads `ticker`, `heartbeat` and `level2_batch` (CHANNELS), and a dropped book
+is resubscribed (`resubscribe_messages`: unsubscribe + subscribe level2_batch for the product,
+which opens with a new snapshot). Which channel sets the top: the newest tick. Both kinds of
+tick reach the engine, and the engine keeps a market's levels only with the tick that carried
+them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels), so a ticker
+newer than the book clears the book's levels and no level better than the newer top is ever
+walked; the next l2update (within 50 ms) brings them back, with the top the ticker gave.
 """
 
 from __future__ import annotations
