@@ -16,6 +16,23 @@ As `wss://stream.binance.com:9443` does:
   (../shared/market-data/binance). Symbols in stream names are lower case. A
   stream name that is not one of these is accepted and listed, and never sends
   anything: Binance does the same with stream names it does not know.
+- order books (ingest_worker/sim/depth.py gives the book behind each quote: its top is the
+  bookTicker's): `<symbol>@depth<N>[@100ms]` (N 5, 10 or 20) partial book depth
+  `{"lastUpdateId":..,"bids":[["price","qty"],..],"asks":[..]}`, the top N levels, pushed every
+  100 ms (1000 ms without `@100ms`) when the book changed; `<symbol>@depth[@100ms]` diff depth
+  `{"e":"depthUpdate","E":..,"s":..,"U":..,"u":..,"b":[..],"a":[..]}` at the same pace, and
+  `GET /api/v3/depth?symbol=X&limit=N` (default 100, at most 5000; the book has DIFF_LEVELS
+  levels a side). The update ids are the bookTicker's `u`: one counter per market, which a
+  snapshot's lastUpdateId and each event's U..u follow, each event's U the previous event's u
+  + 1, so a client following Binance's "How to manage a local order book correctly" holds
+  exactly the server's book (an event names every level on which the book it follows, or a
+  snapshot served since, differs: `IncrementalSide`). A silence loses events: the first one
+  after it skips ids, as a client that missed some sees it.
+- `fault(symbol, kind)` (`/sim/fault?venue=binance&market=BTCUSDT&kind=...`): `gap` sends the
+  market's diff-depth subscribers an event whose U skips an id (the event before it lost);
+  `crossed` sends its partial-depth subscribers the book with a bid half a percent above the
+  best ask, and its diff-depth subscribers an event adding that bid. The server's book is
+  unchanged: a fresh snapshot (or the next partial-depth frame) is right.
 - keepalive: the server pings (every 20 s by default) and the websockets library
   answers the client's pings.
 - `GET /api/v3/exchangeInfo[?symbol=X|?symbols=["X","Y"]]`, `GET /api/v3/ping`, `GET /api/v3/time`.
@@ -24,7 +41,10 @@ As `wss://stream.binance.com:9443` does:
 from __future__ import annotations
 
 import random
+import re
+import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -32,6 +52,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ingest_worker.sim.depth import IncrementalSide, Levels, book_levels
 from ingest_worker.sim.model import BINANCE, Market, Quote
 from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
@@ -44,6 +65,11 @@ if TYPE_CHECKING:
 NAME = BINANCE
 CHANNELS = (binance_venue.CHANNELS["quote"], binance_venue.CHANNELS["trade"])  # bookTicker, trade
 MAX_STREAMS = 1024  # per connection, as Binance
+# `btcusdt@depth20@100ms` (partial: N levels), `btcusdt@depth@100ms` (diff); without @100ms, every second.
+DEPTH_STREAM = re.compile(r"([a-z0-9]+)@depth(5|10|20)?(@100ms)?")
+DIFF_LEVELS = 100  # levels a side of the book the diff stream and the REST snapshot describe
+REST_DEPTH_LIMIT = (100, 5000)  # GET /api/v3/depth: the default limit and the largest
+FAULT_SHIFT = 200  # a crossed fault's bid lies best ask / FAULT_SHIFT above the best ask (half a percent)
 METHODS = ("SUBSCRIBE", "UNSUBSCRIBE", "LIST_SUBSCRIPTIONS", "SET_PROPERTY", "GET_PROPERTY")
 _METHOD_LIST = ", ".join(f"`{method}`" for method in METHODS)
 
@@ -71,6 +97,31 @@ def _valid_id(value: object) -> bool:
     return False
 
 
+@dataclass
+class DepthStream:
+    """A depth stream someone listens to: its market, its pace, and what its last push said."""
+
+    native: str
+    levels: int | None  # partial depth: its N; None: diff depth
+    interval_ns: int
+    pushed_ns: int = 0
+    pushed_id: int = 0  # the market's update id in the last push (diff depth: the last event's u)
+    sides: tuple[IncrementalSide, IncrementalSide] | None = None  # diff depth: what its clients hold
+
+
+def depth_stream(name: str) -> tuple[str, int | None, int] | None:
+    """(native, levels or None for diff depth, interval ns) of a depth stream name; None: not one."""
+    matched = DEPTH_STREAM.fullmatch(name)
+    if matched is None:
+        return None
+    return matched[1].upper(), int(matched[2]) if matched[2] else None, 100_000_000 if matched[3] else 1_000_000_000
+
+
+def levels_text(levels: Levels, price_decimals: int, size_decimals: int) -> str:
+    """`["61837.63000000","0.12300000"],...` (no brackets around the list)."""
+    return ",".join(f'["{decimal8(p, price_decimals)}","{decimal8(q, size_decimals)}"]' for p, q in levels)
+
+
 class BinanceClient:
     """One connection's streams, in subscription order, and whether payloads are wrapped."""
 
@@ -90,10 +141,12 @@ class BinanceFrames:
         self._rng = rng
         self.update_id = {m.native: rng.randrange(10_000_000_000, 60_000_000_000) for m in markets}
         self.trade_id = {m.native: rng.randrange(1_000_000_000, 4_000_000_000) for m in markets}
+        self.latest: dict[str, Quote] = {}  # native -> its latest quote: the book is the one behind it
 
     def book_ticker(self, quote: Quote) -> str:
         market = quote.market
         native = market.native
+        self.latest[native] = quote
         # `u` is the order book's update id: it moves with every book change, not only the top.
         update_id = self.update_id[native] + 1 + int(self._rng.random() * 30)
         self.update_id[native] = update_id
@@ -102,6 +155,27 @@ class BinanceFrames:
         return (
             f'{{"u":{update_id},"s":"{native}","b":"{decimal8(quote.bid, d)}","B":"{decimal8(quote.bid_size, s)}",'
             f'"a":"{decimal8(quote.ask, d)}","A":"{decimal8(quote.ask_size, s)}"}}'
+        )
+
+    def book(self, native: str, levels: int) -> tuple[Levels, Levels]:
+        """The market's `levels` best bids and asks now (none before its first quote)."""
+        quote = self.latest.get(native)
+        return book_levels(quote, levels) if quote is not None else ([], [])
+
+    def partial_depth(self, native: str, bids: Levels, asks: Levels) -> str:
+        market = self.latest[native].market
+        d, s = market.price_decimals, market.size_decimals
+        return (
+            f'{{"lastUpdateId":{self.update_id[native]},"bids":[{levels_text(bids, d, s)}],'
+            f'"asks":[{levels_text(asks, d, s)}]}}'
+        )
+
+    def diff_event(self, native: str, first: int, final: int, bids: Levels, asks: Levels, now_ns: int) -> str:
+        market = self.latest[native].market
+        d, s = market.price_decimals, market.size_decimals
+        return (
+            f'{{"e":"depthUpdate","E":{now_ns // 1_000_000},"s":"{native}","U":{first},"u":{final},'
+            f'"b":[{levels_text(bids, d, s)}],"a":[{levels_text(asks, d, s)}]}}'
         )
 
     def trade(self, quote: Quote) -> str:
@@ -124,11 +198,13 @@ class BinanceServer(VenueServer):
     """The simulated Binance spot market-data endpoint."""
 
     name = NAME
+    FAULT_KINDS = ("gap", "crossed")
 
     def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
         super().__init__()
         self.markets = [m for m in markets if m.venue == NAME]
         self.frames = BinanceFrames(self.markets, seed)
+        self.depth: dict[str, DepthStream] = {}  # depth stream -> its state, while someone listens
         self.clients: dict[ServerConnection, BinanceClient] = {}
         # stream -> connections wanting it raw / wrapped; the publish path reads only these.
         self._raw: dict[str, set[ServerConnection]] = {}
@@ -144,6 +220,8 @@ class BinanceServer(VenueServer):
     def rest(self, path: str, query: dict[str, list[str]], now_ns: int) -> tuple[int, object] | None:
         if path == binance_venue.EXCHANGE_INFO_PATH:
             return self.exchange_info(query, now_ns)
+        if path == binance_venue.DEPTH_SNAPSHOT_PATHS[0]:
+            return self.depth_snapshot(query)
         if path == "/api/v3/ping":
             return 200, {}
         if path == "/api/v3/time":
@@ -174,6 +252,35 @@ class BinanceServer(VenueServer):
             "rateLimits": [],
             "exchangeFilters": [],
             "symbols": [_symbol_info(m) for m in markets],
+        }
+
+    def depth_snapshot(self, query: dict[str, list[str]]) -> tuple[int, object]:
+        """`GET /api/v3/depth?symbol=X&limit=N`: the top N levels and the update id they are at."""
+        native = query.get("symbol", [""])[0]
+        if not native:
+            return 400, {
+                "code": -1102,
+                "msg": "Mandatory parameter 'symbol' was not sent, was empty/null, or malformed.",
+            }
+        if native not in self.frames.update_id:
+            return 400, {"code": -1121, "msg": "Invalid symbol."}
+        text = query.get("limit", [str(REST_DEPTH_LIMIT[0])])[0]
+        if not text.isdigit() or int(text) < 1:
+            return 400, {
+                "code": -1100,
+                "msg": "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
+            }
+        bids, asks = self.frames.book(native, min(int(text), REST_DEPTH_LIMIT[1], DIFF_LEVELS))
+        for stream in self.depth.values():
+            if stream.native == native and stream.sides is not None:
+                stream.sides[0].served(dict(bids))  # the client holds this from now on
+                stream.sides[1].served(dict(asks))
+        quote = self.frames.latest.get(native)
+        d, s = (quote.market.price_decimals, quote.market.size_decimals) if quote is not None else (0, 0)
+        return 200, {
+            "lastUpdateId": self.frames.update_id[native],
+            "bids": [[decimal8(p, d), decimal8(q, s)] for p, q in bids],
+            "asks": [[decimal8(p, d), decimal8(q, s)] for p, q in asks],
         }
 
     # --- WebSocket ----------------------------------------------------------------------
@@ -256,6 +363,8 @@ class BinanceServer(VenueServer):
                 client.streams[stream] = None
                 added.append(stream)
             index.setdefault(stream, set()).add(client.connection)
+            if stream not in self.depth:
+                self._start_depth(stream)
         self.set_subscribed(client.connection, bool(client.streams))
         if added and not quiet:
             log.info("%s: client %s subscribed to %s", self.name, _peer_of(client), _summary(added))
@@ -272,9 +381,22 @@ class BinanceServer(VenueServer):
                 listeners.discard(client.connection)
                 if not listeners:
                     del index[stream]
+                    if stream not in self._raw and stream not in self._wrapped:
+                        self.depth.pop(stream, None)
         self.set_subscribed(client.connection, bool(client.streams))
         if removed and not quiet:
             log.info("%s: client %s unsubscribed from %s", self.name, _peer_of(client), _summary(removed))
+
+    def _start_depth(self, name: str) -> None:
+        """Follow a depth stream from now on (a name that is no depth stream of a listed market: nothing)."""
+        parsed = depth_stream(name)
+        if parsed is None or parsed[0] not in self.frames.update_id:
+            return
+        native, levels, interval_ns = parsed
+        stream = self.depth[name] = DepthStream(native, levels, interval_ns, pushed_id=self.frames.update_id[native])
+        if levels is None:  # its events start from the book as it is now
+            bids, asks = self.frames.book(native, DIFF_LEVELS)
+            stream.sides = (IncrementalSide(dict(bids)), IncrementalSide(dict(asks)))
 
     # --- market data ----------------------------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
@@ -307,6 +429,89 @@ class BinanceServer(VenueServer):
                     outbox.add(raw, payload.encode())
                 if wrapped:
                     outbox.add(wrapped, f'{{"stream":"{trade_stream}","data":{payload}}}'.encode())
+
+    def due(self, now_ns: int, silent: bool) -> None:
+        """Push each depth stream whose market changed since its last push, at most once per interval."""
+        frames = self.frames
+        update_ids = frames.update_id
+        for name, stream in self.depth.items():
+            native = stream.native
+            if update_ids[native] == stream.pushed_id or now_ns - stream.pushed_ns < stream.interval_ns:
+                continue
+            stream.pushed_ns = now_ns
+            if stream.levels is not None:
+                stream.pushed_id = update_ids[native]
+                payload = frames.partial_depth(native, *frames.book(native, stream.levels))
+            else:
+                event = self._next_event(stream, now_ns)
+                if event is None:
+                    continue
+                payload = event
+            if not silent:  # a silent venue's diff events are lost: the next one sent skips ids
+                self._send(name, payload)
+
+    def _next_event(self, stream: DepthStream, now_ns: int) -> str | None:
+        """The diff event from the stream's last one to the book now (None: no level changed)."""
+        assert stream.sides is not None
+        native = stream.native
+        bids, asks = self.frames.book(native, DIFF_LEVELS)
+        bid_changes = stream.sides[0].changes(dict(bids))
+        ask_changes = stream.sides[1].changes(dict(asks))
+        if not bid_changes and not ask_changes:
+            return None  # the next event covers these update ids too
+        first, final = stream.pushed_id + 1, self.frames.update_id[native]
+        stream.pushed_id = final
+        return self.frames.diff_event(native, first, final, bid_changes, ask_changes, now_ns)
+
+    def _send(self, stream: str, payload: str) -> list[ServerConnection]:
+        """Queue one payload of `stream` for its raw and combined listeners; who they are."""
+        raw = self._raw.get(stream)
+        wrapped = self._wrapped.get(stream)
+        if raw:
+            self.outbox.add(raw, payload.encode())
+        if wrapped:
+            self.outbox.add(wrapped, f'{{"stream":"{stream}","data":{payload}}}'.encode())
+        return [*(raw or ()), *(wrapped or ())]
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        native = market.upper()
+        frames = self.frames
+        if native not in frames.update_id:
+            raise ValueError(f"binance lists no {market!r}; markets: {', '.join(frames.update_id)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        if native not in frames.latest:
+            raise ValueError(f"{native} has no book yet")
+        bids, asks = frames.book(native, DIFF_LEVELS)
+        crossing = (asks[0][0] + max(1, asks[0][0] // FAULT_SHIFT), 1)  # a bid above the best ask
+        clients: list[ServerConnection] = []
+        sent: list[str] = []
+        for name, stream in self.depth.items():
+            if stream.native != native:
+                continue
+            if stream.levels is not None:
+                if kind == "crossed":
+                    payload = frames.partial_depth(
+                        native, [crossing, *bids[: stream.levels - 1]], asks[: stream.levels]
+                    )
+                    clients += self._send(name, payload)
+                    sent.append(payload)
+                continue
+            assert stream.sides is not None
+            bid_changes = stream.sides[0].changes(dict(bids))
+            ask_changes = stream.sides[1].changes(dict(asks))
+            # gap: the event skips the id after the last one sent; crossed: it adds a bid the book does not hold.
+            first = stream.pushed_id + (2 if kind == "gap" else 1)
+            final = frames.update_id[native] = max(frames.update_id[native], first)
+            if kind == "crossed":
+                bid_changes.append(crossing)
+            payload = frames.diff_event(native, first, final, bid_changes, ask_changes, time.time_ns())
+            stream.pushed_id = final
+            clients += self._send(name, payload)
+            sent.append(payload)
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(clients), native)
+        return {"venue": self.name, "market": native, "kind": kind, "clients": len(clients), "frames": sent}
 
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)

@@ -23,14 +23,30 @@ increment (`"2467.80"`), sizes and volumes with 8 decimals, the 24 h statistics
 and `last_size` without trailing zeros, times as `2024-01-19T12:00:01.234567Z`.
 Sequence numbers jump, as on the real feed: they count every message of the
 product, on every channel, not only the ticker frames a client sees.
-Other channels (level2, matches, ...) are refused with an error: the simulator
-does not produce them.
+- `level2_batch` and `level2`: on subscribing, a product's whole book,
+  `{"type":"snapshot","product_id":..,"bids":[["price","size"],..],"asks":[..],"time":..}`
+  (BOOK_LEVELS levels a side, from ingest_worker/sim/depth.py: its top is the ticker's), then
+  `{"type":"l2update","product_id":..,"changes":[["buy"|"sell","price","size"],..],"time":..}`
+  with the levels that changed ("0" removes one): `level2_batch` at most every 50 ms, as
+  Coinbase batches it, `level2` every model step (5 ms) in which the book changed. The ticker of
+  an update goes out before the book update of the same step, so a client reading both never
+  holds a book whose top is older than the ticker before it. A client that missed updates (a
+  `/sim/silence`; the stream has no sequence number to tell it) gets a new snapshot when data
+  flows again.
+
+`fault(product, kind)` (`/sim/fault?venue=coinbase&market=BTC-USD&kind=...`) sends the
+product's level2 subscribers one `l2update` the server's book does not hold: `crossed`, a bid
+half a percent above the best ask (what a book that missed an update looks like), or
+`bad_level`, a level whose price is not a number. The server's book is unchanged: a fresh
+subscription gets it right.
+Other channels (matches, full, ...) are refused with an error: the simulator does not produce them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -39,6 +55,7 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
+from ingest_worker.sim.depth import IncrementalSide, Levels, book_levels
 from ingest_worker.sim.model import COINBASE, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
@@ -51,8 +68,14 @@ if TYPE_CHECKING:
 NAME = COINBASE
 TICKER = coinbase_venue.CHANNELS["quote"]  # "ticker"
 HEARTBEAT = coinbase_venue.CHANNELS["heartbeat"]  # "heartbeat"
-SERVED_CHANNELS = (TICKER, HEARTBEAT)
+LEVEL2_BATCH = "level2_batch"
+LEVEL2 = "level2"
+# book channel -> at most one l2update per product this often (0: every model step with a change)
+BOOK_CHANNELS = {LEVEL2_BATCH: 50_000_000, LEVEL2: 0}
+SERVED_CHANNELS = (TICKER, HEARTBEAT, *BOOK_CHANNELS)
 SUBSCRIBE_TIMEOUT_S = 5.0
+BOOK_LEVELS = 50  # levels a side of a product's book
+FAULT_SHIFT = 200  # a crossed fault's bid lies best ask / FAULT_SHIFT above the best ask (half a percent)
 
 
 def fixed(units: int, decimals: int) -> str:
@@ -94,6 +117,15 @@ class ProductState:
     quoted: bool = False
 
 
+@dataclass
+class BookFeed:
+    """One product's book on one level2 channel while someone listens: what its clients hold."""
+
+    sides: tuple[IncrementalSide, IncrementalSide]
+    pushed_sequence: int  # the product's sequence at the last update sent
+    pushed_ns: int = 0
+
+
 class CoinbaseFrames:
     """The wire state of the simulated Coinbase products and their frames."""
 
@@ -102,6 +134,7 @@ class CoinbaseFrames:
         self._rng = rng
         self.products: dict[str, ProductState] = {}
         self.iso = IsoTime()
+        self.latest: dict[str, Quote] = {}  # product -> its latest quote: the book is the one behind it
         for market in markets:
             profile = profile_of(market)
             scale = market.price_scale
@@ -129,6 +162,7 @@ class CoinbaseFrames:
         state.ask_size = quote.ask_size
         state.time_ns = quote.time_ns
         state.quoted = True
+        self.latest[quote.market.native] = quote
         trade = quote.trade
         if trade is not None:
             state.trade_id += 1
@@ -158,6 +192,27 @@ class CoinbaseFrames:
             f'"side":"{state.side}","time":"{self.iso(state.time_ns)}","trade_id":{state.trade_id},'
             f'"last_size":"{trimmed(state.last_size, s)}"}}'
         )
+
+    def book(self, product: str) -> tuple[Levels, Levels]:
+        """The product's book now (empty before its first quote)."""
+        quote = self.latest.get(product)
+        return book_levels(quote, BOOK_LEVELS) if quote is not None else ([], [])
+
+    def snapshot(self, product: str, bids: Levels, asks: Levels, now_ns: int) -> str:
+        market = self.products[product].market
+        d, s = market.price_decimals, market.size_decimals
+        listed_bids = ",".join(f'["{fixed(p, d)}","{fixed(q, s)}"]' for p, q in bids)
+        listed_asks = ",".join(f'["{fixed(p, d)}","{fixed(q, s)}"]' for p, q in asks)
+        return (
+            f'{{"type":"snapshot","product_id":"{product}","bids":[{listed_bids}],"asks":[{listed_asks}],'
+            f'"time":"{self.iso(now_ns)}"}}'
+        )
+
+    def l2update(self, product: str, changes: Iterable[tuple[str, int, int]], now_ns: int) -> str:
+        market = self.products[product].market
+        d, s = market.price_decimals, market.size_decimals
+        listed = ",".join(f'["{side}","{fixed(p, d)}","{fixed(q, s)}"]' for side, p, q in changes)
+        return f'{{"type":"l2update","product_id":"{product}","changes":[{listed}],"time":"{self.iso(now_ns)}"}}'
 
     def heartbeat(self, state: ProductState, now_ns: int) -> str:
         return (
@@ -193,6 +248,7 @@ class CoinbaseServer(VenueServer):
     """The simulated Coinbase Exchange market-data feed."""
 
     name = NAME
+    FAULT_KINDS = ("crossed", "bad_level")
 
     def __init__(
         self, markets: Sequence[Market], seed: int = 0, *, subscribe_timeout_s: float = SUBSCRIBE_TIMEOUT_S
@@ -204,6 +260,9 @@ class CoinbaseServer(VenueServer):
         self.clients: dict[ServerConnection, CoinbaseClient] = {}
         # channel -> product -> connections; the publish path reads only these.
         self._index: dict[str, dict[str, set[ServerConnection]]] = {name: {} for name in SERVED_CHANNELS}
+        # book channel -> product -> its feed (while someone listens) / connections waiting for a snapshot
+        self._books: dict[str, dict[str, BookFeed]] = {name: {} for name in BOOK_CHANNELS}
+        self._awaiting: dict[str, dict[str, set[ServerConnection]]] = {name: {} for name in BOOK_CHANNELS}
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -267,8 +326,12 @@ class CoinbaseServer(VenueServer):
         try:
             if kind == "subscribe":
                 wanted = self._requested(request)
-                new_tickers = self._join(client, wanted)
+                new_tickers, new_books = self._join(client, wanted)
                 answers = [client.subscriptions()]
+                for channel, product in new_books:
+                    # Coinbase opens a book subscription with the product's snapshot.
+                    self._awaiting[channel].setdefault(product, set()).add(client.connection)
+                self._snapshots(time.time_ns())  # queued: they follow these answers at the next flush
                 # Coinbase sends each newly subscribed product's current ticker right away.
                 if not self.silent_until_ns:
                     for product in new_tickers:
@@ -319,9 +382,12 @@ class CoinbaseServer(VenueServer):
             wanted[name] = merged + [p for p in products if p not in merged]
         return wanted
 
-    def _join(self, client: CoinbaseClient, wanted: dict[str, list[str] | None]) -> list[str]:
-        """Add the subscriptions; the products newly on the ticker channel."""
+    def _join(
+        self, client: CoinbaseClient, wanted: dict[str, list[str] | None]
+    ) -> tuple[list[str], list[tuple[str, str]]]:
+        """Add the subscriptions; the products newly on the ticker channel, and the (book channel, product) new."""
         new_tickers: list[str] = []
+        new_books: list[tuple[str, str]] = []
         added: list[str] = []
         for name, products in wanted.items():
             current = client.channels.setdefault(name, {})
@@ -332,11 +398,13 @@ class CoinbaseServer(VenueServer):
                     added.append(f"{name}:{product}")
                     if name == TICKER:
                         new_tickers.append(product)
+                    elif name in BOOK_CHANNELS:
+                        new_books.append((name, product))
                 index.setdefault(product, set()).add(client.connection)
         self.set_subscribed(client.connection, any(client.channels.values()))
         if added:
             log.info("%s: client %s subscribed to %s", self.name, peer_name(client.connection), ", ".join(added))
-        return new_tickers
+        return new_tickers, new_books
 
     def _leave(self, client: CoinbaseClient, wanted: dict[str, list[str] | None], quiet: bool = False) -> None:
         removed: list[str] = []
@@ -354,6 +422,14 @@ class CoinbaseServer(VenueServer):
                     listeners.discard(client.connection)
                     if not listeners:
                         del index[product]
+                        if name in BOOK_CHANNELS:
+                            self._books[name].pop(product, None)
+                if name in BOOK_CHANNELS:
+                    waiting = self._awaiting[name].get(product)
+                    if waiting is not None:
+                        waiting.discard(client.connection)
+                        if not waiting:
+                            del self._awaiting[name][product]
             if not current:
                 del client.channels[name]
         self.set_subscribed(client.connection, any(client.channels.values()))
@@ -373,6 +449,75 @@ class CoinbaseServer(VenueServer):
             listeners = listeners_of.get(quote.market.native)
             if listeners:
                 outbox.add(listeners, frames.ticker(state).encode())
+
+    def _snapshots(self, now_ns: int) -> None:
+        """The snapshots due to the clients waiting for one (of quoted products; none while silent),
+        each sent once per product and channel; the feed follows what they hold from now on."""
+        if self.silent_until_ns:
+            return
+        frames = self.frames
+        for channel, waiting in self._awaiting.items():
+            feeds = self._books[channel]
+            for product in [p for p in waiting if p in frames.latest]:
+                bids, asks = frames.book(product)
+                snapshot = frames.snapshot(product, bids, asks, now_ns)
+                self.outbox.add(waiting.pop(product), snapshot.encode())
+                feed = feeds.get(product)
+                if feed is None:
+                    sides = (IncrementalSide(dict(bids)), IncrementalSide(dict(asks)))
+                    feeds[product] = BookFeed(sides, frames.products[product].sequence, now_ns)
+                else:
+                    feed.sides[0].served(dict(bids))
+                    feed.sides[1].served(dict(asks))
+
+    def due(self, now_ns: int, silent: bool) -> None:
+        """Each level2 channel's updates of the products that changed (at most one per product and
+        BOOK_CHANNELS interval), after the snapshots due; while silent, the clients miss them and
+        wait for a new snapshot."""
+        frames = self.frames
+        outbox = self.outbox
+        for channel, feeds in self._books.items():
+            if silent:
+                for product in list(feeds):
+                    self._awaiting[channel].setdefault(product, set()).update(self._index[channel].get(product, ()))
+                    del feeds[product]
+                continue
+            interval_ns = BOOK_CHANNELS[channel]
+            listeners_of = self._index[channel]
+            for product, feed in feeds.items():
+                sequence = frames.products[product].sequence
+                if sequence == feed.pushed_sequence or now_ns - feed.pushed_ns < interval_ns:
+                    continue
+                feed.pushed_sequence = sequence
+                feed.pushed_ns = now_ns
+                bids, asks = frames.book(product)
+                changes = [("buy", p, q) for p, q in feed.sides[0].changes(dict(bids))]
+                changes += [("sell", p, q) for p, q in feed.sides[1].changes(dict(asks))]
+                listeners = listeners_of.get(product)
+                if changes and listeners:
+                    outbox.add(listeners, frames.l2update(product, changes, now_ns).encode())
+        if not silent and any(self._awaiting.values()):
+            self._snapshots(now_ns)
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        if market not in self.frames.products:
+            raise ValueError(f"coinbase lists no {market!r}; products: {', '.join(self.frames.products)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        if market not in self.frames.latest:
+            raise ValueError(f"{market} has no book yet")
+        state = self.frames.products[market]
+        now_ns = time.time_ns()
+        if kind == "crossed":
+            frame = self.frames.l2update(market, [("buy", state.ask + max(1, state.ask // FAULT_SHIFT), 1)], now_ns)
+        else:
+            frame = self.frames.l2update(market, [], now_ns).replace('"changes":[]', '"changes":[["sell","NaN","1"]]')
+        listeners = {c for channel in BOOK_CHANNELS for c in self._index[channel].get(market, ())}
+        listeners -= {c for channel in BOOK_CHANNELS for c in self._awaiting[channel].get(market, ())}
+        self.outbox.add(listeners, frame.encode())
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), market)
+        return {"venue": self.name, "market": market, "kind": kind, "clients": len(listeners), "frame": frame}
 
     def heartbeat(self, now_ns: int, silent: bool) -> None:
         """Queue one heartbeat per subscribed product."""

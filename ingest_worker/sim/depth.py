@@ -64,3 +64,33 @@ def level_changes(old: Mapping[int, int], new: Mapping[int, int]) -> list[tuple[
     changes = [(price, 0) for price in old if price not in new]
     changes += [(price, size) for price, size in new.items() if old.get(price) != size]
     return changes
+
+
+class IncrementalSide:
+    """One book side as an incremental channel's clients hold it, and the changes that bring them level.
+
+    The book a dialect sends updates of is computed when an update is due (from the latest
+    quote), not kept per quote; its clients hold either the book of the last update sent or a
+    snapshot served since (a REST answer, a subscription's first frame). `changes(new)` names
+    every level on which any of those differ from `new`, with `new`'s size (0: removed), so
+    that every client applying them holds `new` exactly, whichever of them it started from.
+    """
+
+    __slots__ = ("held",)
+
+    def __init__(self, sent: Mapping[int, int]) -> None:
+        self.held: list[Mapping[int, int]] = [sent]  # the last update's book, then snapshots served since
+
+    def served(self, snapshot: Mapping[int, int]) -> None:
+        """A client was given `snapshot` (it holds that book now)."""
+        self.held.append(snapshot)
+
+    def changes(self, new: Mapping[int, int]) -> list[tuple[int, int]]:
+        """The changes every holder needs to reach `new` (removals first); `new` is then what all hold."""
+        removed: dict[int, int] = {}
+        changed: dict[int, int] = {}
+        for old in self.held:
+            for price, size in level_changes(old, new):
+                (changed if size else removed)[price] = size
+        self.held = [new]
+        return [*removed.items(), *changed.items()]

@@ -248,6 +248,10 @@ class VenueServer:
         """Queue the frames of these market updates for their subscribers (`flush` sends them)."""
         raise NotImplementedError
 
+    def due(self, now_ns: int, silent: bool) -> None:
+        """After each model step's `publish`: what the venue sends on its own clock (books pushed
+        every 100 ms, batched updates), queued for `flush`."""
+
     def heartbeat(self, now_ns: int, silent: bool) -> None:
         """Once a second: the venue's own heartbeats, if it sends any."""
 

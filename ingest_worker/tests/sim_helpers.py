@@ -15,11 +15,12 @@ from urllib.parse import urlsplit
 
 import orjson
 import uvloop
-from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from ingest_worker.sim.server import DEFAULT_PORTS, ExchangeSimulator, SimConfig
+from ingest_worker.venues import VENUES
 
 TEST_TIMEOUT_S = 15.0
 
@@ -137,3 +138,22 @@ async def until_closed(ws: ClientConnection, within_s: float = 2.0) -> None:
         async with asyncio.timeout(within_s):
             while True:
                 await ws.recv()
+
+
+async def live_client_frames(
+    sim: ExchangeSimulator,
+    name: str,
+    seconds: float,
+    edit: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, int]]]:
+    """The venue's market list from the simulator, then `seconds` of frames on a connection opened
+    and subscribed as its live client does (its declaration's URL and messages; `edit` may change
+    each message first)."""
+    venue = VENUES[name]
+    _, listed = await http(http_url(sim.urls[name]) + venue.markets_path)
+    markets = venue.read_markets(listed)
+    async with connect(venue.connect_url(sim.urls[name])) as ws:
+        for request in venue.subscribe_messages(native for native, _, _ in markets):
+            await ws.send(orjson.dumps(edit(request) if edit is not None else request).decode())
+        frames = await frames_for(ws, seconds)
+    return markets, frames

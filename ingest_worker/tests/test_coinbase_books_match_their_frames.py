@@ -254,29 +254,46 @@ def test_a_crossed_or_bad_snapshot_leaves_the_product_without_a_book() -> None:
         ("buy 100.45 1", MISSING_FIELD),
     ],
 )
-def test_a_bad_change_drops_its_whole_frame_and_leaves_the_book_as_it_was(change: object, reason: str) -> None:
+def test_a_bad_change_drops_its_frame_and_the_book_until_the_next_snapshot(change: object, reason: str) -> None:
     parser = CoinbaseParser()
-    parser.parse(snapshot(BIDS, ASKS), RECV_NS)
-    before = levels(parser)
-    # The good change before the bad one is not applied either.
+    (first,) = parser.parse(snapshot(BIDS, ASKS), RECV_NS)
+    # None of the frame's changes is applied, the good one before the bad one neither: the venue's
+    # book moved and ours cannot follow it, so it is dropped and asked for again, once.
     assert parser.parse(l2update(["buy", "100.55", "9"], change), RECV_NS) == []
     assert dropped(parser) == {reason: 1}
-    assert levels(parser) == before
+    assert parser.book("BTC-USD") is None
+    assert parser.resync_needed == parser.awaiting_snapshot() == {"BTC-USD"}
+    parser.resync_needed.clear()  # the live client took the request
+    assert parser.parse(l2update(["buy", "100.55", "9"]), RECV_NS) == []  # nothing to apply it to
     assert parser.resync_needed == set()
-    (book_tick,) = parser.parse(l2update(["buy", "100.55", "9"]), RECV_NS)  # the book goes on
+    assert parser.parse(snapshot(BIDS, ASKS), RECV_NS) == [first]
+    (book_tick,) = parser.parse(l2update(["buy", "100.55", "9"]), RECV_NS)  # the new book goes on
     assert book_tick.bids[:2] == [[100.55, 9.0], [100.5, 1.5]]  # type: ignore[index]
 
 
-def test_a_frame_without_changes_or_with_a_bad_time_is_dropped() -> None:
+@pytest.mark.parametrize(
+    ("field", "reason"),
+    [({"changes": "none"}, MISSING_FIELD), ({"time": "yesterday"}, "bad_timestamp")],
+)
+def test_a_frame_without_changes_or_with_a_bad_time_drops_the_book(field: dict[str, str], reason: str) -> None:
+    parser = CoinbaseParser()
+    parser.parse(snapshot(BIDS, ASKS), RECV_NS)
+    frame = json.loads(l2update(["buy", "100.55", "1"]))
+    assert parser.parse(json.dumps(frame | field), RECV_NS) == []
+    assert dropped(parser) == {reason: 1}
+    assert parser.book("BTC-USD") is None
+    assert parser.resync_needed == {"BTC-USD"}
+
+
+def test_a_frame_of_an_unknown_product_leaves_the_books_alone() -> None:
     parser = CoinbaseParser()
     parser.parse(snapshot(BIDS, ASKS), RECV_NS)
     before = levels(parser)
     frame = json.loads(l2update(["buy", "100.55", "1"]))
-    assert parser.parse(json.dumps(frame | {"changes": "none"}), RECV_NS) == []
-    assert parser.parse(json.dumps(frame | {"time": "yesterday"}), RECV_NS) == []
     assert parser.parse(json.dumps(frame | {"product_id": "BTCUSD"}), RECV_NS) == []
-    assert dropped(parser) == {MISSING_FIELD: 1, "bad_timestamp": 1, "unknown_symbol": 1}
+    assert dropped(parser) == {"unknown_symbol": 1}
     assert levels(parser) == before
+    assert parser.resync_needed == set()
 
 
 def test_size_zero_removes_a_level() -> None:
@@ -369,8 +386,8 @@ generated_frames = st.lists(st.one_of(changes, snapshots), max_size=25)
 def test_generated_frames_keep_the_book_and_its_ticks_right(
     sequence: list[list[list[str]] | tuple[list[str], list[str]]], depth_levels: int
 ) -> None:
-    """A model of the rules: no book before a snapshot, a bad frame changes nothing, a crossing
-    drops the book, a tick exactly when the top `depth_levels` levels change."""
+    """A model of the rules: no book before a snapshot, a bad frame or a crossing drops the book,
+    a tick exactly when the top `depth_levels` levels change."""
     parser = CoinbaseParser(depth_levels=depth_levels)
     book: dict[str, dict[float, float]] | None = None
     sent: tuple[list[list[float]], list[list[float]]] | None = None
@@ -384,7 +401,9 @@ def test_generated_frames_keep_the_book_and_its_ticks_right(
             }
         else:
             frame = l2update(*item)
-            if book is not None and all(p in GOOD_PRICES and s in GOOD_SIZES for _, p, s in item):
+            if book is not None and not all(p in GOOD_PRICES and s in GOOD_SIZES for _, p, s in item):
+                book, sent = None, None  # a change it cannot apply: dropped until the next snapshot
+            elif book is not None:
                 for side, price, size in item:
                     if float(size) == 0:
                         book[side].pop(float(price), None)

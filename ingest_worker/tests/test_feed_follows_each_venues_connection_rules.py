@@ -68,7 +68,11 @@ def test_each_venue_declares_what_its_connections_need():
     assert rules["bitfinex"].markets_per_connection == 12  # 25 channels, ticker + trades per market
     assert rules["okx"].keepalive == TextKeepalive("ping", 25.0)
     assert rules["gemini"].resubscribe is not None
-    for name in ("binance", "coinbase", "kraken", "bitstamp"):
+    # Binance: bookTicker, trade and depth20@100ms per market, 1024 streams a connection.
+    assert rules["binance"].markets_per_connection == 341
+    assert rules["binance"].resubscribe is not None
+    assert rules["coinbase"].resubscribe is not None
+    for name in ("kraken", "bitstamp"):
         assert rules[name] == ConnectionRules(None, None, None), name
 
 

@@ -71,12 +71,17 @@ def test_combined_stream_url_sends_wrapped_frames_that_parse_into_ticks_with_zer
             for frame, recv_ns in frames:
                 wrapper = orjson.loads(frame)
                 assert list(wrapper) == ["stream", "data"]
-                kinds.add(wrapper["stream"].split("@")[1])
-                assert wrapper["stream"].split("@")[0] == wrapper["data"]["s"].lower()
-                assert parser.parse(frame, recv_ns)
-            assert kinds == {"bookTicker", "trade"}
+                market, kind = wrapper["stream"].split("@", 1)
+                kinds.add(kind)
+                if kind == "depth20@100ms":  # partial depth names no market: its stream does
+                    assert list(wrapper["data"]) == ["lastUpdateId", "bids", "asks"]
+                else:
+                    assert market == wrapper["data"]["s"].lower()
+                parser.parse(frame, recv_ns)
+            assert kinds == {"bookTicker", "trade", "depth20@100ms"}
             assert parser.stats.as_dict()["dropped"] == {}
-            assert parser.stats.ticks == len(frames)
+            # One tick a frame, but for a book the same as the one before (only the sizes past the top 20 moved).
+            assert parser.stats.ticks == len(frames) - parser.stats.ignored.get(binance_venue.BOOK_UNCHANGED, 0)
             assert {tick.symbol for frame, recv_ns in frames for tick in parser.parse(frame, recv_ns)} == {
                 "BTC/USDT",
                 "ETH/USDT",
@@ -112,7 +117,9 @@ def test_subscribe_unsubscribe_and_list_are_answered_exactly_as_binance_does() -
             parser = BinanceParser()
             async with connect(f"{sim.urls['binance']}/ws") as ws:
                 assert await frames_for(ws, 0.2) == []  # nothing before a subscription
-                await ws.send(orjson.dumps(binance_venue.subscribe_message(["BTCUSDT", "SOLUSDT"], 1)).decode())
+                # The quote and trade streams: on a raw /ws connection a partial-depth frame names no market.
+                streams = ["btcusdt@bookTicker", "btcusdt@trade", "solusdt@bookTicker", "solusdt@trade"]
+                await ws.send(orjson.dumps({"method": "SUBSCRIBE", "params": streams, "id": 1}).decode())
                 assert await ws.recv() == '{"result":null,"id":1}'
                 frames = await frames_for(ws, 0.5)
                 assert {orjson.loads(f)["s"] for f, _ in frames} == {"BTCUSDT", "SOLUSDT"}

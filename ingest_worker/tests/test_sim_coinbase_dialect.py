@@ -57,6 +57,7 @@ def test_subscribe_is_answered_with_subscriptions_then_tickers_and_heartbeats_pa
                             "channels": [
                                 {"name": "ticker", "product_ids": natives},
                                 {"name": "heartbeat", "product_ids": natives},
+                                {"name": "level2_batch", "product_ids": natives},
                             ],
                         }
                     ).decode()
@@ -68,6 +69,7 @@ def test_subscribe_is_answered_with_subscriptions_then_tickers_and_heartbeats_pa
             assert types.count("ticker") > 100
             assert types.count("heartbeat") == len(natives)  # one per product per second
             sequences: dict[str, int] = {}
+            snapshots: set[str] = set()
             for frame, recv_ns in frames:
                 message = orjson.loads(frame)
                 if message["type"] == "ticker":
@@ -77,9 +79,18 @@ def test_subscribe_is_answered_with_subscriptions_then_tickers_and_heartbeats_pa
                     # each product's sequence only grows
                     assert message["sequence"] > sequences.get(message["product_id"], 0)
                     sequences[message["product_id"]] = message["sequence"]
+                elif message["type"] in ("snapshot", "l2update"):
+                    # Books: a snapshot per product first, then updates (test_coinbase_level2_* has the rest).
+                    if message["type"] == "snapshot":
+                        assert message["product_id"] not in snapshots  # one per subscription
+                        snapshots.add(message["product_id"])
+                    else:
+                        assert message["product_id"] in snapshots
+                    parser.parse(frame, recv_ns)
                 else:
                     assert parser.parse(frame, recv_ns) == []
                     assert message["sequence"] == sequences[message["product_id"]]
+            assert snapshots == set(natives)
             assert parser.stats.as_dict()["dropped"] == {}
             assert parser.stats.control == {"heartbeat": len(natives)}
 
@@ -124,9 +135,9 @@ def test_channel_objects_later_subscribes_and_unsubscribe_update_the_subscriptio
             "BTC-EUR is not a valid product",
         ),
         (
-            '{"type":"subscribe","product_ids":["BTC-USD"],"channels":["level2"]}',
+            '{"type":"subscribe","product_ids":["BTC-USD"],"channels":["full"]}',
             "Failed to subscribe",
-            "level2 is not a valid channel",
+            "full is not a valid channel",
         ),
         ('{"type":"subscribe","product_ids":["BTC-USD"]}', "Failed to subscribe", None),
         ('{"type":"subscribe","channels":["ticker"]}', "Failed to subscribe", None),

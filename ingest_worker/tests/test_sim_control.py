@@ -38,7 +38,10 @@ async def binance_client(url: str, **kwargs: object) -> ClientConnection:
 
 async def coinbase_client(url: str, **kwargs: object) -> ClientConnection:
     ws = await connect(url + "/", max_queue=None, **kwargs)  # type: ignore[arg-type]
-    await ws.send(orjson.dumps(coinbase_venue.subscribe_message(f"{asset}-USD" for asset in ASSETS)).decode())
+    # The quote channels only: the readers here start mid-stream, where a level2 book has no snapshot.
+    request = coinbase_venue.subscribe_message(f"{asset}-USD" for asset in ASSETS)
+    request["channels"] = [coinbase_venue.CHANNELS["quote"], coinbase_venue.CHANNELS["heartbeat"]]
+    await ws.send(orjson.dumps(request).decode())
     await recv_until(ws, lambda text: '"subscriptions"' in text)
     return ws
 
@@ -77,7 +80,8 @@ def test_status_reports_venues_model_and_dislocations() -> None:
         ("/sim/silence?seconds=-1", "GET", 400),
         ("/sim/drop?venue=kraken", "GET", 400),
         ("/sim/drop?mode=gently", "GET", 400),
-        ("/sim/fault?venue=binance&market=BTCUSDT&kind=crossed", "GET", 400),  # Binance clients keep no book
+        ("/sim/fault?venue=binance&market=BTCUSDT&kind=bad_level", "GET", 400),  # Binance's are gap and crossed
+        ("/sim/fault?venue=binance&market=DOGEUSDT&kind=gap", "GET", 400),
         ("/sim/fault?venue=coinbase", "POST", 400),
         ("/sim/explode", "GET", 404),
         ("/sim/status", "PUT", 405),

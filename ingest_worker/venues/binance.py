@@ -30,7 +30,17 @@ and every later one U == the previous u + 1. Anything else is a gap: the book is
 buffered again for the next snapshot. A diff that cannot be applied (a bad number) or that
 leaves the book crossed drops it the same way, under its own reason. Each book change gives a
 book tick of the top `depth_levels` levels when they changed (`book_unchanged` when not); its
-timestamp is the event time E, the receive time for partial depth and a bare snapshot.
+timestamp is the event time E, the receive time for partial depth and a bare snapshot. A bad
+partial-depth frame drops the book too and names the market in `resync_needed` once, until a
+good frame comes (the feed then resubscribes the stream, `resubscribe_messages`).
+
+Live, the client reads `bookTicker`, `trade` and `depth20@100ms` (CHANNELS; 3 streams a market,
+so 341 markets a connection under Binance's 1024). Both the bookTicker's quote ticks and the
+book ticks reach the engine, and the newest tick sets the market's top: a quote tick carries
+no levels, and the engine keeps a market's levels only with the tick that carried them
+(`engine_worker/book.py` `Quote.update`), so a quote newer than the book clears the book's
+levels and no level better than the newer top is ever walked; the next depth frame (within
+100 ms, its top that quote's, same update id) brings them back.
 """
 
 from __future__ import annotations
@@ -73,7 +83,13 @@ NAME = "binance"
 LIVE_WS_URL = "wss://stream.binance.com:9443"
 LIVE_REST_URL = "https://api.binance.com"
 EXCHANGE_INFO_PATH = "/api/v3/exchangeInfo"
-CHANNELS = {"quote": "bookTicker", "trade": "trade"}
+# What the live client subscribes to per market. The book is the 20-level partial depth: a whole
+# snapshot every 100 ms, so no REST snapshot, no sequence to follow and nothing to resync but a
+# bad frame (the next one replaces it). Diff depth would give every change, at the cost of a REST
+# snapshot per market per (re)connection against Binance's request weight limits, for levels that
+# DEPTH_LEVELS (20) caps anyway.
+CHANNELS = {"quote": "bookTicker", "trade": "trade", "book": "depth20@100ms"}
+MAX_STREAMS_PER_CONNECTION = 1024  # Binance's cap on the streams of one connection
 # Payload types that are real Binance data we do not use (counted as ignored).
 IGNORED_EVENTS = frozenset({"kline", "24hrTicker", "24hrMiniTicker", "avgPrice", "outboundAccountPosition"})
 DEPTH_SNAPSHOT_PATHS = ("/api/v3/depth", "/api/v1/depth")  # REST answers that seed a diff-depth book
@@ -100,6 +116,15 @@ def stream_names(natives: Iterable[str]) -> list[str]:
 
 def subscribe_message(natives: Iterable[str], request_id: int = 1) -> dict[str, Any]:
     return {"method": "SUBSCRIBE", "params": stream_names(natives), "id": request_id}
+
+
+def resubscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """UNSUBSCRIBE then SUBSCRIBE of these markets' partial-depth streams: their next frame is a fresh book."""
+    streams = [f"{native.lower()}@{CHANNELS['book']}" for native in natives]
+    return [
+        {"method": "UNSUBSCRIBE", "params": streams, "id": 901},
+        {"method": "SUBSCRIBE", "params": streams, "id": 902},
+    ]
 
 
 def connect_url(ws_base: str) -> str:
@@ -213,14 +238,21 @@ class BinanceParser(VenueParser):
         self._diff_books: dict[str, _DiffBook] = {}  # native -> seeded diff-depth book
         self._buffered: dict[str, list[_Event]] = {}  # native -> diffs waiting for its snapshot, oldest first
         self._lost: set[str] = set()  # natives whose diff book was dropped and not yet reseeded
+        self._partial_lost: set[str] = set()  # natives whose partial-depth book was dropped, until a good frame
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_concatenated)
 
+    def new_connection(self) -> None:
+        """A new connection subscribes afresh: its partial-depth streams bring whole books again."""
+        super().new_connection()
+        self._partial_lost.clear()
+
     def awaiting_snapshot(self) -> set[str]:
-        """Markets with diff events but no seeded book: never seeded yet, or dropped on a gap."""
-        return (self._lost | self._buffered.keys()) - self._diff_books.keys()
+        """Markets with diff events but no seeded book (never seeded yet, or dropped on a gap), and
+        markets whose partial-depth book was dropped and no good frame has come since."""
+        return ((self._lost | self._buffered.keys()) - self._diff_books.keys()) | self._partial_lost
 
     # --- the REST snapshot ----------------------------------------------------------
     def seed(self, url: str, body: str | bytes, recv_ns: int) -> list[Tick]:
@@ -324,11 +356,16 @@ class BinanceParser(VenueParser):
             return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
         levels = self._snapshot(msg)
         if isinstance(levels, str):
-            # The book is unknown until the next frame, which brings all of it again.
+            # The book is unknown until a good frame brings all of it again. The next frame should,
+            # but a stream that keeps sending bad ones is resubscribed (once per loss), as any book.
             self._partial_books.pop(native, None)
             self.forget_book(symbol)
+            if native not in self._partial_lost:
+                self._partial_lost.add(native)
+                self.resync_needed.add(native)
             return self.drop(levels, recv_ns, f"{native} partial depth")
         _, bids, asks = levels
+        self._partial_lost.discard(native)
         book = self._partial_books.get(native)
         if book is None:
             book = self._partial_books[native] = L2Book()
@@ -507,5 +544,8 @@ VENUE = Venue(
     to_native=to_native,
     default_fee_pct=0.1,
     sim_port=9101,
+    resubscribe_messages=resubscribe_messages,
+    max_channels_per_connection=MAX_STREAMS_PER_CONNECTION,
+    channels_per_market=len(CHANNELS),
     sim=SimProfile("USDT", (0.1, 0.8), 1.5, 1.0, 0.1, reference_markets=("USDC/USDT",), reference_price_decimals=4),
 )

@@ -24,16 +24,19 @@ only ways it can be: an `l2update` needs the market's snapshot before it, and re
 orders never cross. An update before its snapshot, or one that leaves the book crossed
 (an update was missed), drops the book (counted as `book_gap`; a crossed snapshot as
 `crossed_book`) and names the product in `resync_needed`, once per loss, until a snapshot
-rebuilds it. A frame with a bad number (NaN, a price <= 0, a negative size, not a number)
-or a malformed change is dropped under its reason before any of its changes is applied:
-the book stays as it was, and keeps following the updates after it. A snapshot that cannot
-be used leaves the market without a book (its updates would follow that snapshot).
+rebuilds it. An `l2update` that cannot be applied (a bad number: NaN, a price <= 0, a
+negative size, not a number; a malformed change or time) drops the book the same way, under
+its own reason, none of its changes applied: the venue's book moved and ours cannot follow
+it without them. A snapshot that cannot be used leaves the market without a book (its updates
+would follow that snapshot).
 
-Which channel sets a market's top when it has both `ticker` and a book: both kinds of
-tick reach the engine, and the engine keeps a market's levels only with the tick that
-carried them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels).
-For depth, the live client is to subscribe to `level2` and not `ticker` for the top; today
-it subscribes to `ticker` (future work, with the simulator's level2 dialect).
+Live, the client reads `ticker`, `heartbeat` and `level2_batch` (CHANNELS), and a dropped book
+is resubscribed (`resubscribe_messages`: unsubscribe + subscribe level2_batch for the product,
+which opens with a new snapshot). Which channel sets the top: the newest tick. Both kinds of
+tick reach the engine, and the engine keeps a market's levels only with the tick that carried
+them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels), so a ticker
+newer than the book clears the book's levels and no level better than the newer top is ever
+walked; the next l2update (within 50 ms) brings them back, with the top the ticker gave.
 """
 
 from __future__ import annotations
@@ -74,7 +77,9 @@ NAME = "coinbase"
 LIVE_WS_URL = "wss://ws-feed.exchange.coinbase.com"
 LIVE_REST_URL = "https://api.exchange.coinbase.com"
 PRODUCTS_PATH = "/products"
-CHANNELS = {"quote": "ticker", "trade": "ticker", "heartbeat": "heartbeat"}
+# `level2_batch`, not `level2`: Coinbase serves `level2` to authenticated connections only, and
+# the batch (50 ms of changes per l2update) is the same book for a tenth of the frames.
+CHANNELS = {"quote": "ticker", "trade": "ticker", "heartbeat": "heartbeat", "book": "level2_batch"}
 CONTROL_TYPES = frozenset({"subscriptions", "heartbeat"})
 # Real Coinbase message types of channels we do not use (counted as ignored).
 IGNORED_TYPES = frozenset({"match", "last_match", "received", "open", "done", "change", "activate", "status"})
@@ -97,7 +102,16 @@ def split_product(native: str) -> tuple[str, str] | None:
 
 
 def subscribe_message(natives: Iterable[str]) -> dict[str, Any]:
-    return {"type": "subscribe", "product_ids": list(natives), "channels": ["ticker", "heartbeat"]}
+    return {"type": "subscribe", "product_ids": list(natives), "channels": ["ticker", "heartbeat", CHANNELS["book"]]}
+
+
+def resubscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """Leave and join these products' level2_batch channel: the join opens with a fresh snapshot."""
+    products = list(natives)
+    return [
+        {"type": "unsubscribe", "product_ids": products, "channels": [CHANNELS["book"]]},
+        {"type": "subscribe", "product_ids": products, "channels": [CHANNELS["book"]]},
+    ]
 
 
 def connect_url(ws_base: str) -> str:
@@ -329,25 +343,26 @@ class CoinbaseParser(VenueParser):
             return self._lose_book(native, symbol, BOOK_GAP, recv_ns, f"{native} l2update before its snapshot")
         timestamp = self._event_ms(msg, recv_ns)
         if timestamp is None:
-            return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
+            return self._lose_book(native, symbol, BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
         changes = msg.get("changes")
         if changes.__class__ is not list:
-            return self.drop(MISSING_FIELD, recv_ns, f"{native} l2update without a changes list")
+            return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} l2update without a changes list")
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
         for change in changes:  # type: ignore[union-attr]
             if change.__class__ is not list or len(change) != 3:
-                return self.drop(MISSING_FIELD, recv_ns, f"{native} change {change!r}")
+                return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} change {change!r}")
             side, raw_price, raw_size = change
             if side == "buy":
                 side_changes = bids
             elif side == "sell":
                 side_changes = asks
             else:
-                return self.drop(MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
+                return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
             level = _level(raw_price, raw_size, removes=True)
             if isinstance(level, str):
-                return self.drop(level, recv_ns, f"{native} change {change!r}")
+                # The level changed to something unreadable: the book no longer says what the venue holds.
+                return self._lose_book(native, symbol, level, recv_ns, f"{native} change {change!r}")
             side_changes.append(level)
         book.update(bids, asks)
         if book.crossed():  # resting orders never cross: an update was missed
@@ -484,6 +499,7 @@ VENUE = Venue(
     subscribe_messages=subscribe_messages,
     parser=CoinbaseParser,
     to_native=to_native,
+    resubscribe_messages=resubscribe_messages,
     default_fee_pct=0.6,
     sim_port=9102,
     sim=SimProfile("USD", (0.5, 2.5), 2.0, 0.6, 0.5, 8, reference_markets=("USDT/USD",), price_ticks="coinbase"),
