@@ -64,7 +64,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from arbsite.latency import LatencyWindow
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
-from ingest_worker.venues.base import MAX_TICK_AGE_MS, ParseStats, TextKeepalive, VenueParser
+from ingest_worker.venues.base import DEPTH_LEVELS, MAX_TICK_AGE_MS, ParseStats, TextKeepalive, VenueParser
 from ingest_worker.venues.declaration import Messages, Venue
 from signals_app.contracts.heartbeat import FEED_LIVE, FeedHealth
 from signals_app.contracts.symbols import SymbolTable, base_of, quote_of
@@ -179,6 +179,7 @@ class Feed:
         silence_timeout_s: float = 10.0,
         ping_interval_s: float = 20.0,
         max_age_ms: int | None = MAX_TICK_AGE_MS,  # None: no clock check
+        depth_levels: int = DEPTH_LEVELS,  # the levels a side each book tick carries
         rng: random.Random | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
     ) -> None:
@@ -203,6 +204,7 @@ class Feed:
         self.silence_timeout_s = silence_timeout_s
         self.ping_interval_s = ping_interval_s
         self.max_age_ms = max_age_ms
+        self.depth_levels = depth_levels
         self._rng = rng or random.Random()
         self._clock_ns = clock_ns
 
@@ -286,7 +288,7 @@ class Feed:
             Connection(
                 self.name if len(groups) == 1 else f"{self.name}#{number}",
                 group,
-                parser_class(table, max_age_ms=self.max_age_ms),
+                parser_class(table, max_age_ms=self.max_age_ms, depth_levels=self.depth_levels),
                 None if len(groups) == 1 else number,
             )
             for number, group in enumerate(groups, start=1)
@@ -503,6 +505,7 @@ class Feed:
 
     def snapshot(self) -> FeedHealth:
         now_ns = self._clock_ns()
+        stats = self.parse_stats()
         return {
             "state": self.state,
             "last_message_age_s": self.last_message_age_s(),
@@ -516,7 +519,9 @@ class Feed:
             "markets": len(self.natives),
             "connections": [connection.snapshot(now_ns) for connection in self.connections],
             "latency_frame_to_tick_sent": self.push_latency.percentiles(),
-            "parse": self.parse_stats().as_dict(),
+            "parse": stats.as_dict(),
+            # Book ticks made, and those whose venue time was over a second off the receive time.
+            "books": stats.books(),
         }
 
 

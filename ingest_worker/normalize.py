@@ -120,7 +120,10 @@ def normalize_lines(
     counts = NormalizeCounts(parser.stats)
     exchange = parser.name
     parse = parser.parse
-    connections = capture.VenueParsers(parser, lambda: parser.__class__(parser.symbols, max_age_ms=parser.max_age_ms))
+    connections = capture.VenueParsers(
+        parser,
+        lambda: parser.__class__(parser.symbols, max_age_ms=parser.max_age_ms, depth_levels=parser.depth_levels),
+    )
     pending: list[bytes] = []  # encoded ticks not yet written
     for index, line in enumerate(lines):
         counts.lines += 1

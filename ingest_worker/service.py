@@ -25,7 +25,7 @@ from ingest_worker.feed import STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
 from ingest_worker.venues import SIM_PORTS, VENUES, resolve_venues
-from ingest_worker.venues.base import DROP_REASONS
+from ingest_worker.venues.base import DEPTH_LEVELS, DROP_REASONS
 from signals_app.contracts.heartbeat import encode_ingestor_health, ingestor_health
 
 log = logging.getLogger("ingest_worker.service")
@@ -45,6 +45,7 @@ class IngestorConfig:
     health_port: int = 8080
     silence_timeout_s: float = 10.0
     ping_interval_s: float = 20.0
+    depth_levels: int = DEPTH_LEVELS  # DEPTH_LEVELS: the levels a side a book tick carries
     record: Path | None = None
 
     @classmethod
@@ -71,6 +72,7 @@ class IngestorConfig:
             health_port=settings.HEALTH_PORT,
             silence_timeout_s=settings.FEED_SILENCE_TIMEOUT_S,
             ping_interval_s=settings.WS_PING_INTERVAL_S,
+            depth_levels=settings.DEPTH_LEVELS,
             record=record,
         )
 
@@ -104,6 +106,7 @@ class IngestorService:
                     recorder=self.recorder,
                     silence_timeout_s=config.silence_timeout_s,
                     ping_interval_s=config.ping_interval_s,
+                    depth_levels=config.depth_levels,
                 )
             )
         self.stop = asyncio.Event()
@@ -194,6 +197,12 @@ class _IngestorCollector(Collector):
         )
         drops = CounterMetricFamily("arb_feed_dropped_frames", "Frames dropped", labels=["exchange", "reason"])
         control = CounterMetricFamily("arb_feed_control_frames", "Control frames", labels=["exchange", "kind"])
+        book_ticks = CounterMetricFamily("arb_feed_book_ticks", "Book ticks made", labels=["exchange"])
+        skewed = CounterMetricFamily(
+            "arb_feed_book_clock_skewed",
+            "Book ticks whose venue time was more than 1 s off the receive time",
+            labels=["exchange"],
+        )
         for feed in feeds:
             for name in STATES:
                 state.add_metric([feed.name, name], 1.0 if feed.state == name else 0.0)
@@ -212,8 +221,11 @@ class _IngestorCollector(Collector):
                 drops.add_metric([feed.name, reason], stats.dropped.get(reason, 0))
             for kind, count in stats.control.items():
                 control.add_metric([feed.name, kind], count)
+            book_ticks.add_metric([feed.name], stats.book_ticks)
+            skewed.add_metric([feed.name], stats.clock_skewed)
         backpressure = CounterMetricFamily(
             "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
         )
         backpressure.add_metric([], self.service.pusher.dropped)
-        yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control, backpressure)
+        yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
+        yield from (book_ticks, skewed, backpressure)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
+import types
 from pathlib import Path
 
+import orjson
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from django.core.management import call_command
 
 from arbsite.env import (
     env_bool,
@@ -91,3 +96,31 @@ def test_every_sim_venue_port_variable_is_read_whatever_the_venue():
 def test_fees_name_only_the_overrides_and_the_venues_declare_their_defaults():
     assert parse_fees("okx:0.08") == {"okx": 0.08}
     assert parse_fees("okx:0.08", DEFAULT_FEES_PCT) == {**DEFAULT_FEES_PCT, "okx": 0.08}
+
+
+def test_depth_and_deviation_settings_reach_the_ingestor_the_engine_and_normalize(settings, tmp_path):
+    from engine_worker.config import EngineConfig
+    from ingest_worker.service import IngestorConfig
+
+    settings.DEPTH_LEVELS = 5
+    settings.MAX_MARKET_DEVIATION_PCT = 7.5
+    assert IngestorConfig.from_settings(settings).depth_levels == 5
+    assert EngineConfig.from_settings(settings, DEFAULT_FEES_PCT).max_market_deviation_pct == 7.5
+    # normalize builds its parser with the setting too: a 5-level partial-depth frame gives book ticks of 2.
+    settings.DEPTH_LEVELS = 2
+    frame = {
+        "stream": "btcusdt@depth5@100ms",
+        "data": {
+            "lastUpdateId": 7,
+            "bids": [[str(100 - i), "1.0"] for i in range(5)],
+            "asks": [[str(101 + i), "1.0"] for i in range(5)],
+        },
+    }
+    capture = tmp_path / "depth.jsonl"
+    capture.write_bytes(orjson.dumps(frame) + b"\n")
+    out = io.BytesIO()
+    stdout = types.SimpleNamespace(buffer=out, write=lambda text: len(text), flush=lambda: None, fileno=lambda: -1)
+    with contextlib.redirect_stdout(stdout):  # type: ignore[type-var]
+        call_command("normalize", "--exchange", "binance", str(capture), stderr=io.StringIO())
+    (book,) = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert (len(book["bids"]), len(book["asks"])) == (2, 2)

@@ -38,3 +38,16 @@ def test_a_one_sided_or_stale_book_gives_no_tick() -> None:
     book.update([], [(101.0, 1.0)])
     assert parser.make_book("BTC/USD", book, NOW_MS - 61_000, RECV_NS) == []
     assert parser.stats.as_dict()["dropped"] == {"stale": 1}
+
+
+def test_a_book_whose_venue_clock_runs_over_a_second_off_is_sent_and_counted() -> None:
+    parser = make_parser("gemini")
+    book = L2Book()
+    book.replace([(100.0, 1.0)], [(101.0, 1.0)])
+    assert parser.make_book("BTC/USD", book, NOW_MS - 1000, RECV_NS)  # a second off: fine
+    book.update([(100.0, 2.0)], [])
+    assert parser.make_book("BTC/USD", book, NOW_MS - 1500, RECV_NS)  # sent (within 60 s), and counted
+    book.update([(100.0, 3.0)], [])
+    assert parser.make_book("BTC/USD", book, NOW_MS + 2000, RECV_NS)  # ahead of us counts too
+    assert parser.stats.books() == {"ticks": 3, "clock_skewed": 2}
+    assert parser.stats.as_dict()["dropped"] == {}

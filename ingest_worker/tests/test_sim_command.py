@@ -64,7 +64,9 @@ def test_it_reports_its_free_ports_serves_both_venues_and_exits_0_on_sigterm() -
 
         async def body() -> None:
             parser = BinanceParser()
-            async with connect(f"{urls['binance']}/ws") as ws:
+            # The live client's endpoint: combined-stream frames name their stream (partial depth
+            # on the raw /ws endpoint names no market).
+            async with connect(binance_venue.connect_url(urls["binance"])) as ws:
                 await ws.send(orjson.dumps(binance_venue.subscribe_message(["BTCUSDT", "ETHUSDT"])).decode())
                 assert await ws.recv() == '{"result":null,"id":1}'
                 frames = await frames_for(ws, 0.5)
@@ -90,8 +92,8 @@ def test_it_reports_its_free_ports_serves_both_venues_and_exits_0_on_sigterm() -
     for state_change in (
         "binance: listening on",
         "coinbase: listening on",
-        "connected to /ws",
-        "subscribed to 4 stream(s)",
+        "connected to /stream",
+        "subscribed to 6 stream(s)",  # bookTicker, trade and depth20@100ms of two markets
         "SIGTERM received",
         "disconnected (close code 1001)",
         "simulator closed",

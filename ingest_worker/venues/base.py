@@ -55,6 +55,7 @@ NO_TICKS: list[Tick] = []  # shared empty answer; callers must not mutate it
 
 # DESIGN.md: a tick's exchange time must be within 60 s of the clock (its receive time).
 MAX_TICK_AGE_MS = 60_000
+CLOCK_SKEW_MS = 1000  # a book tick whose venue time is further than this from its receive time is counted
 DEPTH_LEVELS = 20  # DESIGN.md: levels a side a book tick carries unless DEPTH_LEVELS says otherwise
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
 
@@ -69,11 +70,15 @@ class TextKeepalive(NamedTuple):
 class ParseStats:
     """Counters of one parser: frames seen, ticks made, control frames, ignored and dropped frames."""
 
-    __slots__ = ("control", "dropped", "frames", "ignored", "ticks")
+    __slots__ = ("book_ticks", "clock_skewed", "control", "dropped", "frames", "ignored", "ticks")
 
     def __init__(self) -> None:
         self.frames = 0
         self.ticks = 0
+        self.book_ticks = 0  # of the ticks, book ticks
+        # Book ticks whose venue time is more than CLOCK_SKEW_MS off the receive time: sent, and counted
+        # (a venue clock that drifts, or a book held up on its way), DESIGN.md "Depth" data health.
+        self.clock_skewed = 0
         self.control: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
         self.dropped: dict[str, int] = dict.fromkeys(DROP_REASONS, 0)
@@ -85,12 +90,18 @@ class ParseStats:
         for part in parts:
             total.frames += part.frames
             total.ticks += part.ticks
+            total.book_ticks += part.book_ticks
+            total.clock_skewed += part.clock_skewed
             for mine, theirs in ((total.control, part.control), (total.ignored, part.ignored)):
                 for kind, count in theirs.items():
                     mine[kind] = mine.get(kind, 0) + count
             for reason, count in part.dropped.items():
                 total.dropped[reason] = total.dropped.get(reason, 0) + count
         return total
+
+    def books(self) -> dict[str, int]:
+        """The book counters (shown beside `as_dict` in the feed's /health, under `books`)."""
+        return {"ticks": self.book_ticks, "clock_skewed": self.clock_skewed}
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -246,6 +257,10 @@ class VenueParser:
         if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
             return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
         self._sent_levels[symbol] = (bids, asks)
+        stats = self.stats
+        stats.book_ticks += 1
+        if abs(recv_ns // 1_000_000 - timestamp) > CLOCK_SKEW_MS:
+            stats.clock_skewed += 1
         return [
             tick_contract.book(
                 self.name, symbol, [list(level) for level in bids], [list(level) for level in asks], timestamp, recv_ns

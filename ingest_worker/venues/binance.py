@@ -37,10 +37,10 @@ good frame comes (the feed then resubscribes the stream, `resubscribe_messages`)
 Live, the client reads `bookTicker`, `trade` and `depth20@100ms` (CHANNELS; 3 streams a market,
 so 341 markets a connection under Binance's 1024). Both the bookTicker's quote ticks and the
 book ticks reach the engine, and the newest tick sets the market's top: a quote tick carries
-no levels, and the engine keeps a market's levels only with the tick that carried them
-(`engine_worker/book.py` `Quote.update`), so a quote newer than the book clears the book's
-levels and no level better than the newer top is ever walked; the next depth frame (within
-100 ms, its top that quote's, same update id) brings them back.
+no levels, and a walk takes a quote newer than the book first and then only the book's levels
+behind it (`engine_worker/book.py` `Quote.ask_levels`/`bid_levels`), so no level better than
+the newer top is ever walked; the next depth frame (within 100 ms, its top that quote's, same
+update id) replaces the book.
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ would follow that snapshot).
 Live, the client reads `ticker`, `heartbeat` and `level2_batch` (CHANNELS), and a dropped book
 is resubscribed (`resubscribe_messages`: unsubscribe + subscribe level2_batch for the product,
 which opens with a new snapshot). Which channel sets the top: the newest tick. Both kinds of
-tick reach the engine, and the engine keeps a market's levels only with the tick that carried
-them (`engine_worker/book.py` `Quote.update`: a quote tick clears the levels), so a ticker
-newer than the book clears the book's levels and no level better than the newer top is ever
-walked; the next l2update (within 50 ms) brings them back, with the top the ticker gave.
+tick reach the engine, and a walk takes a ticker newer than the book first and then only the
+book's levels behind it (`engine_worker/book.py` `Quote.ask_levels`/`bid_levels`), so no level
+better than the newer top is ever walked; the next l2update (within 50 ms) gives the whole book
+again, with the top the ticker gave.
 """
 
 from __future__ import annotations

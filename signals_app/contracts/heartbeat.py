@@ -159,6 +159,7 @@ class FeedHealth(TypedDict):
     connections: list[dict[str, Any]]  # per connection, the ingestor's own detail
     latency_frame_to_tick_sent: Percentiles
     parse: dict[str, object]  # frames, ticks and drops by reason (ingest_worker.venues.base.ParseStats)
+    books: dict[str, int]  # book ticks made; clock_skewed: those over a second off the receive time
 
 
 class IngestorHealth(TypedDict):

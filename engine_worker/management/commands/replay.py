@@ -5,6 +5,7 @@ The composition root of a replay: the engine's replay with the ingestor's parser
 
 from __future__ import annotations
 
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,8 +34,8 @@ class Command(BaseCommand):
         if missing:
             raise CommandError(f"no such capture file: {', '.join(missing)}")
         out = sys.stdout.buffer
-        stats = replay_files(
-            paths, EngineConfig.from_settings(settings, DEFAULT_FEES_PCT), out, make_parser=make_parser
-        )
+        config = EngineConfig.from_settings(settings, DEFAULT_FEES_PCT)
+        parsers = functools.partial(make_parser, depth_levels=settings.DEPTH_LEVELS)
+        stats = replay_files(paths, config, out, make_parser=parsers)
         out.flush()
         sys.stderr.write(stats.summary() + "\n")

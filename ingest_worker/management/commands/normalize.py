@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ingest_worker.normalize import companion_recv_ns, normalize_lines
@@ -46,7 +47,7 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{path}: no such file")
         max_age_ms = None if max_age_s is None else round(max_age_s * 1000)
-        parser = make_parser(exchange, max_age_ms=max_age_ms)
+        parser = make_parser(exchange, max_age_ms=max_age_ms, depth_levels=settings.DEPTH_LEVELS)
         try:
             recv_times = companion_recv_ns(path)
         except ValueError as exc:
