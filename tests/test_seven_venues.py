@@ -40,8 +40,11 @@ def test_every_venue_is_live_ticking_and_back_after_a_dropped_connection(seven: 
         # The simulator's clock is ours: no book tick is counted as a second off the receive time.
         assert feed["books"]["clock_skewed"] == 0, (name, feed["books"])
     # The venues whose live client reads a depth channel send book ticks.
-    for name in ("binance", "coinbase"):
-        wait_until(lambda name=name: seven.feeds()[name]["books"]["ticks"] > 0, 10, f"{name} book ticks")
+    wait_until(
+        lambda: all(seven.feeds()[name]["books"]["ticks"] > 0 for name in ("binance", "coinbase")),
+        10,
+        "binance and coinbase book ticks",
+    )
     connects = {name: feed["connects"] for name, feed in feeds.items()}
     seven.control("drop", venue="all")
     wait_until(
