@@ -33,10 +33,11 @@ and go on. Everything here is pure; `ingest_worker/record.py` writes, `manage.py
 
 from __future__ import annotations
 
+import gzip
 from collections.abc import Callable, Iterable
 from operator import itemgetter
 from pathlib import Path
-from typing import Generic, NamedTuple, Protocol, Self, TypeGuard, TypeVar, runtime_checkable
+from typing import BinaryIO, Generic, NamedTuple, Protocol, Self, TypeGuard, TypeVar, cast, runtime_checkable
 
 import orjson
 
@@ -133,6 +134,14 @@ def decode(line: bytes | str) -> CaptureLine:
     return from_object(obj)
 
 
+def open_capture(path: Path) -> BinaryIO:
+    """A capture file for reading: gzip-compressed when its name ends in `.gz` (a bundled demo
+    with books stays small), plain otherwise."""
+    if path.suffix == ".gz":
+        return cast(BinaryIO, gzip.open(path, "rb"))
+    return path.open("rb")
+
+
 def read(path: Path, counts: LineCounts) -> list[CaptureLine]:
     """The valid lines of one capture file, in file order; every line and every bad line counted."""
     lines: list[CaptureLine] = []
@@ -140,7 +149,7 @@ def read(path: Path, counts: LineCounts) -> list[CaptureLine]:
     total = bad = 0
     new_line = _new_line
     max_recv_ms = float(MAX_RECV_MS)  # a float against a float: faster than against the int
-    with path.open("rb") as handle:
+    with open_capture(path) as handle:
         for chunk in iter(lambda: handle.readlines(_CHUNK_BYTES), []):
             total += len(chunk)
             try:

@@ -16,6 +16,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ingest_worker.normalize import companion_recv_ns, normalize_lines
 from ingest_worker.venues import PARSERS, make_parser
+from signals_app.contracts.capture import open_capture
 
 
 class Command(BaseCommand):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
 
         out = sys.stdout.buffer
         try:
-            with path.open("rb") as lines:
+            with open_capture(path) as lines:
                 counts = normalize_lines(lines, parser, out, recv_times=recv_times)
             out.flush()
         except BrokenPipeError:
