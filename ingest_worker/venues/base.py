@@ -57,6 +57,9 @@ NO_TICKS: list[Tick] = []  # shared empty answer; callers must not mutate it
 MAX_TICK_AGE_MS = 60_000
 DEPTH_LEVELS = 20  # DESIGN.md: levels a side a book tick carries unless DEPTH_LEVELS says otherwise
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
+# Outcomes of a book frame that gives no book tick (`book_tick`), counted as ignored under these kinds.
+BOOK_UNCHANGED = "book_unchanged"  # the top depth_levels levels are what the last book tick carried
+ONE_SIDED_BOOK = "one_sided_book"  # no bid or no ask: no book tick to give
 
 
 class TextKeepalive(NamedTuple):
@@ -251,6 +254,18 @@ class VenueParser:
                 self.name, symbol, [list(level) for level in bids], [list(level) for level in asks], timestamp, recv_ns
             )
         ]
+
+    def book_tick(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """make_book, with the frame's one outcome counted when it gives no tick: `one_sided_book`
+        (and the next book is sent whatever it holds) or `book_unchanged`, as ignored; stale, dropped."""
+        if book.best_bid() is None or book.best_ask() is None:
+            self.forget_book(symbol)
+            return self.ignore(ONE_SIDED_BOOK)
+        stale = self.stats.dropped[STALE]
+        ticks = self.make_book(symbol, book, timestamp, recv_ns)
+        if ticks or self.stats.dropped[STALE] != stale:
+            return ticks
+        return self.ignore(BOOK_UNCHANGED)
 
     def forget_book(self, symbol: str) -> None:
         """The book of `symbol` was dropped: the next one is sent whatever it holds."""
