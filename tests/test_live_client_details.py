@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from arbsite.redis_server import free_port
-from signals_app.contracts.tick import QUOTE, FeedState, Tick, decode_message
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, FeedState, Tick, decode_message
 from tests.procs import REPO, Proc, get_json, wait_until
 
 ASSETS_15 = "BTC,ETH,SOL,XRP,ADA,DOT,LTC,LINK,AVAX,ATOM,UNI,XLM,FIL,AAVE,EOS"
@@ -86,7 +86,8 @@ class LiveClient:
         return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        return [m for m in self.received()[start:] if isinstance(m, Tick) and m.type == QUOTE]
+        # A book tick is also the market's quote (DESIGN.md "Depth").
+        return [m for m in self.received()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
 
     def output(self) -> str:
         return "\n\n".join(f"--- {p.name}\n{p.output()}" for p in (self.sim, self.ingestor))
@@ -156,7 +157,7 @@ def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(liv
     sim = live_client.sim_status()
     assert sim["channels_per_connection"] == [16, 16]
     assert sim["limit_refusals"] == 0
-    trades = {m.symbol for m in live_client.received() if isinstance(m, Tick) and m.type != QUOTE}
+    trades = {m.symbol for m in live_client.received() if isinstance(m, Tick) and m.type == TRADE}
     assert trades  # trades come through the same connections
     assert _quotes_are_sane(live_client.quotes())
     # The recording names each line's connection, and `normalize` reads it back market for market:
@@ -174,7 +175,7 @@ def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(liv
     assert {tick["symbol"] for tick in ticks} == wanted
     assert b"unknown_channel" not in done.stderr, done.stderr.decode()
     # Every quote the engine's end received live is one the recording gives back, same market.
-    normalized = {(t["symbol"], t["bid"], t["ask"]) for t in ticks if t["type"] == QUOTE}
+    normalized = {(t["symbol"], t["bid"], t["ask"]) for t in ticks if t["type"] in (QUOTE, BOOK)}
     assert {(q.symbol, q.bid, q.ask) for q in live_client.quotes()} <= normalized
 
 

@@ -22,7 +22,7 @@ from ingest_worker.tests.sim_helpers import http_url, run, simulator
 from ingest_worker.venues import VENUES, okx
 from ingest_worker.venues.base import TextKeepalive
 from ingest_worker.venues.declaration import Venue
-from signals_app.contracts.tick import FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
+from signals_app.contracts.tick import BOOK, FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
 
 ASSETS_15 = (
     "BTC",
@@ -94,7 +94,8 @@ class Engine:
                 return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        return [m for m in self.drain()[start:] if isinstance(m, Tick) and m.type == QUOTE]
+        # A book tick is also the market's quote (DESIGN.md "Depth").
+        return [m for m in self.drain()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
 
     def states(self) -> list[tuple[int, str]]:
         return [(index, m.state) for index, m in enumerate(self.drain()) if isinstance(m, FeedState)]
