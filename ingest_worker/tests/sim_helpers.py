@@ -20,6 +20,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Frame, Opcode
 
 from ingest_worker.sim.server import DEFAULT_PORTS, ExchangeSimulator, SimConfig
+from ingest_worker.venues.base import VenueParser
+from ingest_worker.venues.declaration import Venue
+from signals_app.contracts.symbols import SymbolTable
 
 TEST_TIMEOUT_S = 15.0
 
@@ -137,3 +140,15 @@ async def until_closed(ws: ClientConnection, within_s: float = 2.0) -> None:
         async with asyncio.timeout(within_s):
             while True:
                 await ws.recv()
+
+
+async def subscribed_parser(
+    sim: ExchangeSimulator, venue: Venue, natives: list[str], ws: ClientConnection
+) -> VenueParser:
+    """The venue's parser knowing only the markets the simulator lists, after `ws` sent the live
+    client's subscriptions of `natives` (VENUE.subscribe_messages)."""
+    _, answer = await http(http_url(sim.urls[venue.name]) + venue.markets_path)
+    parser = venue.parser(SymbolTable(venue.read_markets(answer)))  # strict: only listed markets are known
+    for request in venue.subscribe_messages(natives):
+        await ws.send(orjson.dumps(request).decode())
+    return parser

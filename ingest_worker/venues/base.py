@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ingest_worker.book import L2Book
 from signals_app.contracts import tick as tick_contract
@@ -150,6 +150,11 @@ class VenueParser:
     def awaiting_snapshot(self) -> set[str]:
         """Markets whose book was dropped and has not been rebuilt by a snapshot (none for book-less parsers)."""
         return set()
+
+    def resubscribe_messages(self, natives: Iterable[str]) -> list[dict[str, Any]] | None:
+        """The messages that get fresh snapshots of `natives` when they depend on this connection's
+        state (Bitfinex unsubscribes by channel id); None: the venue's `resubscribe_messages`."""
+        return None
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises, whatever the bytes."""
