@@ -72,14 +72,16 @@ def test_the_l2_stream_starts_with_a_book_per_symbol_and_parses_with_zero_drops(
                     if tick.type == BOOK:
                         last_quote[tick.symbol] = tick
             assert parser.stats.as_dict()["dropped"] == {}
-            # The parser's last top of each book is the top of the book rebuilt here from the same frames.
+            # The parser's last book tick of each symbol is the top depth_levels levels of the book
+            # rebuilt here from the same frames (the server holds more than that).
+            n = parser.depth_levels
             for native, (bids, asks) in _rebuild(messages).items():
                 tick = last_quote[f"{native[:-3]}/USD"]
-                best_bid = max(bids, key=float)
-                best_ask = min(asks, key=float)
-                assert (tick.bid, tick.ask) == (float(best_bid), float(best_ask))
-                assert (tick.bid_size, tick.ask_size) == (float(bids[best_bid]), float(asks[best_ask]))
-                assert float(best_bid) < float(best_ask)
+                assert len(bids) > n
+                assert len(asks) > n
+                assert tick.bids == [[float(p), float(bids[p])] for p in sorted(bids, key=float, reverse=True)[:n]]
+                assert tick.asks == [[float(p), float(asks[p])] for p in sorted(asks, key=float)[:n]]
+                assert tick.bids[0][0] < tick.asks[0][0]
 
     run(body)
 
