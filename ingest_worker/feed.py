@@ -417,16 +417,21 @@ class Feed:
         if not due:
             return  # held back: the watchdog looks again within a second
         wanted.difference_update(due)
-        resubscribe = self.rules.resubscribe
-        if resubscribe is None:
-            log.warning("%s: book of %s dropped; reconnecting for fresh snapshots", connection.label, ", ".join(due))
-            await ws.close()
-            return
+        messages = connection.parser.resubscribe_messages(due)  # the connection's own, where they differ
+        if messages is None:
+            resubscribe = self.rules.resubscribe
+            if resubscribe is None:
+                log.warning(
+                    "%s: book of %s dropped; reconnecting for fresh snapshots", connection.label, ", ".join(due)
+                )
+                await ws.close()
+                return
+            messages = resubscribe(due)
         for native in due:
             sent[native] = now_ns
         connection.resyncs += len(due)
         log.warning("%s: book of %s dropped; resubscribing for a fresh snapshot", connection.label, ", ".join(due))
-        for message in resubscribe(due):
+        for message in messages:
             await ws.send(orjson.dumps(message).decode())
 
     def _stuck_resyncs(self, connection: Connection, now_ns: int) -> list[str]:

@@ -21,7 +21,7 @@ import pytest
 import zmq
 
 from arbsite.redis_server import free_port
-from signals_app.contracts.tick import QUOTE, FeedState, Tick, decode_message
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, FeedState, Tick, decode_message
 from tests.procs import REPO, Proc, get_json, wait_until
 
 ASSETS_15 = "BTC,ETH,SOL,XRP,ADA,DOT,LTC,LINK,AVAX,ATOM,UNI,XLM,FIL,AAVE,EOS"
@@ -86,7 +86,8 @@ class LiveClient:
         return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        return [m for m in self.received()[start:] if isinstance(m, Tick) and m.type == QUOTE]
+        # A book tick is also the market's quote (DESIGN.md "Depth").
+        return [m for m in self.received()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
 
     def output(self) -> str:
         return "\n\n".join(f"--- {p.name}\n{p.output()}" for p in (self.sim, self.ingestor))
@@ -136,11 +137,12 @@ def test_okx_stays_connected_across_idle_timeouts_on_its_text_ping(live_client: 
 
 @pytest.mark.parametrize(
     "live_client",
-    [("bitfinex", ["--assets", ASSETS_15, "--rate", "600"], {"ASSETS": ASSETS_15})],
+    # rate 150: each book update is up to 100 level frames on Bitfinex's wire
+    [("bitfinex", ["--assets", ASSETS_15, "--rate", "150"], {"ASSETS": ASSETS_15})],
     indirect=True,
 )
 def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(live_client: LiveClient):
-    # The 15 assets and the stablecoin reference market, USDT/USD: 16 markets, 32 channels.
+    # The 15 assets and the stablecoin reference market, USDT/USD: 16 markets, 48 channels.
     wanted = {f"{asset}/USD" for asset in ASSETS_15.split(",")} | {"USDT/USD"}
     wait_until(
         lambda: {q.symbol for q in live_client.quotes()} == wanted and live_client.feed()["state"] == "live",
@@ -154,9 +156,9 @@ def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(liv
     assert "error" not in feed["parse"]["control"]  # no 10305, nor any other refusal
     assert feed["parse"]["dropped"] == {}
     sim = live_client.sim_status()
-    assert sim["channels_per_connection"] == [16, 16]
+    assert sim["channels_per_connection"] == [24, 24]
     assert sim["limit_refusals"] == 0
-    trades = {m.symbol for m in live_client.received() if isinstance(m, Tick) and m.type != QUOTE}
+    trades = {m.symbol for m in live_client.received() if isinstance(m, Tick) and m.type == TRADE}
     assert trades  # trades come through the same connections
     assert _quotes_are_sane(live_client.quotes())
     # The recording names each line's connection, and `normalize` reads it back market for market:
@@ -174,7 +176,7 @@ def test_bitfinex_markets_past_the_channel_cap_all_tick_over_two_connections(liv
     assert {tick["symbol"] for tick in ticks} == wanted
     assert b"unknown_channel" not in done.stderr, done.stderr.decode()
     # Every quote the engine's end received live is one the recording gives back, same market.
-    normalized = {(t["symbol"], t["bid"], t["ask"]) for t in ticks if t["type"] == QUOTE}
+    normalized = {(t["symbol"], t["bid"], t["ask"]) for t in ticks if t["type"] in (QUOTE, BOOK)}
     assert {(q.symbol, q.bid, q.ask) for q in live_client.quotes()} <= normalized
 
 

@@ -1,4 +1,4 @@
-"""The Bitfinex WebSocket v2 dialect (`ticker`, `trades`) and `GET /v2/conf/pub:list:pair:exchange`.
+"""The Bitfinex WebSocket v2 dialect (`ticker`, `trades`, `book`) and `GET /v2/conf/pub:list:pair:exchange`.
 
 As `wss://api-pub.bitfinex.com/ws/2` does:
 
@@ -20,7 +20,19 @@ As `wss://api-pub.bitfinex.com/ws/2` does:
   levels, as on Bitfinex (here: a multiple of the top size);
 - `trades`: `[chanId,"te",[ID,MTS,AMOUNT,PRICE]]` then `[chanId,"tu",[...]]` per trade (AMOUNT < 0:
   the taker sold);
+- `book` (`"prec":"P0"` only; F0; BOOK_LEVELS levels a side whatever `len` asks): the snapshot
+  `[chanId,[[PRICE,COUNT,AMOUNT],..]]`, bids best first then asks best first (AMOUNT < 0), then one
+  `[chanId,[PRICE,COUNT,AMOUNT]]` per changed level (COUNT 0 removes it, AMOUNT 1 / -1 naming the
+  side), from `sim/depth.py`'s book behind each quote, so that its top is the ticker's; numbers
+  spelled as Bitfinex's JavaScript server spells them. With the conf flag OB_CHECKSUM (131072) a
+  `[chanId,"cs",CHECKSUM]` follows the snapshot and each update's changes: the signed CRC32 of the
+  top 25 bids and asks interleaved, "price:amount" as sent. A client that missed changes in a
+  silence gets a fresh snapshot on its channel when data flows again;
 - `[chanId,"hb"]` every 15 s per channel.
+
+`fault(pair, kind)` (`/sim/fault?venue=bitfinex&market=tBTCUSD&kind=...`) sends the pair's book
+subscribers one frame the server's book does not hold: `bad_checksum`, a `cs` one off the right
+checksum, or `crossed`, a bid half a percent above the best ask. The server's book is unchanged.
 
 Frames carry the connection's own channel ids and sequence numbers, so they are built
 per connection (the payload once per update).
@@ -36,6 +48,7 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +59,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
+from ingest_worker.sim.depth import book_levels, level_changes
 from ingest_worker.sim.model import BITFINEX, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules, as_recorded, no_answer
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
@@ -57,8 +71,12 @@ if TYPE_CHECKING:
 NAME = BITFINEX
 TICKER = bitfinex_venue.CHANNELS["quote"]  # "ticker"
 TRADES = bitfinex_venue.CHANNELS["trade"]  # "trades"
-SERVED_CHANNELS = (TICKER, TRADES)
+BOOK = bitfinex_venue.BOOK_CHANNEL  # "book"
+SERVED_CHANNELS = (TICKER, TRADES, BOOK)
 SEQ_ALL = bitfinex_venue.SEQ_ALL
+OB_CHECKSUM = bitfinex_venue.OB_CHECKSUM
+BOOK_LEVELS = 25  # levels a side of every book served (a subscription's len is not followed)
+CHECKSUM_LEVELS = 25  # Bitfinex's checksum covers the top 25 levels a side
 HEARTBEAT_EVERY = 15  # heartbeat() calls (seconds) between two `hb` of a channel
 RECENT_TRADES = 30  # trades in a trades snapshot
 DEPTH_FACTOR = 12.0  # the ticker's sizes: 25 levels summed, about this many top sizes
@@ -79,6 +97,52 @@ class PairState:
     volume: float
     ticker: str = ""  # the payload of the last ticker; "": not quoted yet
     trades: deque[str] = field(default_factory=lambda: deque(maxlen=RECENT_TRADES))  # payloads, newest first
+    bids: dict[int, int] = field(default_factory=dict)  # the book: price ticks -> size lots
+    asks: dict[int, int] = field(default_factory=dict)
+    book_changes: list[str] = field(default_factory=list)  # the last update's level payloads
+    checksum: int = 0  # of the book as it is
+
+    def level(self, price: int, size: int, bid: bool) -> str:
+        """`[PRICE,COUNT,AMOUNT]` as Bitfinex spells it; size 0: the level's removal."""
+        market = self.market
+        amount = size / market.size_scale if size else 1
+        count = 1 + price % 3 if size else 0  # orders at the level: any positive number
+        return f"[{_js(price / market.price_scale)},{count},{_js(amount if bid else -amount)}]"
+
+    def snapshot(self) -> str:
+        bids = [self.level(price, self.bids[price], True) for price in sorted(self.bids, reverse=True)]
+        asks = [self.level(price, self.asks[price], False) for price in sorted(self.asks)]
+        return f"[{','.join(bids + asks)}]"
+
+    def update_book(self, quote: Quote) -> None:
+        """The book behind `quote`: its level changes (book_changes) and checksum."""
+        new_bids, new_asks = (dict(side) for side in book_levels(quote, BOOK_LEVELS))
+        bid_changes = level_changes(self.bids, new_bids)
+        ask_changes = level_changes(self.asks, new_asks)
+        # Every removal before any new level: a book applied frame by frame never crosses on the way.
+        self.book_changes = [self.level(p, q, True) for p, q in bid_changes if not q]
+        self.book_changes += [self.level(p, q, False) for p, q in ask_changes if not q]
+        self.book_changes += [self.level(p, q, True) for p, q in bid_changes if q]
+        self.book_changes += [self.level(p, q, False) for p, q in ask_changes if q]
+        self.bids, self.asks = new_bids, new_asks
+        market = self.market
+        parts: list[str] = []
+        bids = sorted(self.bids, reverse=True)[:CHECKSUM_LEVELS]
+        asks = sorted(self.asks)[:CHECKSUM_LEVELS]
+        for index in range(CHECKSUM_LEVELS):
+            if index < len(bids):
+                price = bids[index]
+                parts += [_js(price / market.price_scale), _js(self.bids[price] / market.size_scale)]
+            if index < len(asks):
+                price = asks[index]
+                parts += [_js(price / market.price_scale), _js(-self.asks[price] / market.size_scale)]
+        crc = zlib.crc32(":".join(parts).encode())
+        self.checksum = crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def _js(value: float) -> str:
+    """A number as Bitfinex's JavaScript server writes it (7e-7, 0.00002505, 60400)."""
+    return bitfinex_venue.js_number(value)
 
 
 class BitfinexFrames:
@@ -124,16 +188,18 @@ class BitfinexFrames:
             f"{'-' if change < 0 else ''}{trimmed(abs(change), d)},{change / state.open_24h:.4f},"
             f"{trimmed(last, d)},{state.volume:.8f},{trimmed(state.high_24h, d)},{trimmed(state.low_24h, d)}]"
         )
+        state.update_book(quote)
         return state, trade_payload
 
 
 class BitfinexClient:
     """One connection: its channels (id -> (channel, pair)), the reverse map, and its sequence number."""
 
-    __slots__ = ("channels", "connection", "ids", "next_id", "seq")
+    __slots__ = ("channels", "checksums", "connection", "ids", "next_id", "seq")
 
     def __init__(self, connection: ServerConnection, first_id: int) -> None:
         self.connection = connection
+        self.checksums = False  # OB_CHECKSUM asked for
         self.channels: dict[int, tuple[str, str]] = {}
         self.ids: dict[tuple[str, str], int] = {}
         self.next_id = first_id
@@ -164,6 +230,7 @@ class BitfinexServer(VenueServer):
         self._recorded_ids: dict[tuple[str, str], int] = {}  # replay: (channel, symbol) -> the recorded chanId
         self._reserved_ids: set[int] = set()  # replay: every chanId the recorded frames use
         self.limit_refusals = 0  # subscriptions refused with 10305
+        self._stale_books: set[str] = set()  # pairs whose book clients missed changes in a silence
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -213,6 +280,8 @@ class BitfinexServer(VenueServer):
                 return [_error("conf: invalid", 10000)]
             if flags & SEQ_ALL and client.seq is None:
                 client.seq = 0
+            if flags & OB_CHECKSUM:
+                client.checksums = True
             return [json_text({"event": "conf", "status": "OK", "flags": flags})]
         if event == "unsubscribe":
             chan_id = request.get("chanId")
@@ -223,7 +292,7 @@ class BitfinexServer(VenueServer):
         if event != "subscribe":
             return [_error("Unknown event", 10000)]
         channel, symbol = request.get("channel"), request.get("symbol")
-        if channel not in SERVED_CHANNELS:
+        if channel not in SERVED_CHANNELS or (channel == BOOK and request.get("prec", "P0") != "P0"):
             return [_error("subscribe: invalid", 10300)]
         state = self.frames.pairs.get(symbol) if isinstance(symbol, str) else None
         if state is None:
@@ -249,7 +318,15 @@ class BitfinexServer(VenueServer):
             answers.append(client.frame(chan_id, state.ticker))
         elif channel == TRADES:
             answers.append(client.frame(chan_id, f"[{','.join(state.trades)}]"))
+        elif channel == BOOK and state.bids and not self.silent_until_ns:
+            answers += self._book_snapshot(client, chan_id, state)
         return answers
+
+    def _book_snapshot(self, client: BitfinexClient, chan_id: int, state: PairState) -> list[str]:
+        frames = [client.frame(chan_id, state.snapshot())]
+        if client.checksums:
+            frames.append(client.frame(chan_id, f'"cs",{state.checksum}'))
+        return frames
 
     def _new_id(self, client: BitfinexClient) -> int:
         """The connection's next channel id: increasing, with gaps, as Bitfinex's; never one a replay uses."""
@@ -286,22 +363,58 @@ class BitfinexServer(VenueServer):
 
     # --- market data ----------------------------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
-        """Queue a ticker per update and `te` + `tu` per trade, per subscribed connection."""
+        """Queue per subscribed connection a ticker per update, the book's level changes and checksum,
+        and `te` + `tu` per trade."""
         index = self._index
         outbox = self.outbox
         for quote in quotes:
             state, trade = self.frames.update(quote)
-            if silent:
-                continue
             native = quote.market.native
+            if silent:
+                # Book clients miss these changes: they get a fresh snapshot when data flows again.
+                if (BOOK, native) in index:
+                    self._stale_books.add(native)
+                continue
             for client in index.get((TICKER, native), ()):
                 chan_id = client.ids[(TICKER, native)]
                 outbox.add_one(client.connection, client.frame(chan_id, state.ticker).encode())
+            if native in self._stale_books:
+                self._stale_books.discard(native)
+                for client in index.get((BOOK, native), ()):
+                    for frame in self._book_snapshot(client, client.ids[(BOOK, native)], state):
+                        outbox.add_one(client.connection, frame.encode())
+            else:
+                for client in index.get((BOOK, native), ()):
+                    chan_id = client.ids[(BOOK, native)]
+                    for change in state.book_changes:
+                        outbox.add_one(client.connection, client.frame(chan_id, change).encode())
+                    if client.checksums and state.book_changes:
+                        outbox.add_one(client.connection, client.frame(chan_id, f'"cs",{state.checksum}').encode())
             if trade is not None:
                 for client in index.get((TRADES, native), ()):
                     chan_id = client.ids[(TRADES, native)]
                     outbox.add_one(client.connection, client.frame(chan_id, f'"te",{trade}').encode())
                     outbox.add_one(client.connection, client.frame(chan_id, f'"tu",{trade}').encode())
+
+    FAULT_KINDS = ("bad_checksum", "crossed")
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        state = self.fault_target(self.frames.pairs, market, kind)
+        if not state.asks:
+            raise ValueError(f"{market} has no book yet")
+        if kind == "bad_checksum":
+            body = f'"cs",{state.checksum + 1 if state.checksum < (1 << 31) - 1 else state.checksum - 1}'
+        else:  # a bid half a percent above the best ask: unmistakable in a test's quotes
+            best_ask = min(state.asks)
+            body = state.level(best_ask + max(1, best_ask // 200), 1, True)
+        listeners = self._index.get((BOOK, market), set())
+        sent = ""
+        for client in listeners:
+            sent = client.frame(client.ids[(BOOK, market)], body)
+            self.outbox.add_one(client.connection, sent.encode())
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), market)
+        return {"venue": self.name, "market": market, "kind": kind, "clients": len(listeners), "frame": sent}
 
     def heartbeat(self, now_ns: int, silent: bool) -> None:
         """`[chanId,"hb"]` per channel every 15 s: Bitfinex heartbeats even while market data is quiet."""

@@ -11,12 +11,16 @@ As `wss://ws.bitstamp.net` does, on path `/`:
 - `order_book_<pair>`: on every book change, a full snapshot of the top 100 levels per side, best
   first: `{"data":{"timestamp":"..","microtimestamp":"..","bids":[["price","amount"],..],"asks":[..]},
   "channel":"order_book_btcusd","event":"data"}`, prices with the pair's counter decimals, amounts
-  with 8. Below the model's top the levels are synthetic, spaced and sized plausibly.
+  with 8: `sim/depth.py`'s book behind the model's quote, so that its top is the quote's.
 - `live_trades_<pair>`: `{"data":{"id","timestamp","amount","amount_str","price","price_str","type",
   "microtimestamp","buy_order_id","sell_order_id"},"channel":"live_trades_btcusd","event":"trade"}`,
   `type` 0 when the taker bought, 1 when it sold, in the recorded key order
   (../shared/market-data/bitstamp/live_trades.jsonl).
 - `GET /api/v2/trading-pairs-info/` and `GET /api/v2/order_book/<pair>` (the top 100 levels).
+
+`fault(pair, "crossed")` (`/sim/fault?venue=bitstamp&market=btcusd&kind=crossed`) sends the pair's
+`order_book` subscribers one message whose best bid is half a percent above its best ask; the
+next message is a whole, good book again, as every order_book message is.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import fixed
+from ingest_worker.sim.depth import Levels, book_levels
 from ingest_worker.sim.model import BITSTAMP, Market, Quote
 from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
@@ -44,8 +49,6 @@ BOOK = bitstamp_venue.BOOK_CHANNEL  # "order_book"
 TRADES = bitstamp_venue.TRADES_CHANNEL  # "live_trades"
 SERVED_CHANNELS = (BOOK, TRADES)
 DEPTH = 100  # levels per side in an order_book message
-# The sizes of the synthetic levels below the top, as multiples of the top's size, cycled.
-LEVEL_SIZE_FACTORS = (0.4, 1.3, 0.7, 2.2, 0.2, 1.0, 3.5, 0.5, 0.9, 1.8)
 BAD_SUBSCRIPTION = '{"event":"bts:error","channel":"","data":{"code":null,"message":"Bad subscription string."}}'
 ORDER_BOOK_PREFIX = bitstamp_venue.ORDER_BOOK_PATH.partition("{")[0]  # /api/v2/order_book/
 
@@ -55,12 +58,7 @@ class PairState:
     market: Market
     trade_id: int
     order_id: int
-    bid: int = 0
-    ask: int = 0
-    bid_size: int = 0
-    ask_size: int = 0
-    time_ns: int = 0
-    quoted: bool = False
+    quote: Quote | None = None  # the last one: the book behind it is the pair's
 
 
 class BitstampFrames:
@@ -75,27 +73,23 @@ class BitstampFrames:
 
     def update(self, quote: Quote) -> PairState:
         state = self.pairs[quote.market.native]
-        state.bid, state.ask = quote.bid, quote.ask
-        state.bid_size, state.ask_size = quote.bid_size, quote.ask_size
-        state.time_ns = quote.time_ns
-        state.quoted = True
+        state.quote = quote
         return state
 
-    def book_data(self, state: PairState) -> str:
-        """The `data` object of an order_book message (and the body of the REST order book)."""
+    def book_data(self, state: PairState, crossed: bool = False) -> str:
+        """The `data` object of an order_book message (and the body of the REST order book); `crossed`:
+        with a best bid half a percent above the best ask (a fault)."""
         market = state.market
+        quote = state.quote
+        assert quote is not None, "a book before the pair's first quote"
+        bids, asks = book_levels(quote, DEPTH)
+        if crossed:
+            bids = [(asks[0][0] + max(1, asks[0][0] // 200), 1), *bids]
+        return self._data(market, quote.time_ns // 1000, bids, asks)
+
+    @staticmethod
+    def _data(market: Market, micros: int, bids: Levels, asks: Levels) -> str:
         d, s = market.price_decimals, market.size_decimals
-        # Levels a couple of basis points apart, at least one tick.
-        gap = max(1, round(state.bid * 2e-5))
-        bids = [
-            (state.bid - i * gap, state.bid_size if i == 0 else _level_size(state.bid_size, i))
-            for i in range(DEPTH)
-            if state.bid - i * gap > 0
-        ]
-        asks = [
-            (state.ask + i * gap, state.ask_size if i == 0 else _level_size(state.ask_size, i)) for i in range(DEPTH)
-        ]
-        micros = state.time_ns // 1000
         levels = ",".join
         return (
             f'{{"timestamp":"{micros // 1_000_000}","microtimestamp":"{micros}",'
@@ -103,8 +97,9 @@ class BitstampFrames:
             f'"asks":[{levels(f"[{_q(fixed(p, d))},{_q(fixed(a, s))}]" for p, a in asks)}]}}'
         )
 
-    def order_book(self, state: PairState) -> str:
-        return f'{{"data":{self.book_data(state)},"channel":"order_book_{state.market.native}","event":"data"}}'
+    def order_book(self, state: PairState, crossed: bool = False) -> str:
+        data = self.book_data(state, crossed)
+        return f'{{"data":{data},"channel":"order_book_{state.market.native}","event":"data"}}'
 
     def trade(self, quote: Quote) -> str:
         market = quote.market
@@ -140,10 +135,6 @@ def _number(text: str) -> str:
     return trimmed + "0" if trimmed.endswith(".") else trimmed
 
 
-def _level_size(top_size: int, depth: int) -> int:
-    return max(1, round(top_size * LEVEL_SIZE_FACTORS[depth % len(LEVEL_SIZE_FACTORS)]))
-
-
 class BitstampServer(VenueServer):
     """The simulated Bitstamp WebSocket v2 endpoint."""
 
@@ -169,7 +160,7 @@ class BitstampServer(VenueServer):
             state = self.frames.pairs.get(path[len(ORDER_BOOK_PREFIX) :].strip("/"))
             if state is None:
                 return 404, {"status": "error", "reason": "Not Found"}
-            if not state.quoted:
+            if state.quote is None:
                 return 200, {
                     "timestamp": str(now_ns // 10**9),
                     "microtimestamp": str(now_ns // 1000),
@@ -253,6 +244,25 @@ class BitstampServer(VenueServer):
                     outbox.add(listeners, frames.trade(quote).encode())
                 else:
                     frames.pairs[native].trade_id += 1  # trade ids count every trade, watched or not
+
+    FAULT_KINDS = ("crossed",)
+
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        state = self.fault_target(self.frames.pairs, market.lower(), kind)
+        if state.quote is None:
+            raise ValueError(f"{state.market.native} has no book yet")
+        frame = self.frames.order_book(state, crossed=True)
+        listeners = self._index.get(f"order_book_{state.market.native}", set())
+        self.outbox.add(listeners, frame.encode())
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), state.market.native)
+        return {
+            "venue": self.name,
+            "market": state.market.native,
+            "kind": kind,
+            "clients": len(listeners),
+            "frame": frame,
+        }
 
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)

@@ -12,8 +12,9 @@ As `wss://api.gemini.com/v2/marketdata` does:
 - a request that is not a well-formed subscription, or names a symbol Gemini does not list,
   gets `{"result":"error","reason":"..","message":".."}` and the connection stays open.
 
-The book holds the model's top and a few synthetic levels below it, so that the
-updates a client applies rebuild exactly the book the server holds. A client that
+The book is `sim/depth.py`'s book behind the model's quote (DEPTH levels a side, its top
+the quote's), sent as `level_changes`, so that the updates a client applies rebuild exactly
+the book the server holds. A client that
 misses updates (a `/sim/silence`) gets a fresh book when data flows again. A client
 that leaves a symbol (`unsubscribe`) and subscribes again gets a new book at once.
 
@@ -37,6 +38,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import fixed, trimmed
+from ingest_worker.sim.depth import book_levels, level_changes
 from ingest_worker.sim.model import GEMINI, Market, Quote
 from ingest_worker.sim.replay import ReplayRules, as_recorded, no_answer
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
@@ -47,8 +49,7 @@ if TYPE_CHECKING:
 
 NAME = GEMINI
 L2 = gemini_venue.CHANNELS["quote"]  # "l2"
-DEPTH = 10  # levels per side
-LEVEL_SIZE_FACTORS = (1.0, 0.4, 1.3, 0.7, 2.2, 0.2, 1.0, 3.5, 0.5, 0.9)
+DEPTH = 25  # levels per side: more than a book tick's DEPTH_LEVELS (20)
 RECENT_TRADES = 50  # trades carried by a snapshot
 HEARTBEAT_EVERY = 5  # heartbeat() calls (seconds) between two Gemini heartbeats
 
@@ -75,10 +76,9 @@ class GeminiFrames:
     def update(self, quote: Quote) -> tuple[SymbolState, str | None]:
         """Apply an update: the symbol's state and its `l2_updates` message (None: the book did not change)."""
         state = self.symbols[quote.market.native]
-        gap = max(1, round(quote.bid * 2e-5))
-        bids = {quote.bid - i * gap: _level(quote.bid_size, i) for i in range(DEPTH) if quote.bid - i * gap > 0}
-        asks = {quote.ask + i * gap: _level(quote.ask_size, i) for i in range(DEPTH)}
-        changes = _changes("buy", state.bids, bids) + _changes("sell", state.asks, asks)
+        bids, asks = (dict(side) for side in book_levels(quote, DEPTH))
+        changes = [("buy", price, size) for price, size in level_changes(state.bids, bids)]
+        changes += [("sell", price, size) for price, size in level_changes(state.asks, asks)]
         state.bids, state.asks = bids, asks
         state.quoted = True
         message = self._l2_open(state, changes) + "}" if changes else None
@@ -110,17 +110,6 @@ class GeminiFrames:
         )
         state.trades.appendleft(text)
         return text
-
-
-def _level(top_size: int, depth: int) -> int:
-    return top_size if depth == 0 else max(1, round(top_size * LEVEL_SIZE_FACTORS[depth % len(LEVEL_SIZE_FACTORS)]))
-
-
-def _changes(side: str, old: dict[int, int], new: dict[int, int]) -> list[tuple[str, int, int]]:
-    """The level changes turning `old` into `new`: removals (quantity 0) first, then new or resized levels."""
-    changes = [(side, price, 0) for price in old if price not in new]
-    changes += [(side, price, size) for price, size in new.items() if old.get(price) != size]
-    return changes
 
 
 def error_message(reason: str, message: str) -> str:
@@ -256,11 +245,7 @@ class GeminiServer(VenueServer):
             self.outbox.add(self.subscribed, f'{{"type":"heartbeat","timestamp":{now_ns // 1_000_000}}}'.encode())
 
     def fault(self, market: str, kind: str) -> dict[str, Any]:
-        state = self.frames.symbols.get(market.upper())
-        if state is None:
-            raise ValueError(f"gemini lists no {market!r}; markets: {', '.join(self.frames.symbols)}")
-        if kind not in self.FAULT_KINDS:
-            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        state = self.fault_target(self.frames.symbols, market.upper(), kind)
         if not state.asks:
             raise ValueError(f"{state.market.native} has no book yet")
         market_ = state.market

@@ -13,7 +13,8 @@ REST market list and the simulator's control endpoints, all JSON:
     GET|POST /sim/depeg?currency=USDT[&usd=0.98][&reprice=1|0][&reference=on|off]
     GET|POST /sim/fault?venue=NAME&market=NATIVE&kind=KIND   (one bad order-book frame to the
              market's subscribers: gemini `crossed` or `bad_level`, binance `gap` or
-             `crossed`, coinbase `crossed` or `bad_level`, see the dialects)
+             `crossed`, coinbase `crossed` or `bad_level`, bitfinex `bad_checksum` or
+             `crossed`, bitstamp `crossed`; see the dialects)
 
 Parameters are in the query string (a POST body is refused by the HTTP parser
 of the WebSocket server). A control request acts on the whole simulator, on

@@ -15,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
 from websockets.asyncio.server import ServerConnection
@@ -125,6 +125,9 @@ class IsoTime:
             self._second = second
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         return f"{self._prefix}.{fraction:06d}Z"
+
+
+_State = TypeVar("_State")  # a dialect's per-market book state
 
 
 class VenueServer:
@@ -242,6 +245,16 @@ class VenueServer:
     def fault(self, market: str, kind: str) -> dict[str, Any]:
         """Send the clients of `market` one bad frame of `kind` (FAULT_KINDS); ValueError when there is none to send."""
         raise ValueError(f"the {self.name} simulator has no faults to inject (its clients keep no order book)")
+
+    def fault_target(self, books: Mapping[str, _State], market: str, kind: str) -> _State:
+        """The book state of `market` (in `books`, by native name) for a fault of `kind`; ValueError
+        saying what is wrong when the market or the kind is unknown."""
+        state = books.get(market)
+        if state is None:
+            raise ValueError(f"{self.name} lists no {market!r}; markets: {', '.join(books)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        return state
 
     # --- implemented by the dialects ---------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:

@@ -21,6 +21,9 @@ from websockets.frames import Frame, Opcode
 
 from ingest_worker.sim.server import DEFAULT_PORTS, ExchangeSimulator, SimConfig
 from ingest_worker.venues import VENUES
+from ingest_worker.venues.base import VenueParser
+from ingest_worker.venues.declaration import Venue
+from signals_app.contracts.symbols import SymbolTable
 
 TEST_TIMEOUT_S = 15.0
 
@@ -157,3 +160,15 @@ async def live_client_frames(
             await ws.send(orjson.dumps(edit(request) if edit is not None else request).decode())
         frames = await frames_for(ws, seconds)
     return markets, frames
+
+
+async def subscribed_parser(
+    sim: ExchangeSimulator, venue: Venue, natives: list[str], ws: ClientConnection
+) -> VenueParser:
+    """The venue's parser knowing only the markets the simulator lists, after `ws` sent the live
+    client's subscriptions of `natives` (VENUE.subscribe_messages)."""
+    _, answer = await http(http_url(sim.urls[venue.name]) + venue.markets_path)
+    parser = venue.parser(SymbolTable(venue.read_markets(answer)))  # strict: only listed markets are known
+    for request in venue.subscribe_messages(natives):
+        await ws.send(orjson.dumps(request).decode())
+    return parser

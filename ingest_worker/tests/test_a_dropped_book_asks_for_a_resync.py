@@ -120,7 +120,7 @@ def test_the_counters_of_several_parsers_add_up():
         "frames": 5,
         "ticks": 1,
         "control": {"heartbeat": 2},
-        "ignored": {"l2_one_sided": 1},
+        "ignored": {"one_sided_book": 1},
         "dropped": {"malformed_json": 1},
     }
     assert ParseStats.combined([]).as_dict() == ParseStats().as_dict()

@@ -16,12 +16,23 @@ def test_connect_url_and_subscribe_messages():
     assert bitfinex.connect_url(bitfinex.LIVE_WS_URL) == "wss://api-pub.bitfinex.com/ws/2"
     assert bitfinex.connect_url("ws://127.0.0.1:9001") == "ws://127.0.0.1:9001/ws/2"
     assert bitfinex.subscribe_messages(["tBTCUSD", "tTESTBTC:TESTUSD"]) == [
-        {"event": "conf", "flags": 65536},
+        {"event": "conf", "flags": 65536 + 131072},  # SEQ_ALL and OB_CHECKSUM
         {"event": "subscribe", "channel": "ticker", "symbol": "tBTCUSD"},
         {"event": "subscribe", "channel": "trades", "symbol": "tBTCUSD"},
+        {"event": "subscribe", "channel": "book", "symbol": "tBTCUSD", "prec": "P0", "freq": "F0", "len": "25"},
         {"event": "subscribe", "channel": "ticker", "symbol": "tTESTBTC:TESTUSD"},
         {"event": "subscribe", "channel": "trades", "symbol": "tTESTBTC:TESTUSD"},
+        {
+            "event": "subscribe",
+            "channel": "book",
+            "symbol": "tTESTBTC:TESTUSD",
+            "prec": "P0",
+            "freq": "F0",
+            "len": "25",
+        },
     ]
+    # Three channels a market: eight markets fill a connection's 25.
+    assert (bitfinex.VENUE.channels_per_market, bitfinex.VENUE.markets_per_connection) == (3, 8)
     assert f"{bitfinex.LIVE_REST_URL}{bitfinex.MARKETS_PATH}" == (
         "https://api-pub.bitfinex.com/v2/conf/pub:list:pair:exchange"
     )

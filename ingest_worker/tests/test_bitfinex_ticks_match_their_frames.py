@@ -2,7 +2,9 @@
 
 The expected ticks are worked out here from `json.loads` (numbers as Decimal) and a
 channel map built by this test from the `subscribed` events, independently of the
-parser. Every frame is accounted for: tick-giving, control, ignored or dropped.
+parser; book ticks from books kept here by Bitfinex's documented rules (a ticker of a
+market with a book is ignored: the book gives the top). Every frame is accounted for:
+tick-giving, control, ignored or dropped.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import json
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,9 +46,12 @@ def load(frame: str) -> object:
 class Expectation:
     """What each frame of one connection must give, from this test's own reading of the frames."""
 
-    def __init__(self, max_age_ms: int | None) -> None:
+    def __init__(self, max_age_ms: int | None, depth: int = 20) -> None:
         self.max_age_ms = max_age_ms
+        self.depth = depth
         self.channels: dict[int, tuple[str, str]] = {}  # chanId -> (channel, canonical symbol)
+        self.books: dict[int, tuple[dict[Decimal, Decimal], dict[Decimal, Decimal]]] = {}  # chanId -> bids, asks
+        self.sent: dict[str, tuple[list[list[float]], list[list[float]]]] = {}  # symbol -> last levels
         self.control: dict[str, int] = {}
         self.ignored: dict[str, int] = {}
         self.dropped: dict[str, int] = {}
@@ -74,8 +80,10 @@ class Expectation:
             return self.count(self.control, "hb" if chan_id in self.channels else "hb_unknown_channel")
         channel, symbol = self.channels[chan_id]
         if channel == "book":
-            return self.count(self.ignored, "book")
+            return self.book(chan_id, symbol, payload, recv_ns)
         if channel == "ticker":
+            if any(self.channels[book_id][1] == symbol for book_id in self.books):
+                return self.count(self.ignored, "ticker_behind_book")  # the book gives the top
             bid, bid_size, ask, ask_size = (number(value) for value in payload[:4])
             assert len(payload) == 10
             assert 0 < bid < ask
@@ -99,6 +107,36 @@ class Expectation:
             self.tick_frames += 1
             return want
         return self.count(self.dropped, "stale")
+
+    def book(self, chan_id: int, symbol: str, payload: list[Any], recv_ns: int) -> list[Tick]:
+        """A book frame read by Bitfinex's documented rules; the book tick when the top levels changed."""
+        if not payload or isinstance(payload[0], list):
+            self.books[chan_id] = ({}, {})
+            self.sent.pop(symbol, None)
+            levels = payload
+        else:
+            levels = [payload]
+        bids, asks = self.books[chan_id]
+        for price, count, amount in levels:
+            side = bids if amount > 0 else asks
+            if count == 0:
+                side.pop(Decimal(price), None)
+            else:
+                side[Decimal(price)] = abs(Decimal(amount))
+        top = (
+            [[float(p), float(bids[p])] for p in sorted(bids, reverse=True)[: self.depth]],
+            [[float(p), float(asks[p])] for p in sorted(asks)[: self.depth]],
+        )
+        assert top[0], "a one-sided book in the recording"
+        assert top[1], "a one-sided book in the recording"
+        assert top[0][0][0] < top[1][0][0], "a crossed book in the recording"
+        if top == self.sent.get(symbol):
+            return self.count(self.ignored, "book_unchanged")
+        self.sent[symbol] = top
+        (bid, bid_size), (ask, ask_size) = top[0][0], top[1][0]
+        self.tick_frames += 1
+        return [Tick("bitfinex", symbol, "book", (bid + ask) / 2, 0.0, bid, ask, bid_size, ask_size,
+                     recv_ns // 1_000_000, recv_ns, *top)]  # fmt: skip
 
 
 def check_file(parser: BitfinexParser, expect: Expectation, recorded: list[tuple[str, int]], label: str) -> int:
@@ -150,12 +188,16 @@ def test_all_files_are_one_connection_without_a_sequence_gap(market_data):
     expect = Expectation(None)
     made = check_file(parser, expect, recorded, "bitfinex/*")
     assert parser.sequence_gaps == expect.gaps == 0
-    assert made == 21 + 7 * 30  # every ticker frame; every trade of the seven snapshots
+    behind = expect.ignored["ticker_behind_book"]
+    unchanged = expect.ignored["book_unchanged"]
+    # Every ticker frame before its market's book; every trade of the seven snapshots; each book change.
+    assert made == 21 - behind + 7 * 30 + 1600 - unchanged
+    assert behind > 0
     assert parser.stats.as_dict() == {
         "frames": 1693,
         "ticks": made,
         "control": {"conf": 1, "hb": 40, "hb_unknown_channel": 2, "info": 1, "subscribed": 21},
-        "ignored": {"book": 1600},
+        "ignored": {"book_unchanged": unchanged, "ticker_behind_book": behind},
         "dropped": {},
     }
     assert parser.snapshot_trades_skipped == {}

@@ -1,7 +1,7 @@
 """Bad Bitstamp frames give no tick and are counted once, under the reason that says what was wrong.
 
-Also: control events, ignored channels, the live `order_book` channel (a quote only when
-the top changes), and the diff book dropped on a gap until the next snapshot.
+Also: control events, ignored channels, the live `order_book` channel (a book tick only when
+its top levels change), and the diff book dropped on a gap until the next snapshot.
 """
 
 from __future__ import annotations
@@ -84,15 +84,17 @@ def assert_dropped(parser: BitstampParser, frame_: str | bytes, reason: str) -> 
 def test_the_good_frames_these_tests_break_are_good():
     (trade,) = BitstampParser().parse(frame(TRADE), RECV_NS)
     assert trade == Tick("bitstamp", "BTC/USD", "trade", 100.5, 0.25, None, None, None, None, RECV_MS - 5, RECV_NS)
-    (quote,) = BitstampParser().parse(frame(BOOK), RECV_NS)
-    assert quote == Tick(
-        "bitstamp", "BTC/USD", "quote", (100.5 + 100.6) / 2, 0.0, 100.5, 100.6, 1.5, 2.5, RECV_MS - 2, RECV_NS
-    )
+    (book,) = BitstampParser().parse(frame(BOOK), RECV_NS)
+    assert book == Tick(
+        "bitstamp", "BTC/USD", "book", (100.5 + 100.6) / 2, 0.0, 100.5, 100.6, 1.5, 2.5, RECV_MS - 2, RECV_NS,
+        [[100.5, 1.5], [100.4, 3.0]], [[100.6, 2.5], [100.7, 1.0]],
+    )  # fmt: skip
     parser = seeded()
-    (quote,) = parser.parse(frame(DIFF), RECV_NS)
-    assert quote == Tick(
-        "bitstamp", "BTC/USD", "quote", (100.55 + 100.6) / 2, 0.0, 100.55, 100.6, 1.0, 2.5, RECV_MS - 1, RECV_NS
-    )
+    (book,) = parser.parse(frame(DIFF), RECV_NS)
+    assert book == Tick(
+        "bitstamp", "BTC/USD", "book", (100.55 + 100.6) / 2, 0.0, 100.55, 100.6, 1.0, 2.5, RECV_MS - 1, RECV_NS,
+        [[100.55, 1.0], [100.5, 1.5]], [[100.6, 2.5]],
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("bad", ["", " ", "{", '{"event":"trade",', "not json", "[1,2", '{"a":1}}', "{'a': 1}", "\x00"])
@@ -201,9 +203,11 @@ def test_crossed_books():
 def test_a_diff_that_crosses_the_book_is_a_gap_and_the_book_waits_for_the_next_snapshot():
     parser = seeded()
     assert_dropped(parser, frame(DIFF, bids=[["100.6", "1"]]), BOOK_GAP)
-    assert parser.awaiting_snapshot() == {"btcusd"}
+    assert parser.awaiting_snapshot() == parser.resync_needed == {"btcusd"}
+    parser.resync_needed.clear()  # the request was taken
     assert parser.parse(frame(DIFF, microtimestamp=str(RECV_US)), RECV_NS) == []
-    assert outcome(parser)["ignored"] == {"awaiting_snapshot": 1}
+    assert outcome(parser)["dropped"] == {BOOK_GAP: 2}
+    assert parser.resync_needed == set()  # asked once per loss
     assert len(parser.load_snapshot("btcusd", json.dumps(SNAPSHOT), RECV_NS)) == 1
     assert parser.awaiting_snapshot() == set()
     assert len(parser.parse(frame(DIFF), RECV_NS)) == 1
@@ -305,11 +309,11 @@ def test_channels_we_do_not_use_are_ignored():
     assert outcome(parser)["ignored"] == {"detail_order_book": 1, "full_order_book": 1, "live_orders": 1}
 
 
-def test_the_live_order_book_gives_a_quote_only_when_its_top_changes():
-    parser = BitstampParser()
+def test_the_live_order_book_gives_a_book_tick_only_when_its_top_levels_change():
+    parser = BitstampParser(depth_levels=1)
     assert len(parser.parse(frame(BOOK), RECV_NS)) == 1
     deeper = [["100.5", "1.5"], ["100.3", "9"]]
-    assert parser.parse(frame(BOOK, bids=deeper), RECV_NS) == []  # only below the top
+    assert parser.parse(frame(BOOK, bids=deeper), RECV_NS) == []  # only below the top level
     (quote,) = parser.parse(frame(BOOK, bids=[["100.5", "1.6"]]), RECV_NS)  # the best bid's size
     assert quote.bid_size == 1.6
     (quote,) = parser.parse(frame(BOOK, bids=[["100.5", "1.6"]], asks=[["100.65", "2.5"]]), RECV_NS)
@@ -320,17 +324,19 @@ def test_the_live_order_book_gives_a_quote_only_when_its_top_changes():
         "frames": 6,
         "ticks": 4,
         "control": {},
-        "ignored": {"one_sided_book": 1, "top_unchanged": 1},
+        "ignored": {"book_unchanged": 1, "one_sided_book": 1},
         "dropped": {},
     }
 
 
-def test_a_diff_below_the_top_gives_no_quote_and_removing_the_best_level_does():
-    parser = seeded()
+def test_a_diff_below_the_top_levels_gives_no_tick_and_removing_the_best_level_does():
+    parser = BitstampParser(depth_levels=1)
+    assert len(parser.load_snapshot("btcusd", json.dumps(SNAPSHOT), RECV_NS)) == 1
+    parser.stats.__init__()  # type: ignore[misc]
     assert parser.parse(frame(DIFF, bids=[["100.1", "4"]]), RECV_NS) == []
     (quote,) = parser.parse(frame(DIFF, microtimestamp=str(RECV_US), bids=[["100.5", "0"]]), RECV_NS)
     assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == (100.1, 4.0, 100.6, 2.5)
-    assert outcome(parser)["ignored"] == {"top_unchanged": 1}
+    assert outcome(parser)["ignored"] == {"book_unchanged": 1}
 
 
 def test_reset_books_makes_every_diff_book_wait_for_a_snapshot():

@@ -2,7 +2,7 @@
 
 Arbitrary bytes, text and JSON; frame-shaped trades, order books, diffs on a seeded book and
 REST snapshots whose fields are drawn from anything JSON can hold; and sequences of valid
-diffs, whose quotes must be the top of a book kept independently here.
+diffs, whose book ticks must be the top levels of a book kept independently here.
 """
 
 from __future__ import annotations
@@ -123,16 +123,18 @@ grid_levels = st.lists(
 
 
 @EXAMPLES
-@given(diffs=st.lists(st.tuples(grid_levels, grid_levels), min_size=1, max_size=25))
-def test_diff_quotes_are_the_top_of_an_independently_kept_book(diffs):
+@given(diffs=st.lists(st.tuples(grid_levels, grid_levels), min_size=1, max_size=25), depth=st.sampled_from([1, 3, 20]))
+def test_diff_books_are_the_top_levels_of_an_independently_kept_book(diffs, depth):
     recv_ns = 1_641_343_697_403_365_900
     micros = recv_ns // 1000
-    parser = BitstampParser()
+    parser = BitstampParser(depth_levels=depth)
     snapshot = {"microtimestamp": str(micros), "bids": [["5", "1"]], "asks": [["8", "1"]]}
     model: tuple[dict[int, int], dict[int, int]] | None = ({5: 1}, {8: 1})
-    sent: tuple[int, int, int, int] | None = None
+    Levels = list[list[float]]
+    sent: tuple[Levels, Levels] | None = None
     assert len(parser.load_snapshot("btcusd", json.dumps(snapshot), recv_ns)) == 1
-    sent = (5, 1, 8, 1)
+    sent = ([[5.0, 1.0]], [[8.0, 1.0]])
+    gaps = 0  # the diff that crossed the book, and each after it: no book to apply them to
     for step, (bid_updates, ask_updates) in enumerate(diffs, 1):
         data = {
             "microtimestamp": str(micros + step),
@@ -145,6 +147,7 @@ def test_diff_quotes_are_the_top_of_an_independently_kept_book(diffs):
             assert_valid_tick(tick, parser)
         if model is None:
             assert ticks == []
+            gaps += 1
             continue
         for side, updates in zip(model, (bid_updates, ask_updates), strict=True):
             for price, amount in updates:
@@ -157,17 +160,22 @@ def test_diff_quotes_are_the_top_of_an_independently_kept_book(diffs):
             sent = None
             assert ticks == []
             continue
-        top = (max(bids), bids[max(bids)], min(asks), asks[min(asks)])
-        if top[0] >= top[2]:  # crossed: a missed update; the book waits for the next snapshot
+        if max(bids) >= min(asks):  # crossed: a missed update; the book waits for the next snapshot
             assert ticks == []
             model = None
+            gaps += 1
             continue
-        if top == sent:
+        levels = (
+            [[float(p), float(bids[p])] for p in sorted(bids, reverse=True)[:depth]],
+            [[float(p), float(asks[p])] for p in sorted(asks)[:depth]],
+        )
+        if levels == sent:
             assert ticks == []
             continue
-        sent = top
+        sent = levels
         (tick,) = ticks
-        assert (tick.bid, tick.bid_size, tick.ask, tick.ask_size) == tuple(float(x) for x in top)
+        assert (tick.bids, tick.asks) == levels
     assert parser.stats.dropped[UNEXPECTED] == 0
-    assert parser.stats.dropped.get("book_gap", 0) == (1 if model is None else 0)
+    assert parser.stats.dropped.get("book_gap", 0) == gaps
     assert parser.awaiting_snapshot() == (set() if model is not None else {"btcusd"})
+    assert parser.resync_needed == parser.awaiting_snapshot()

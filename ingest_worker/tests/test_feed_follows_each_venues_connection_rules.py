@@ -22,7 +22,7 @@ from ingest_worker.tests.sim_helpers import http_url, run, simulator
 from ingest_worker.venues import VENUES, okx
 from ingest_worker.venues.base import TextKeepalive
 from ingest_worker.venues.declaration import Venue
-from signals_app.contracts.tick import FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
+from signals_app.contracts.tick import BOOK, FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
 
 ASSETS_15 = (
     "BTC",
@@ -65,13 +65,14 @@ def test_markets_are_spread_evenly_over_as_few_connections_as_the_cap_allows(cou
 
 def test_each_venue_declares_what_its_connections_need():
     rules = {name: ConnectionRules.of(module) for name, module in VENUES.items()}
-    assert rules["bitfinex"].markets_per_connection == 12  # 25 channels, ticker + trades per market
+    assert rules["bitfinex"].markets_per_connection == 8  # 25 channels, ticker + trades + book per market
     assert rules["okx"].keepalive == TextKeepalive("ping", 25.0)
     assert rules["gemini"].resubscribe is not None
     # Binance: bookTicker, trade and depth20@100ms per market, 1024 streams a connection.
     assert rules["binance"].markets_per_connection == 341
     assert rules["binance"].resubscribe is not None
     assert rules["coinbase"].resubscribe is not None
+    assert rules["bitfinex"].resubscribe is not None  # the parser's own messages go first (by chanId)
     for name in ("kraken", "bitstamp"):
         assert rules[name] == ConnectionRules(None, None, None), name
 
@@ -98,7 +99,8 @@ class Engine:
                 return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        return [m for m in self.drain()[start:] if isinstance(m, Tick) and m.type == QUOTE]
+        # A book tick is also the market's quote (DESIGN.md "Depth").
+        return [m for m in self.drain()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
 
     def states(self) -> list[tuple[int, str]]:
         return [(index, m.state) for index, m in enumerate(self.drain()) if isinstance(m, FeedState)]
@@ -158,7 +160,7 @@ def test_bitfinex_markets_past_the_channel_cap_go_over_two_connections_each_with
                 assert [len(connection.natives) for connection in feed.connections] == [8, 7]
                 assert feed.connections[0].parser is not feed.connections[1].parser
                 bitfinex = sim.venues["bitfinex"].status(time.time_ns())
-                assert bitfinex["channels_per_connection"] == [14, 16]  # both under Bitfinex's 25
+                assert bitfinex["channels_per_connection"] == [21, 24]  # 3 a market, both under Bitfinex's 25
                 assert bitfinex["limit_refusals"] == 0
                 assert "error" not in feed.parse_stats().control
                 assert feed.parse_stats().dropped == dict.fromkeys(feed.parse_stats().dropped, 0)
@@ -274,3 +276,29 @@ def test_a_resubscription_that_brings_no_snapshot_reopens_the_connection(monkeyp
                 await running.close()
 
     run(body, timeout=30)
+
+
+def test_a_bitfinex_book_that_fails_its_checksum_is_resubscribed_by_its_channel_id() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitfinex",), rate=100) as sim:
+            running = Running(sim, VENUES["bitfinex"], ("BTC", "ETH"))
+            feed, engine = running.feed, running.engine
+            try:
+                await until(lambda: {q.symbol for q in engine.quotes()} >= {"BTC/USD", "ETH/USD"}, 10, "quoted")
+                connection = feed.connections[0]
+                await until(lambda: connection.parser.awaiting_snapshot() == set(), 5, "books")
+                sim.venues["bitfinex"].fault("tBTCUSD", "bad_checksum")
+                await until(lambda: connection.resyncs == 1, 5, "tBTCUSD resubscribed")
+                start = len(engine.drain())
+                await until(
+                    lambda: any(q.type == "book" and q.symbol == "BTC/USD" for q in engine.quotes(start)), 5, "booked"
+                )
+                assert connection.parser.awaiting_snapshot() == set()
+                assert feed.parse_stats().dropped["book_gap"] == 1
+                assert connection.connects == 1  # on the same connection: no reconnect
+                status = sim.venues["bitfinex"].status(time.time_ns())
+                assert "book:tBTCUSD" in status["channels"]
+            finally:
+                await running.close()
+
+    run(body)

@@ -72,8 +72,8 @@ def assert_dropped(parser: GeminiParser, frame_: str | bytes, reason: str, recv_
     )
 
 
-def with_snapshot() -> GeminiParser:
-    parser = GeminiParser()
+def with_snapshot(depth: int = 20) -> GeminiParser:
+    parser = GeminiParser(depth_levels=depth)
     assert len(parser.parse(frame(SNAPSHOT), RECV_NS)) == 1
     return parser
 
@@ -170,11 +170,11 @@ def test_bad_level_quantity(value):
 
 @pytest.mark.parametrize(("bid", "ask"), [("100.7", "100.6"), ("100.6", "100.6"), ("100.60", "100.6")])
 def test_crossed_or_locked_books(bid, ask):
-    # A crossed snapshot is the venue's own book: counted crossed, kept, no resync asked for.
+    # A crossed snapshot cannot be a book of resting orders: dropped, and a fresh one asked for.
     parser = GeminiParser()
     assert_dropped(parser, frame(SNAPSHOT, changes=[["buy", bid, "1"], ["sell", ask, "1"]]), CROSSED_BOOK)
-    assert parser.has_book("BTCUSD")
-    assert parser.resync_needed == set()
+    assert not parser.has_book("BTCUSD")
+    assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
     # An update that crosses the kept book: resting orders never cross, so the book missed an update.
     parser = with_snapshot()
     assert_dropped(parser, frame(UPDATE, changes=[["buy", "100.6", "1"]]), BOOK_GAP)
@@ -226,11 +226,11 @@ def test_a_bad_snapshot_makes_no_book():
     assert len(parser.parse(frame(SNAPSHOT), RECV_NS)) == 1
 
 
-def test_book_updates_that_leave_the_top_alone_are_counted_ignored():
-    parser = with_snapshot()
+def test_book_updates_that_leave_the_top_levels_alone_are_counted_ignored():
+    parser = with_snapshot(depth=1)
     # A level below the top, and the removal of a level that is not there.
     assert parser.parse(frame(UPDATE, changes=[["buy", "99", "1"], ["sell", "100.8", "0"]]), RECV_NS) == []
-    assert stats(parser)["ignored"] == {"l2_top_unchanged": 1}
+    assert stats(parser)["ignored"] == {"book_unchanged": 1}
     # Removing the best ask moves the top to the next level.
     [quote] = parser.parse(frame(UPDATE, changes=[["sell", "100.6", "0"]]), RECV_NS)
     assert (quote.ask, quote.ask_size) == (100.7, 4.0)
@@ -242,7 +242,7 @@ def test_book_updates_that_leave_the_top_alone_are_counted_ignored():
 def test_a_book_with_an_empty_side_gives_no_quote():
     parser = GeminiParser()
     assert parser.parse(frame(SNAPSHOT, changes=[["buy", "100", "1"]]), RECV_NS) == []
-    assert stats(parser)["ignored"] == {"l2_one_sided": 1}
+    assert stats(parser)["ignored"] == {"one_sided_book": 1}
     [quote] = parser.parse(frame(UPDATE, changes=[["sell", "101", "1"]]), RECV_NS)
     assert (quote.bid, quote.ask) == (100.0, 101.0)
 

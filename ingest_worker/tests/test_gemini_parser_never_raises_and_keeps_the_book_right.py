@@ -113,37 +113,45 @@ def valid_l2_runs(draw: st.DrawFn) -> list[dict[str, object]]:
 
 
 @settings(max_examples=150, deadline=None)  # each example is a run of up to 21 frames
-@given(run=valid_l2_runs())
-def test_quotes_are_the_top_of_the_book_the_frames_describe(run):
-    parser = GeminiParser()
+@given(run=valid_l2_runs(), depth=st.sampled_from([1, 2, 20]))
+def test_book_ticks_are_the_top_levels_of_the_book_the_frames_describe(run, depth):
+    parser = GeminiParser(depth_levels=depth)
     bids: dict[float, float] = {}
     asks: dict[float, float] = {}
-    last_top: tuple[float | None, ...] | None = None
-    lost = False  # an update crossed the book: it is dropped until the next snapshot
+    last: tuple[list[list[float]], list[list[float]]] | None = None
+    lost = False  # the book crossed: it is dropped until the next snapshot
     for msg in run:
         snapshot = "trades" in msg
         if snapshot:
-            bids, asks, last_top, lost = {}, {}, None, False
+            bids, asks, last, lost = {}, {}, None, False
         for side, price, size in msg["changes"]:  # type: ignore[attr-defined]
             book = bids if side == "buy" else asks
             if float(size) == 0:
                 book.pop(float(price), None)
             else:
                 book[float(price)] = float(size)
-        best_bid = max(bids) if bids else None
-        best_ask = min(asks) if asks else None
-        top = (best_bid, bids.get(best_bid), best_ask, asks.get(best_ask))  # type: ignore[arg-type]
         ticks = parser.parse(json.dumps(msg), 1_618_677_942_700_000_000)
         if lost:
             assert ticks == []
             continue
-        if top == last_top or best_bid is None or best_ask is None or best_bid >= best_ask:
-            assert ticks == []  # unchanged, one-sided or crossed: no quote
-            if top != last_top and best_bid is not None and best_ask is not None and not snapshot:
-                lost = True  # crossed by an update: an update was missed, the book waits for a snapshot
-                assert parser.resync_needed == {"BTCUSD"}
+        if not bids or not asks:
+            assert ticks == []  # one-sided: no book tick, and the next is sent whatever it holds
+            last = None
+            continue
+        if max(bids) >= min(asks):
+            assert ticks == []  # crossed: a missed update (or a bad snapshot); a fresh one is asked for
+            lost = True
+            assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
+            parser.resync_needed.clear()
+            continue
+        levels = (
+            [[p, bids[p]] for p in sorted(bids, reverse=True)[:depth]],
+            [[p, asks[p]] for p in sorted(asks)[:depth]],
+        )
+        if levels == last:
+            assert ticks == []
         else:
-            [quote] = ticks
-            assert (quote.bid, quote.bid_size, quote.ask, quote.ask_size) == top
-        last_top = top
+            [tick] = ticks
+            assert (tick.type, tick.bids, tick.asks) == ("book", *levels)
+        last = levels
     assert parser.stats.dropped["unexpected"] == 0

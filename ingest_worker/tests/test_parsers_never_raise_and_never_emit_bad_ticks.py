@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from itertools import pairwise
 
 import pytest
 from hypothesis import event, given, settings
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from ingest_worker.venues.base import UNEXPECTED, VenueParser
 from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.coinbase import CoinbaseParser
-from signals_app.contracts.tick import QUOTE, TRADE, Tick
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, Tick
 
 PARSERS = [BinanceParser, CoinbaseParser]
 EXAMPLES = settings(max_examples=400, deadline=None)
@@ -146,7 +147,9 @@ def assert_valid_tick(tick: Tick, parser: VenueParser) -> None:
     assert type(tick.price) is float
     assert math.isfinite(tick.price)
     assert tick.price > 0
-    if tick.type == QUOTE:
+    if tick.type == BOOK:  # also a quote: its top is its best levels
+        assert_valid_levels(tick, parser)
+    if tick.type in (QUOTE, BOOK):
         assert type(tick.bid) is float
         assert type(tick.ask) is float
         assert math.isfinite(tick.bid)
@@ -162,6 +165,26 @@ def assert_valid_tick(tick: Tick, parser: VenueParser) -> None:
         assert math.isfinite(tick.volume)
         assert tick.volume > 0
         assert tick.bid is tick.ask is tick.bid_size is tick.ask_size is None
+
+
+def assert_valid_levels(tick: Tick, parser: VenueParser) -> None:
+    """A book tick's levels: 1 to depth_levels a side, best first, strictly ordered, finite sizes > 0,
+    the best of each side its top."""
+    assert tick.bids is not None
+    assert tick.asks is not None
+    for levels, ordered in ((tick.bids, 1.0), (tick.asks, -1.0)):
+        assert 1 <= len(levels) <= parser.depth_levels
+        for price, size in levels:
+            assert type(price) is float
+            assert type(size) is float
+            assert math.isfinite(price)
+            assert price > 0
+            assert math.isfinite(size)
+            assert size > 0
+        prices = [price for price, _ in levels]
+        assert all((better - worse) * ordered > 0 for better, worse in pairwise(prices))
+    assert [tick.bid, tick.bid_size] == tick.bids[0]
+    assert [tick.ask, tick.ask_size] == tick.asks[0]
 
 
 def outcomes(parser: VenueParser) -> int:

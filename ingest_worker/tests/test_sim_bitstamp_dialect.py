@@ -3,10 +3,13 @@ and every message parses whole with the Bitstamp parser."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import orjson
 from websockets.asyncio.client import connect
 
-from ingest_worker.tests.sim_helpers import frames_for, frames_until, http, http_url, run, simulator
+from ingest_worker.tests.sim_helpers import frames_for, frames_until, http, http_url, run, simulator, subscribed_parser
 from ingest_worker.venues import bitstamp as bitstamp_venue
 from ingest_worker.venues.bitstamp import BitstampParser
 from signals_app.contracts.symbols import SymbolTable
@@ -70,6 +73,11 @@ def test_the_live_clients_subscriptions_are_answered_and_every_message_parses_wi
                     assert len(message["data"]["bids"]) == len(message["data"]["asks"]) == 100
                     bids = [float(price) for price, _ in message["data"]["bids"]]
                     assert bids == sorted(bids, reverse=True)
+                    for tick in ticks:  # a book tick: the message's own top depth_levels levels
+                        assert tick.type == "book"
+                        n = parser.depth_levels
+                        assert tick.bids == [[float(p), float(a)] for p, a in message["data"]["bids"][:n]]
+                        assert tick.asks == [[float(p), float(a)] for p, a in message["data"]["asks"][:n]]
             assert events == {"bts:subscription_succeeded", "data", "trade", "bts:heartbeat"}
             assert parser.stats.as_dict()["dropped"] == {}
             fresh = BitstampParser(SymbolTable(markets))  # the parser above has already seen every top
@@ -94,5 +102,49 @@ def test_bad_subscriptions_get_a_bts_error_and_the_connection_stays_open() -> No
                 await ws.send('{"event":"bts:unsubscribe","data":{"channel":"live_trades_btcusd"}}')
                 assert orjson.loads(await ws.recv())["event"] == "bts:unsubscription_succeeded"
             assert parser.stats.control == {"error": 2}
+
+    run(body)
+
+
+def test_a_crossed_order_book_is_dropped_without_a_resync_and_the_next_message_is_a_good_book() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitstamp",), rate=200) as sim:
+            base = http_url(sim.urls["bitstamp"])
+            async with connect(bitstamp_venue.connect_url(sim.urls["bitstamp"])) as ws:
+                parser = await subscribed_parser(sim, bitstamp_venue.VENUE, ["btcusd", "ethusd"], ws)
+                for frame, recv_ns in await frames_for(ws, 0.3):
+                    parser.parse(frame, recv_ns)
+                status, sent = await http(base + "/sim/fault?venue=bitstamp&market=btcusd&kind=crossed", "POST")
+                assert (status, sent["ok"], sent["clients"]) == (200, True, 1)
+                after = await frames_for(ws, 0.4)
+            at = [frame for frame, _ in after].index(sent["frame"])
+            for frame, recv_ns in after[:at]:
+                parser.parse(frame, recv_ns)
+            assert parser.parse(sent["frame"], after[at][1]) == []
+            assert parser.stats.as_dict()["dropped"] == {"crossed_book": 1}
+            assert parser.resync_needed == parser.awaiting_snapshot() == set()  # the next message is a whole book
+            ticks = [tick for frame, recv_ns in after[at + 1 :] for tick in parser.parse(frame, recv_ns)]
+            assert [tick for tick in ticks if tick.type == "book" and tick.symbol == "BTC/USD"]
+            assert all(tick.bid < tick.ask for tick in ticks if tick.type == "book")  # type: ignore[operator]
+            assert parser.stats.as_dict()["dropped"] == {"crossed_book": 1}
+            status, refused = await http(base + "/sim/fault?venue=bitstamp&market=btcusd&kind=bad_level")
+            assert status == 400
+            assert "error" in refused
+
+    run(body)
+
+
+def test_the_rest_order_book_seeds_a_diff_book_with_the_same_levels() -> None:
+    async def body() -> None:
+        async with simulator(venues=("bitstamp",), rate=200) as sim:
+            await asyncio.sleep(0.2)  # the pair has quotes
+            url = http_url(sim.urls["bitstamp"]) + bitstamp_venue.ORDER_BOOK_PATH.format(pair="btcusd")
+            status, body_ = await http(url)
+            assert status == 200
+            parser = BitstampParser(max_age_ms=None)
+            [tick] = parser.seed(url, orjson.dumps(body_), time.time_ns())
+            n = parser.depth_levels
+            assert tick.bids == [[float(p), float(a)] for p, a in body_["bids"][:n]]
+            assert tick.asks == [[float(p), float(a)] for p, a in body_["asks"][:n]]
 
     run(body)

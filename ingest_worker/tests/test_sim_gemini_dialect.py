@@ -10,7 +10,7 @@ from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, sim
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues.gemini import GeminiParser
 from signals_app.contracts.symbols import SymbolTable
-from signals_app.contracts.tick import QUOTE, Tick
+from signals_app.contracts.tick import BOOK, Tick
 
 
 def _rebuild(messages: list[dict[str, object]]) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
@@ -69,17 +69,19 @@ def test_the_l2_stream_starts_with_a_book_per_symbol_and_parses_with_zero_drops(
             last_quote: dict[str, Tick] = {}
             for frame, recv_ns in frames:
                 for tick in parser.parse(frame, recv_ns):
-                    if tick.type == QUOTE:
+                    if tick.type == BOOK:
                         last_quote[tick.symbol] = tick
             assert parser.stats.as_dict()["dropped"] == {}
-            # The parser's last top of each book is the top of the book rebuilt here from the same frames.
+            # The parser's last book tick of each symbol is the top depth_levels levels of the book
+            # rebuilt here from the same frames (the server holds more than that).
+            n = parser.depth_levels
             for native, (bids, asks) in _rebuild(messages).items():
                 tick = last_quote[f"{native[:-3]}/USD"]
-                best_bid = max(bids, key=float)
-                best_ask = min(asks, key=float)
-                assert (tick.bid, tick.ask) == (float(best_bid), float(best_ask))
-                assert (tick.bid_size, tick.ask_size) == (float(bids[best_bid]), float(asks[best_ask]))
-                assert float(best_bid) < float(best_ask)
+                assert len(bids) > n
+                assert len(asks) > n
+                assert tick.bids == [[float(p), float(bids[p])] for p in sorted(bids, key=float, reverse=True)[:n]]
+                assert tick.asks == [[float(p), float(asks[p])] for p in sorted(asks, key=float)[:n]]
+                assert tick.bids[0][0] < tick.asks[0][0]
 
     run(body)
 
@@ -145,7 +147,7 @@ def test_a_fault_breaks_the_clients_book_and_a_resubscription_brings_a_good_one(
                 # The crossed book gave no quote; the symbol waits for a snapshot, the other goes on.
                 assert parser.stats.dropped["book_gap"] >= 1
                 assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
-                quotes = [tick for tick in ticks if tick.type == QUOTE]
+                quotes = [tick for tick in ticks if tick.type == BOOK]
                 assert quotes
                 assert all(tick.bid is not None and tick.ask is not None and tick.bid < tick.ask for tick in quotes)
                 assert {tick.symbol for tick in quotes} == {"ETH/USD"}
@@ -158,7 +160,7 @@ def test_a_fault_breaks_the_clients_book_and_a_resubscription_brings_a_good_one(
                 assert [snapshot["symbol"] for snapshot in snapshots] == ["BTCUSD"]
                 ticks = [tick for frame, recv_ns in again for tick in parser.parse(frame, recv_ns)]
                 assert parser.awaiting_snapshot() == set()
-                assert [tick for tick in ticks if tick.type == QUOTE and tick.symbol == "BTC/USD"]
+                assert [tick for tick in ticks if tick.type == BOOK and tick.symbol == "BTC/USD"]
                 # A bad level is the other fault: the book is dropped under the bad number's reason.
                 parser.resync_needed.clear()
                 status, _ = await http(base + "/sim/fault?venue=gemini&market=ETHUSD&kind=bad_level")

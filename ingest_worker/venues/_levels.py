@@ -7,7 +7,9 @@ named by its drop reason, so that the parser drops and counts the frame.
 
 from __future__ import annotations
 
-from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, MAX_PRICE, MAX_SIZE, MISSING_FIELD, _number
+from itertools import pairwise
+
+from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, CROSSED_BOOK, MAX_PRICE, MAX_SIZE, MISSING_FIELD, _number
 
 
 def read_levels(raw: object, *, removals: bool) -> list[tuple[float, float]] | str:
@@ -34,3 +36,16 @@ def read_levels(raw: object, *, removals: bool) -> list[tuple[float, float]] | s
             return BAD_SIZE
         levels.append((price, size))
     return levels
+
+
+def misordered(bids: list[tuple[float, float]], asks: list[tuple[float, float]]) -> str | None:
+    """Why a snapshot's sides, best first, cannot be a book: bad_price when bids do not strictly
+    descend or asks strictly ascend (out of order, or a price twice), crossed_book when the best
+    bid is at or above the best ask; None when they can."""
+    if any(better[0] <= worse[0] for better, worse in pairwise(bids)) or any(
+        better[0] >= worse[0] for better, worse in pairwise(asks)
+    ):
+        return BAD_PRICE
+    if bids and asks and bids[0][0] >= asks[0][0]:
+        return CROSSED_BOOK
+    return None

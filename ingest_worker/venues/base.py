@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 from ingest_worker.book import L2Book
 from signals_app.contracts import tick as tick_contract
@@ -58,6 +58,9 @@ MAX_TICK_AGE_MS = 60_000
 CLOCK_SKEW_MS = 1000  # a book tick whose venue time is further than this from its receive time is counted
 DEPTH_LEVELS = 20  # DESIGN.md: levels a side a book tick carries unless DEPTH_LEVELS says otherwise
 LOG_EVERY_NS = 10_000_000_000  # at most one warning per reason per 10 s of receive time
+# Outcomes of a book frame that gives no book tick (`book_tick`), counted as ignored under these kinds.
+BOOK_UNCHANGED = "book_unchanged"  # the top depth_levels levels are what the last book tick carried
+ONE_SIDED_BOOK = "one_sided_book"  # no bid or no ask: no book tick to give
 
 
 class TextKeepalive(NamedTuple):
@@ -158,6 +161,11 @@ class VenueParser:
     def awaiting_snapshot(self) -> set[str]:
         """Markets whose book was dropped and has not been rebuilt by a snapshot (none for book-less parsers)."""
         return set()
+
+    def resubscribe_messages(self, natives: Iterable[str]) -> list[dict[str, Any]] | None:
+        """The messages that get fresh snapshots of `natives` when they depend on this connection's
+        state (Bitfinex unsubscribes by channel id); None: the venue's `resubscribe_messages`."""
+        return None
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises, whatever the bytes."""
@@ -266,6 +274,18 @@ class VenueParser:
                 self.name, symbol, [list(level) for level in bids], [list(level) for level in asks], timestamp, recv_ns
             )
         ]
+
+    def book_tick(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """make_book, with the frame's one outcome counted when it gives no tick: `one_sided_book`
+        (and the next book is sent whatever it holds) or `book_unchanged`, as ignored; stale, dropped."""
+        if book.best_bid() is None or book.best_ask() is None:
+            self.forget_book(symbol)
+            return self.ignore(ONE_SIDED_BOOK)
+        stale = self.stats.dropped[STALE]
+        ticks = self.make_book(symbol, book, timestamp, recv_ns)
+        if ticks or self.stats.dropped[STALE] != stale:
+            return ticks
+        return self.ignore(BOOK_UNCHANGED)
 
     def forget_book(self, symbol: str) -> None:
         """The book of `symbol` was dropped: the next one is sent whatever it holds."""

@@ -1,15 +1,32 @@
-"""Bitstamp WebSocket v2 (`wss://ws.bitstamp.net`): top of book from order-book channels, trades.
+"""Bitstamp WebSocket v2 (`wss://ws.bitstamp.net`): order books (book ticks, the top too), trades.
 
 Every frame is `{"event": ..., "channel": "<channel>_<pair>", "data": {...}}`, the pair a
-lower-case url symbol (`btcusd`, `usdteur`, `xlmgbp`, `gbpusd`). Live, the top of book comes
-from `order_book_<pair>`: each message is a full snapshot of the top 100 levels, so nothing is
-kept but the last top, and a quote tick is emitted when it changes. The recordings carry
-`diff_order_book_<pair>` instead: level updates (amount 0 removes a level) that are applied to
-a book seeded by the REST snapshot (`/api/v2/order_book/<pair>`, given to `load_snapshot`).
-Bitstamp's diffs carry neither a sequence number nor a checksum, so the book is checked the
-only ways it can be: event times never go backwards, and the book never ends up crossed (a
-crossing order is matched, never rested). Either failure drops the book (counted as
-`book_gap`) until the next snapshot. Wire fields used:
+lower-case url symbol (`btcusd`, `usdteur`, `xlmgbp`, `gbpusd`). Books (DESIGN.md "Depth"):
+
+* Live, the book comes from `order_book_<pair>`: each message is a full snapshot of the top
+  100 levels, best first, so it replaces the pair's book, and a book tick of its top
+  `depth_levels` levels is sent when they changed (only those levels are read). A message
+  that cannot be a book (a bad number, levels out of order, a crossed book) is dropped
+  under its reason with the book; no resync is asked for, since the next message is a
+  whole snapshot again.
+* The recordings carry `diff_order_book_<pair>` instead: level updates (amount 0 removes a
+  level) applied to a book seeded by the REST snapshot (`/api/v2/order_book/<pair>`, given
+  to `seed` with its URL, as normalize and replay do with a capture's `rest` lines, or to
+  `load_snapshot` with its pair). As Bitstamp's docs have it, an event whose microtimestamp
+  is at or before the snapshot's is already in it and is skipped (`older_than_snapshot`).
+  Diffs before a pair's first snapshot are held for it (at most MAX_HELD_DIFFS, counted as
+  ignored `awaiting_snapshot`): the documented order is to subscribe, buffer, then fetch the
+  snapshot and apply the buffered events newer than it. The diffs
+  carry neither a sequence number nor a checksum, so the book is checked the only ways it
+  can be: event times never go backwards, and the book never ends up crossed (a crossing
+  order is matched, never rested). Each failure, and a diff or snapshot that cannot be
+  applied, drops the book (`book_gap`, `crossed_book` for a snapshot, or the bad number's
+  reason) and names the pair in `resync_needed`, once per loss; every diff until a snapshot
+  seeds it again is dropped as `book_gap`. The live client subscribes `order_book` only, so
+  nothing asks it for a diff book's snapshot.
+
+A frame that leaves the top `depth_levels` levels as they were gives no tick
+(`book_unchanged`), as does a book with an empty side (`one_sided_book`). Wire fields used:
 
     order_book, diff_order_book   data.bids / data.asks: [[price, amount], ...] as decimal strings
                                   (best first in order_book), data.microtimestamp: event time, Unix µs
@@ -24,16 +41,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
-from ingest_worker.book import L2Book
-from ingest_worker.venues._levels import read_levels
+from ingest_worker.book import L2Book, Levels
+from ingest_worker.venues._levels import misordered, read_levels
 from ingest_worker.venues.base import (
-    BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
-    CROSSED_BOOK,
     DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_TICK_AGE_MS,
@@ -42,7 +58,6 @@ from ingest_worker.venues.base import (
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
     VenueParser,
-    _number,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, split_concatenated
@@ -65,11 +80,10 @@ CONTROL_EVENTS = frozenset(
 IGNORED_CHANNELS = frozenset({"live_orders", "detail_order_book", "full_order_book"})
 # Quote currencies of Bitstamp's markets, longest first: the offline split of `usdteur`, `gusdusd`.
 BITSTAMP_QUOTES: tuple[str, ...] = ("USDT", "USDC", "PAX", "USD", "EUR", "GBP", "CHF", "BTC", "ETH")
-# Outcomes of a book frame that gives no tick, counted as ignored under these kinds.
-TOP_UNCHANGED = "top_unchanged"  # the book moved below its top
-AWAITING_SNAPSHOT = "awaiting_snapshot"  # a diff for a book not (or no longer) seeded
+MAX_HELD_DIFFS = 1000  # diffs held per pair for its first snapshot; beyond, the oldest goes
+# Outcomes of a diff that gives no tick, counted as ignored under these kinds.
 OLDER_THAN_SNAPSHOT = "older_than_snapshot"  # a diff the snapshot already contains
-ONE_SIDED_BOOK = "one_sided_book"  # no bid or no ask: no quote to give
+AWAITING_SNAPSHOT = "awaiting_snapshot"  # a diff held for the pair's first snapshot
 
 
 def to_native(symbol: str) -> str:
@@ -111,6 +125,7 @@ def markets_from_rest(payload: list[dict[str, Any]]) -> list[tuple[str, str, str
 _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _MAX_MICROS = 2**62
+_Diff = tuple[int, list[tuple[float, float]], list[tuple[float, float]]]  # microtimestamp, bid and ask changes
 
 
 class _DiffBook(L2Book):
@@ -122,6 +137,15 @@ class _DiffBook(L2Book):
         super().__init__()
         self.snapshot_micros = micros  # diffs at or before it are already in the snapshot
         self.micros = micros  # event time of the last change applied
+
+    def apply(self, micros: int, bids: Levels, asks: Levels) -> bool:
+        """Apply the diff at `micros` (after the snapshot); False, changing nothing, when it is
+        older than the last one applied (event times never go backwards)."""
+        if micros < self.micros:
+            return False
+        self.update(bids, asks)
+        self.micros = micros
+        return True
 
 
 def _micros(value: object) -> int | None:
@@ -137,7 +161,7 @@ def _micros(value: object) -> int | None:
 
 
 class BitstampParser(VenueParser):
-    """Bitstamp frames to ticks; keeps the diff_order_book books and the last top of each book channel."""
+    """Bitstamp frames to ticks; keeps each market's book of order_book and of diff_order_book."""
 
     name = NAME
 
@@ -150,18 +174,30 @@ class BitstampParser(VenueParser):
     ) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._books: dict[str, _DiffBook] = {}  # pair -> seeded diff book
-        self._awaiting: set[str] = set()  # pairs whose diffs arrive without a book to apply them to
-        self._tops: dict[str, tuple[float, float, float, float]] = {}  # order_book pair -> top last sent
+        self._unseeded: set[str] = set()  # pairs whose diffs came before their first snapshot
+        self._lost: set[str] = set()  # pairs whose seeded diff book was dropped: a resync asked, once
+        self._held: dict[str, list[_Diff]] = {}  # pair -> diffs before its first snapshot, oldest first
+        self._full_books: dict[str, L2Book] = {}  # order_book pair -> the top levels of its last message
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_pair)
 
     # --- what the ingestor calls besides parse ------------------------------------
+    def seed(self, url: str, body: str | bytes, recv_ns: int) -> list[Tick]:
+        """Seed the diff book of the pair `url` names (`.../api/v2/order_book/<pair>`) with the REST
+        answer `body`: a capture's `rest` line in normalize and replay. As `load_snapshot`."""
+        path = urlsplit(url).path.rstrip("/")
+        prefix, _, pair = path.rpartition("/")
+        if not prefix.endswith(ORDER_BOOK_PATH.rpartition("/")[0]) or not pair:
+            self.stats.frames += 1
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, f"REST answer of {url}: not an order book")
+        return self.load_snapshot(pair, body, recv_ns)
+
     def load_snapshot(self, pair: str, body: str | bytes | dict[str, Any], recv_ns: int) -> list[Tick]:
         """Seed (or reseed) the diff book of `pair` with a REST `/api/v2/order_book/<pair>` body.
 
-        Counted like a frame: it gives the book's top as a quote, or one other outcome. Never raises.
+        Counted like a frame: it gives the book tick, or one other outcome. Never raises.
         """
         self.stats.frames += 1
         try:
@@ -173,14 +209,15 @@ class BitstampParser(VenueParser):
         return ticks
 
     def awaiting_snapshot(self) -> set[str]:
-        """Pairs whose diffs arrive without a seeded book (never seeded, or dropped on a gap)."""
-        return set(self._awaiting)
+        """Pairs whose diffs arrive without a seeded book (not seeded yet, or dropped)."""
+        return self._unseeded | self._lost
 
     def reset_books(self) -> None:
-        """Forget every diff book: after a reconnect the updates missed meanwhile make them wrong."""
-        self._awaiting.update(self._books)
+        """Forget every book: after a reconnect the updates missed meanwhile make them wrong."""
+        self._unseeded.update(self._books)
         self._books.clear()
-        self._tops.clear()
+        self._full_books.clear()
+        self._sent_levels.clear()
 
     # --- frames -------------------------------------------------------------------
     def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
@@ -194,7 +231,7 @@ class BitstampParser(VenueParser):
         if event.__class__ is not str:
             if "event" not in msg and "bids" in msg and "asks" in msg and "microtimestamp" in msg:
                 # A REST order book body in a recording: it names no pair, so it is not a frame to
-                # apply; `load_snapshot` takes it, with the pair from the request URL.
+                # apply; `seed` takes it, with the pair from the request URL.
                 return self.ignore("rest_order_book")
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         if event in CONTROL_EVENTS:
@@ -244,121 +281,127 @@ class BitstampParser(VenueParser):
         return self.make_trade(symbol, raw_price, raw_amount, timestamp, recv_ns)
 
     def _full_book(self, pair: str, symbol: str, data: dict[str, Any], recv_ns: int) -> list[Tick]:
-        """An order_book message: the top 100 levels, best first; a quote when the top changed."""
-        bids = data.get("bids")
-        asks = data.get("asks")
-        if bids.__class__ is not list or asks.__class__ is not list:
-            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} order_book without bids/asks")
-        if not bids or not asks:
-            self._tops.pop(pair, None)
-            return self.ignore(ONE_SIDED_BOOK)
-        best_bid = bids[0]
-        best_ask = asks[0]
-        if best_bid.__class__ is not list or best_ask.__class__ is not list or len(best_bid) < 2 or len(best_ask) < 2:
-            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} order_book level is not [price, amount]")
-        if best_bid[1] is None or best_ask[1] is None:  # make_quote would take None for "no size given"
-            return self.drop(BAD_SIZE, recv_ns, f"{symbol} order_book level without amount")
+        """An order_book message: the top 100 levels, best first, which replace the pair's book; its
+        book tick when its top depth_levels levels changed. Only those levels are read (a book tick
+        carries no more). A message that cannot be a book is dropped, and so is the book, until the
+        next message: that one is a whole snapshot again, so no resync is asked for."""
+        raw_bids = data.get("bids")
+        raw_asks = data.get("asks")
+        if raw_bids.__class__ is not list or raw_asks.__class__ is not list:
+            return self._drop_full_book(pair, symbol, MISSING_FIELD, recv_ns, "without bids/asks")
+        n = self.depth_levels
+        bids = read_levels(raw_bids[:n], removals=False)
+        if isinstance(bids, str):
+            return self._drop_full_book(pair, symbol, bids, recv_ns, f"bids {raw_bids[:2]!r}")
+        asks = read_levels(raw_asks[:n], removals=False)
+        if isinstance(asks, str):
+            return self._drop_full_book(pair, symbol, asks, recv_ns, f"asks {raw_asks[:2]!r}")
+        wrong = misordered(bids, asks)
+        if wrong is not None:
+            return self._drop_full_book(pair, symbol, wrong, recv_ns, f"levels {bids[:2]} / {asks[:2]}")
         timestamp = self._event_ms(data, recv_ns)
         if timestamp is None:
-            return self.drop(BAD_TIMESTAMP, recv_ns, f"{symbol} order_book time {data.get('microtimestamp')!r}")
-        try:
-            top = (_number(best_bid[0]), _number(best_bid[1]), _number(best_ask[0]), _number(best_ask[1]))
-        except (TypeError, ValueError):
-            top = None  # make_quote says which number is bad and counts it
-        if top is not None and top == self._tops.get(pair):
-            return self.ignore(TOP_UNCHANGED)
-        ticks = self.make_quote(symbol, best_bid[0], best_ask[0], best_bid[1], best_ask[1], timestamp, recv_ns)
-        if ticks and top is not None:
-            self._tops[pair] = top
-        return ticks
+            return self._drop_full_book(pair, symbol, BAD_TIMESTAMP, recv_ns, f"time {data.get('microtimestamp')!r}")
+        book = self._full_books.get(pair)
+        if book is None:
+            book = self._full_books[pair] = L2Book()
+        book.replace(bids, asks)
+        return self.book_tick(symbol, book, timestamp, recv_ns)
+
+    def _drop_full_book(self, pair: str, symbol: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
+        self._full_books.pop(pair, None)
+        self.forget_book(symbol)
+        return self.drop(reason, recv_ns, f"{symbol} order_book {detail}")
 
     def _diff(self, pair: str, symbol: str, data: dict[str, Any], recv_ns: int) -> list[Tick]:
+        """A diff_order_book event: applied to the pair's seeded book when newer than its snapshot,
+        held for the first snapshot when there is none yet."""
         book = self._books.get(pair)
-        if book is None:
-            self._awaiting.add(pair)
-            return self.ignore(AWAITING_SNAPSHOT)
+        if book is None and pair in self._lost:  # dropped: nothing to apply diffs to until a snapshot
+            return self.drop(BOOK_GAP, recv_ns, f"{symbol} diff while its book waits for a snapshot")
         raw_micros = data.get("microtimestamp")
         if raw_micros is None:
-            self._lose_book(pair)
-            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} diff without microtimestamp")
+            return self._lose_book(pair, symbol, MISSING_FIELD, recv_ns, "diff without microtimestamp")
         micros = _micros(raw_micros)
         if micros is None:
-            self._lose_book(pair)
-            return self.drop(BAD_TIMESTAMP, recv_ns, f"{symbol} diff time {raw_micros!r}")
-        if micros <= book.snapshot_micros:
+            return self._lose_book(pair, symbol, BAD_TIMESTAMP, recv_ns, f"diff time {raw_micros!r}")
+        if book is not None and micros <= book.snapshot_micros:
             return self.ignore(OLDER_THAN_SNAPSHOT)
         bids = read_levels(data.get("bids"), removals=True)
         asks = read_levels(data.get("asks"), removals=True)
         # A diff that cannot be applied leaves the book without it: wrong from here on.
-        if bids.__class__ is str:
-            self._lose_book(pair)
-            return self.drop(bids, recv_ns, f"{symbol} diff bids {data.get('bids')!r}")  # type: ignore[arg-type]
-        if asks.__class__ is str:
-            self._lose_book(pair)
-            return self.drop(asks, recv_ns, f"{symbol} diff asks {data.get('asks')!r}")  # type: ignore[arg-type]
-        if micros < book.micros:
-            self._lose_book(pair)
-            return self.drop(BOOK_GAP, recv_ns, f"{symbol} diff at {micros} after one at {book.micros}")
-        book.update(bids, asks)  # type: ignore[arg-type]
-        book.micros = micros
-        return self._book_top(pair, symbol, book, micros // 1000, recv_ns, gap_when_crossed=True)
+        if isinstance(bids, str):
+            return self._lose_book(pair, symbol, bids, recv_ns, f"diff bids {data.get('bids')!r}")
+        if isinstance(asks, str):
+            return self._lose_book(pair, symbol, asks, recv_ns, f"diff asks {data.get('asks')!r}")
+        if book is None:
+            # Before the first snapshot: Bitstamp's order is to subscribe, then fetch the snapshot,
+            # so diffs come first; they are held, and those the snapshot holds skipped when it comes.
+            held = self._held.setdefault(pair, [])
+            held.append((micros, bids, asks))
+            if len(held) > MAX_HELD_DIFFS:
+                del held[0]
+            self._unseeded.add(pair)
+            return self.ignore(AWAITING_SNAPSHOT)
+        if not book.apply(micros, bids, asks):
+            return self._lose_book(pair, symbol, BOOK_GAP, recv_ns, f"diff at {micros} after one at {book.micros}")
+        if book.crossed():  # resting orders never cross: an update was missed
+            return self._lose_book(pair, symbol, BOOK_GAP, recv_ns, f"book crossed at {micros}")
+        return self.book_tick(symbol, book, micros // 1000, recv_ns)
 
-    def _book_top(
-        self, pair: str, symbol: str, book: _DiffBook, timestamp: int, recv_ns: int, *, gap_when_crossed: bool
-    ) -> list[Tick]:
-        best_bid, bid_size, best_ask, ask_size = book.top()
-        if best_bid is None or best_ask is None:
-            book.emitted = None
-            return self.ignore(ONE_SIDED_BOOK)
-        if best_bid >= best_ask:
-            self._lose_book(pair)
-            if gap_when_crossed:  # resting orders never cross: an update was missed
-                return self.drop(BOOK_GAP, recv_ns, f"{symbol} book crossed: bid {best_bid} >= ask {best_ask}")
-            return self.drop(CROSSED_BOOK, recv_ns, f"{symbol} snapshot crossed: bid {best_bid} >= ask {best_ask}")
-        top = (best_bid, bid_size, best_ask, ask_size)
-        if top == book.emitted:
-            return self.ignore(TOP_UNCHANGED)
-        ticks = self.make_quote(symbol, top[0], top[2], top[1], top[3], timestamp, recv_ns)
-        if ticks:
-            book.emitted = top
-        return ticks
-
-    def _lose_book(self, pair: str) -> None:
+    def _lose_book(self, pair: str, symbol: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
+        """Drop the diff book of `pair` (counted under `reason`); ask once per loss for a new snapshot."""
         self._books.pop(pair, None)
-        self._awaiting.add(pair)
+        self._held.pop(pair, None)
+        self._unseeded.discard(pair)
+        self.forget_book(symbol)
+        if pair not in self._lost:
+            self._lost.add(pair)
+            self.resync_needed.add(pair)
+        return self.drop(reason, recv_ns, f"{symbol} {detail}")
 
     def _load_snapshot(self, pair: str, body: str | bytes | dict[str, Any], recv_ns: int) -> list[Tick]:
-        self._lose_book(pair)  # whatever this body holds, the old book is replaced or gone
+        symbol = self.symbols.resolve(pair) if pair.__class__ is str else None
+        if symbol is None:
+            return self.drop(UNKNOWN_SYMBOL, recv_ns, pair)
+        self._books.pop(pair, None)  # whatever this body holds, the old book is replaced or gone
+        self.forget_book(symbol)
         if isinstance(body, dict):
             msg: object = body
         else:
             try:
                 msg = _loads(body)
             except _JSONDecodeError:
-                return self.drop(MALFORMED_JSON, recv_ns, body)
+                return self._lose_book(pair, symbol, MALFORMED_JSON, recv_ns, f"snapshot {body!r:.100}")
         if msg.__class__ is not dict:
-            return self.drop(UNKNOWN_MESSAGE, recv_ns, body)
+            return self._lose_book(pair, symbol, UNKNOWN_MESSAGE, recv_ns, f"snapshot {body!r:.100}")
         data: dict[str, Any] = msg  # type: ignore[assignment]
-        symbol = self.symbols.resolve(pair) if pair.__class__ is str else None
-        if symbol is None:
-            return self.drop(UNKNOWN_SYMBOL, recv_ns, pair)
         raw_micros = data.get("microtimestamp")
         if raw_micros is None:
-            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} snapshot without microtimestamp")
+            return self._lose_book(pair, symbol, MISSING_FIELD, recv_ns, "snapshot without microtimestamp")
         micros = _micros(raw_micros)
         if micros is None:
-            return self.drop(BAD_TIMESTAMP, recv_ns, f"{symbol} snapshot time {raw_micros!r}")
+            return self._lose_book(pair, symbol, BAD_TIMESTAMP, recv_ns, f"snapshot time {raw_micros!r}")
         bids = read_levels(data.get("bids"), removals=False)
-        if bids.__class__ is str:
-            return self.drop(bids, recv_ns, f"{symbol} snapshot bids")  # type: ignore[arg-type]
+        if isinstance(bids, str):
+            return self._lose_book(pair, symbol, bids, recv_ns, "snapshot bids")
         asks = read_levels(data.get("asks"), removals=False)
-        if asks.__class__ is str:
-            return self.drop(asks, recv_ns, f"{symbol} snapshot asks")  # type: ignore[arg-type]
+        if isinstance(asks, str):
+            return self._lose_book(pair, symbol, asks, recv_ns, "snapshot asks")
+        wrong = misordered(bids, asks)
+        if wrong is not None:
+            return self._lose_book(pair, symbol, wrong, recv_ns, f"snapshot levels {bids[:2]} / {asks[:2]}")
         book = _DiffBook(micros)
-        book.replace(bids, asks)  # type: ignore[arg-type]
+        book.replace(bids, asks)
+        for held_micros, held_bids, held_asks in self._held.pop(pair, ()):
+            if held_micros > book.snapshot_micros and not book.apply(held_micros, held_bids, held_asks):
+                return self._lose_book(pair, symbol, BOOK_GAP, recv_ns, f"held diff at {held_micros} out of order")
+        if book.crossed():
+            return self._lose_book(pair, symbol, BOOK_GAP, recv_ns, "book crossed after its held diffs")
         self._books[pair] = book
-        self._awaiting.discard(pair)
-        return self._book_top(pair, symbol, book, micros // 1000, recv_ns, gap_when_crossed=False)
+        self._unseeded.discard(pair)
+        self._lost.discard(pair)
+        return self.book_tick(symbol, book, book.micros // 1000, recv_ns)
 
 
 _HANDLED = frozenset({(BOOK_CHANNEL, "data"), (DIFF_BOOK_CHANNEL, "data"), (TRADES_CHANNEL, "trade")})

@@ -2,7 +2,8 @@
 
 One `l2` subscription brings three kinds of frame per symbol: `l2_updates` (order
 book changes), `trade` (one executed trade) and, per connection, `heartbeat`.
-Gemini has no top-of-book channel: the quote comes from a book kept here per
+Gemini has no top-of-book channel: the book ticks (DESIGN.md "Depth": the top
+`depth_levels` levels, also the market's quote) come from a book kept here per
 symbol. The first `l2_updates` of a symbol after subscribing is the full book;
 it alone carries the `trades` (the last ~50 trades, up to hours old) and
 `auction_events` lists, and that is how it is told apart from an update. The
@@ -10,7 +11,8 @@ l2 stream has neither a sequence number nor a checksum, so the only gaps that
 can be seen are an update with no snapshot before it, an update that cannot be
 applied (a bad level) and an update that leaves the book crossed (resting
 orders never cross: an update was missed). Each drops the book and counts
-`book_gap` (or the bad level's reason) until the next snapshot; the symbol is
+`book_gap` (or the bad level's reason; a crossed snapshot `crossed_book`) until
+the next snapshot, and every update until then is a `book_gap`; the symbol is
 put in `resync_needed`, and the live client gets that snapshot with
 `resubscribe_messages`: `unsubscribe` then `subscribe` again (Gemini sends a
 symbol's book only when it is subscribed). Wire fields used:
@@ -40,6 +42,7 @@ from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
+    CROSSED_BOOK,
     DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
@@ -138,11 +141,11 @@ def _amount(value: object) -> float:
 
 
 class GeminiParser(VenueParser):
-    """Gemini v2 `l2`: a quote tick whenever a symbol's top of book changes, a trade tick per trade.
+    """Gemini v2 `l2`: a book tick whenever a symbol's top `depth_levels` levels change, a trade tick per trade.
 
-    An `l2_updates` frame that leaves the top as it was gives no tick and is
-    counted as ignored (`l2_top_unchanged`), as is a top with an empty side
-    (`l2_one_sided`): every frame has exactly one outcome. The snapshot's
+    An `l2_updates` frame that leaves those levels as they were gives no tick and
+    is counted as ignored (`book_unchanged`), as is a book with an empty side
+    (`one_sided_book`): every frame has exactly one outcome. The snapshot's
     `trades` list is history (the last ~50 trades, often older than the 60 s
     clock check) and gives no trade ticks; live trades come as `trade` frames.
     """
@@ -249,29 +252,26 @@ class GeminiParser(VenueParser):
             book = self._books[native] = L2Book()
             book.replace(bids, asks)
             self._lost.discard(native)
+            self.forget_book(symbol)  # a new book: sent whatever it holds
         else:
             if found is None:
                 return self.drop(BOOK_GAP, recv_ns, f"{native} update while its book waits for a snapshot")
             book = found
             book.update(bids, asks)
-
-        top = book.top()
-        if top == book.emitted:  # None before the first: a book's first top is always reported
-            return self.ignore("l2_top_unchanged")
-        book.emitted = top
-        bid, bid_size, ask, ask_size = top
-        if bid is None or ask is None:
-            return self.ignore("l2_one_sided")
-        if bid >= ask and not is_snapshot:
-            # A snapshot is Gemini's own word (make_quote counts it crossed); a kept book that
-            # crosses after an update has missed one.
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed after an update: {bid} >= {ask}")
-        # l2_updates carry no event time: the quote is stamped with the receive time.
-        return self.make_quote(symbol, bid, ask, bid_size, ask_size, recv_ns // 1_000_000, recv_ns)
+        if book.crossed():
+            # Resting orders never cross: a kept book that does after an update has missed one;
+            # a crossed snapshot cannot be used either. Both ask for a fresh one.
+            reason, what = (CROSSED_BOOK, "snapshot") if is_snapshot else (BOOK_GAP, "book after an update")
+            return self._lose_book(native, reason, recv_ns, f"{native} {what} crossed: {book.top()}")
+        # l2_updates carry no event time: the book tick is stamped with the receive time.
+        return self.book_tick(symbol, book, recv_ns // 1_000_000, recv_ns)
 
     def _lose_book(self, native: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
         """A frame that cannot be applied: the book has missed it, so it is dropped until the next snapshot."""
         self._books.pop(native, None)
+        symbol = self.symbols.resolve(native)
+        if symbol is not None:
+            self.forget_book(symbol)
         if native not in self._lost:  # one request per loss, however many frames arrive before the snapshot
             self._lost.add(native)
             self.resync_needed.add(native)

@@ -1,11 +1,11 @@
 """Every tick from the recorded Gemini frames equals what the frames say, and every frame is accounted for.
 
-Gemini gives its top of book only through the `l2` stream, so the expected
-quotes come from a book rebuilt here, independently of the parser: Decimal
-prices and sizes from `json.loads`, the top found by scanning the whole book
-after every frame. A quote is expected exactly when that top (bid, bid size,
-ask, ask size) differs from the one before; a trade tick for every `trade`
-frame, with its event time; heartbeats are control frames.
+Gemini gives its book only through the `l2` stream, so the expected book ticks
+come from a book rebuilt here, independently of the parser: Decimal prices and
+sizes from `json.loads`, the top `depth` levels found by sorting the whole book
+after every frame. A book tick is expected exactly when those levels differ
+from the ones before; a trade tick for every `trade` frame, with its event
+time; heartbeats are control frames.
 """
 
 from __future__ import annotations
@@ -14,7 +14,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from ingest_worker.tests.recorded import files, frames
+from ingest_worker.tests.test_okx_ticks_match_their_frames import assert_same_ticks as assert_same
 from ingest_worker.venues.gemini import GeminiParser
 from signals_app.contracts.tick import Tick
 
@@ -43,17 +46,19 @@ GEMINI_SYMBOLS: dict[str, str] = {
 }
 
 Levels = dict[Decimal, Decimal]
+TopLevels = tuple[list[list[float]], list[list[float]]]
 
 
 class ReferenceBooks:
     """The books as the frames describe them, kept as plainly as possible."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int) -> None:
+        self.depth = depth
         self.books: dict[str, tuple[Levels, Levels]] = {}
-        self.tops: dict[str, tuple[Decimal | None, ...]] = {}
+        self.tops: dict[str, TopLevels] = {}
 
-    def apply(self, msg: dict[str, object]) -> tuple[Decimal | None, ...] | None:
-        """Apply one l2_updates frame; the new top if it changed, else None."""
+    def apply(self, msg: dict[str, object]) -> TopLevels | None:
+        """Apply one l2_updates frame; the new top `depth` levels if they changed, else None."""
         native = msg["symbol"]
         assert isinstance(native, str)
         if native not in self.books:
@@ -72,25 +77,25 @@ class ReferenceBooks:
                 levels.pop(Decimal(price), None)
             else:
                 levels[Decimal(price)] = Decimal(quantity)
-        best_bid = max(bids) if bids else None
-        best_ask = min(asks) if asks else None
+        assert bids, f"{native}: a one-sided book in the recording"
+        assert asks, f"{native}: a one-sided book in the recording"
         top = (
-            best_bid,
-            None if best_bid is None else bids[best_bid],
-            best_ask,
-            None if best_ask is None else asks[best_ask],
+            [[float(p), float(bids[p])] for p in sorted(bids, reverse=True)[: self.depth]],
+            [[float(p), float(asks[p])] for p in sorted(asks)[: self.depth]],
         )
+        assert top[0][0][0] < top[1][0][0], f"{native}: a crossed book in the recording"
         if self.tops.get(native) == top:
             return None
         self.tops[native] = top
         return top
 
 
-def quote_tick(native: str, top: tuple[Decimal | None, ...], recv_ns: int) -> Tick:
-    bid, bid_size, ask, ask_size = (float(value) for value in top)  # type: ignore[arg-type]
+def book_tick(native: str, top: TopLevels, recv_ns: int) -> Tick:
+    bids, asks = top
+    (bid, bid_size), (ask, ask_size) = bids[0], asks[0]
     # l2 frames carry no event time: the receive time stands in.
-    return Tick("gemini", GEMINI_SYMBOLS[native], "quote", (bid + ask) / 2, 0.0, bid, ask, bid_size, ask_size,
-                recv_ns // 1_000_000, recv_ns)  # fmt: skip
+    return Tick("gemini", GEMINI_SYMBOLS[native], "book", (bid + ask) / 2, 0.0, bid, ask, bid_size, ask_size,
+                recv_ns // 1_000_000, recv_ns, bids, asks)  # fmt: skip
 
 
 def trade_tick(msg: dict[str, object], recv_ns: int) -> Tick:
@@ -99,21 +104,11 @@ def trade_tick(msg: dict[str, object], recv_ns: int) -> Tick:
                 float(Decimal(msg["quantity"])), None, None, None, None, msg["timestamp"], recv_ns)  # type: ignore[arg-type]  # fmt: skip
 
 
-def assert_same(got: list[Tick], want: list[Tick], where: str) -> None:
-    assert len(got) == len(want), where
-    for got_tick, want_tick in zip(got, want, strict=True):
-        assert type(got_tick) is Tick, where
-        for field in Tick._fields:
-            got_value, want_value = getattr(got_tick, field), getattr(want_tick, field)
-            assert got_value == want_value, f"{where} {want_tick.type} {field}: {got_value!r} != {want_value!r}"
-            assert type(got_value) is type(want_value), f"{where} {field}"
-
-
-def replay_file(path: Path) -> tuple[GeminiParser, dict[str, int]]:
+def replay_file(path: Path, depth: int = 20) -> tuple[GeminiParser, dict[str, int]]:
     """Parse every frame of `path` with the 60 s clock check; check each frame's ticks; count the outcomes."""
-    parser = GeminiParser()
-    reference = ReferenceBooks()
-    counts = {"frames": 0, "quote": 0, "trade": 0, "heartbeat": 0, "top_unchanged": 0, "snapshot_trades": 0}
+    parser = GeminiParser(depth_levels=depth)
+    reference = ReferenceBooks(depth)
+    counts = {"frames": 0, "book": 0, "trade": 0, "heartbeat": 0, "unchanged": 0, "snapshot_trades": 0}
     for line, (frame, recv_ns) in enumerate(frames(path), 1):
         where = f"{path.name}:{line}"
         msg = json.loads(frame)
@@ -123,11 +118,10 @@ def replay_file(path: Path) -> tuple[GeminiParser, dict[str, int]]:
             counts["snapshot_trades"] += len(msg.get("trades", []))
             top = reference.apply(msg)
             if top is None:
-                counts["top_unchanged"] += 1
+                counts["unchanged"] += 1
             else:
-                assert None not in top, f"{where}: a one-sided book in the recording"
-                want = [quote_tick(msg["symbol"], top, recv_ns)]
-                counts["quote"] += 1
+                want = [book_tick(msg["symbol"], top, recv_ns)]
+                counts["book"] += 1
         elif msg["type"] == "trade":
             want = [trade_tick(msg, recv_ns)]
             counts["trade"] += 1
@@ -138,25 +132,27 @@ def replay_file(path: Path) -> tuple[GeminiParser, dict[str, int]]:
     return parser, counts
 
 
-def test_every_tick_of_every_recorded_file_comes_from_its_frames(market_data):
+@pytest.mark.parametrize("depth", [1, 5, 20])
+def test_every_tick_of_every_recorded_file_comes_from_its_frames(market_data, depth):
     for path in files(market_data / "gemini", "*.jsonl"):
-        parser, counts = replay_file(path)
-        # Every frame has one outcome: ticks, control or ignored (the top did not move); none dropped.
+        parser, counts = replay_file(path, depth)
+        # Every frame has one outcome: ticks, control or ignored (the top levels did not move); none dropped.
         assert parser.stats.as_dict() == {
             "frames": counts["frames"],
-            "ticks": counts["quote"] + counts["trade"],
+            "ticks": counts["book"] + counts["trade"],
             "control": {"heartbeat": counts["heartbeat"]} if counts["heartbeat"] else {},
-            "ignored": {"l2_top_unchanged": counts["top_unchanged"]} if counts["top_unchanged"] else {},
+            "ignored": {"book_unchanged": counts["unchanged"]} if counts["unchanged"] else {},
             "dropped": {},
         }, path.name
-        assert counts["frames"] == counts["quote"] + counts["trade"] + counts["heartbeat"] + counts["top_unchanged"]
+        assert counts["frames"] == counts["book"] + counts["trade"] + counts["heartbeat"] + counts["unchanged"]
+        assert parser.resync_needed == parser.awaiting_snapshot() == set()
 
 
 def test_the_recordings_hold_what_these_tests_rely_on(market_data):
     """Otherwise the test above could pass without proving anything."""
-    _, l2 = replay_file(market_data / "gemini" / "l2.jsonl")
-    assert l2["quote"] > 300
-    assert l2["top_unchanged"] > 300
+    _, l2 = replay_file(market_data / "gemini" / "l2.jsonl", depth=1)
+    assert l2["book"] > 300
+    assert l2["unchanged"] > 300
     assert l2["snapshot_trades"] == 500  # 10 symbols x 50: history, not trade ticks
     _, trades = replay_file(market_data / "gemini" / "trade.jsonl")
     assert trades["trade"] == 51
