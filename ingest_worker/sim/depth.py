@@ -2,8 +2,9 @@
 
 A pure helper of the dialects. `book_levels(quote, n)` gives the `n` best levels a side, in the
 market's own ticks and lots, best first: level 0 is the quote's top, exactly as its ticker says
-(so books and tickers always agree), and each deeper level lies `level_gap` ticks further out
-(about 0.2 bp, at least one tick) with a size that varies around the top's, as real books do.
+(so books and tickers always agree), and the deeper levels sit on a grid `level_gap` ticks apart
+(about 0.2 bp, at least one tick) with sizes around the market's typical top size that depend
+only on the price: a new quote moves the top and the grid levels it crossed, and nothing else.
 
 A dislocation is deep on some routes and thin on others (the model decides, by route, see
 `ingest_worker.sim.model.route_depth`): on the cheap venue only the first `quote.thin_asks`
@@ -19,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+
+from ingest_worker.sim.model import typical_size
 
 if TYPE_CHECKING:
     from ingest_worker.sim.model import Quote
@@ -43,20 +46,41 @@ def level_size(top_size: int, depth: int) -> int:
 
 
 def book_levels(quote: Quote, levels: int) -> tuple[Levels, Levels]:
-    """The `levels` best bids and asks behind `quote` (bids stop before a price of 0 ticks)."""
+    """The `levels` best bids and asks behind `quote` (bids stop before a price of 0 ticks).
+
+    Behind the top, levels sit on a fixed grid (multiples of `level_gap` ticks) with a size that
+    depends only on the price, so a new quote changes the top and the few grid levels it moved
+    across, as on a real book, and an incremental channel sends a few changes, not a whole book.
+    """
     gap = level_gap(quote.bid)
+    typical = grid_typical_lots(quote)
     thin_bids, thin_asks, thin_gap = quote.thin_bids, quote.thin_asks, quote.thin_gap
-    bids: Levels = []
-    for i in range(levels):
-        price = quote.bid - i * gap - (thin_gap if thin_bids and i >= thin_bids else 0)
+    bids: Levels = [(quote.bid, quote.bid_size)]
+    grid = (quote.bid - 1) // gap * gap  # the grid level strictly below the top bid
+    while len(bids) < levels:
+        price = grid - (thin_gap if thin_bids and len(bids) >= thin_bids else 0)
         if price <= 0:
             break
-        bids.append((price, level_size(quote.bid_size, i)))
-    asks = [
-        (quote.ask + i * gap + (thin_gap if thin_asks and i >= thin_asks else 0), level_size(quote.ask_size, i))
-        for i in range(levels)
-    ]
-    return bids, asks
+        bids.append((price, grid_size(grid, typical)))
+        grid -= gap
+    asks: Levels = [(quote.ask, quote.ask_size)]
+    grid = (quote.ask // gap + 1) * gap  # the grid level strictly above the top ask
+    while len(asks) < levels:
+        asks.append((grid + (thin_gap if thin_asks and len(asks) >= thin_asks else 0), grid_size(grid, typical)))
+        grid += gap
+    return bids[:levels], asks[:levels]
+
+
+def grid_typical_lots(quote: Quote) -> int:
+    """The usual size of a level behind the top, in lots: the market's typical top size."""
+    market = quote.market
+    return max(1, round(typical_size(market) * market.size_scale))
+
+
+def grid_size(price: int, typical: int) -> int:
+    """The size of the grid level at `price` ticks: the same whenever that level is shown."""
+    factor = LEVEL_SIZE_FACTORS[(price * 2654435761 >> 7) % len(LEVEL_SIZE_FACTORS)]
+    return max(1, round(typical * factor))
 
 
 def level_changes(old: Mapping[int, int], new: Mapping[int, int]) -> list[tuple[int, int]]:
