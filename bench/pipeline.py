@@ -127,6 +127,7 @@ def run_rate(rate: int) -> dict[str, Any]:
             "applied": applied,
             "refused": refused,
             "lost": sent - applied + refused,
+            "bad": engine_final["bad_messages"],  # received, but refused by the engine's checks
             "push": push,
             "decision": engine_body["latency_engine_receive_to_decision"],
             "frame_to_decision": engine_body["latency_frame_to_decision"],
@@ -179,10 +180,11 @@ def main() -> None:
         push = r["push"]
         rss = r["rss"]
         signals = r["signals"]
+        bad = f" ({r['bad']} refused as bad)" if r["bad"] else ""
         print(
             f"| {r['rate']} | {r['frames_per_s']:.0f} | {r['ticks_per_s']:.0f} "
             f"| {fmt(push['binance'])}, {fmt(push['coinbase'])} | {fmt(r['decision'])} | {fmt(r['frame_to_decision'])} "
-            f"| {fmt(r['signal'])} | {sum(signals.values())} | {r['lost']} of {r['sent']} "
+            f"| {fmt(r['signal'])} | {sum(signals.values())} | {r['lost']} of {r['sent']}{bad} "
             f"| {rss['sim']:.0f}, {rss['ingestor']:.0f}, {rss['engine']:.0f} |"
         )
     sustained = [r["rate"] for r in results if r["lost"] == 0 and r["frames_per_s"] >= 0.9 * r["rate"]]
