@@ -9,6 +9,7 @@ bias towards the strings that break number parsing ("nan", "inf", "1e400", ...).
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import math
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 from ingest_worker.venues.base import UNEXPECTED, VenueParser
 from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.coinbase import CoinbaseParser
-from signals_app.contracts.tick import QUOTE, TRADE, Tick
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, Tick
 
 PARSERS = [BinanceParser, CoinbaseParser]
 EXAMPLES = settings(max_examples=400, deadline=None)
@@ -146,7 +147,18 @@ def assert_valid_tick(tick: Tick, parser: VenueParser) -> None:
     assert type(tick.price) is float
     assert math.isfinite(tick.price)
     assert tick.price > 0
-    if tick.type == QUOTE:
+    if tick.type == BOOK:  # a book tick is also a quote: its top is its first levels
+        assert tick.bids
+        assert tick.asks
+        for levels, better in ((tick.bids, float.__gt__), (tick.asks, float.__lt__)):
+            for price, amount in levels:
+                assert type(price) is float
+                assert type(amount) is float
+                assert 0 < price < math.inf
+                assert 0 < amount < math.inf
+            assert all(better(a[0], b[0]) for a, b in itertools.pairwise(levels))  # best first
+        assert [tick.bid, tick.bid_size, tick.ask, tick.ask_size] == [*tick.bids[0], *tick.asks[0]]
+    if tick.type == QUOTE or tick.type == BOOK:
         assert type(tick.bid) is float
         assert type(tick.ask) is float
         assert math.isfinite(tick.bid)

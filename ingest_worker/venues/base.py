@@ -252,6 +252,20 @@ class VenueParser:
             )
         ]
 
+    def book_ticks(
+        self, symbol: str, book: L2Book, timestamp: int, recv_ns: int, *, unchanged: str, one_sided: str
+    ) -> list[Tick]:
+        """make_book, with the frame's outcome counted when it gives no tick: ignored under
+        `one_sided` (a side is empty) or `unchanged` (the top levels are what was sent), unless
+        make_book dropped it as stale."""
+        stale = self.stats.dropped[STALE]
+        ticks = self.make_book(symbol, book, timestamp, recv_ns)
+        if ticks or self.stats.dropped[STALE] != stale:
+            return ticks
+        if book.best_bid() is None or book.best_ask() is None:
+            return self.ignore(one_sided)
+        return self.ignore(unchanged)
+
     def forget_book(self, symbol: str) -> None:
         """The book of `symbol` was dropped: the next one is sent whatever it holds."""
         self._sent_levels.pop(symbol, None)

@@ -59,7 +59,6 @@ from ingest_worker.venues.base import (
     MAX_TICK_AGE_MS,
     MISSING_FIELD,
     NO_TICKS,
-    STALE,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
     VenueParser,
@@ -356,13 +355,7 @@ class CoinbaseParser(VenueParser):
 
     def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
         """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
-        stale_before = self.stats.dropped[STALE]
-        ticks = self.make_book(symbol, book, timestamp, recv_ns)
-        if ticks or self.stats.dropped[STALE] != stale_before:
-            return ticks
-        if book.best_bid() is None or book.best_ask() is None:
-            return self.ignore(ONE_SIDED_BOOK)
-        return self.ignore(TOP_UNCHANGED)
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=TOP_UNCHANGED, one_sided=ONE_SIDED_BOOK)
 
     def _lose_book(self, native: str, symbol: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
         """The product has no usable book until its next snapshot: drop it, and ask once for that snapshot."""
