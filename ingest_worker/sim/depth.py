@@ -12,7 +12,7 @@ higher, back where the market would be without the dislocation; on the rich venu
 its bids. 0 means the whole book is at the quoted price (not dislocated, or deep).
 
 `level_changes(old, new)` turns one book side into the next as the incremental venues send it:
-removals (size 0) first, then new or resized levels.
+removals (size 0) first, then new or resized levels; `next_book` does both for both sides.
 """
 
 from __future__ import annotations
@@ -64,3 +64,12 @@ def level_changes(old: Mapping[int, int], new: Mapping[int, int]) -> list[tuple[
     changes = [(price, 0) for price in old if price not in new]
     changes += [(price, size) for price, size in new.items() if old.get(price) != size]
     return changes
+
+
+def next_book(
+    quote: Quote, levels: int, bids: Mapping[int, int], asks: Mapping[int, int]
+) -> tuple[dict[int, int], dict[int, int], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The book behind `quote` (`levels` a side) as price -> size dicts, best first, and the bid and
+    ask changes that turn the book `bids`/`asks` into it."""
+    new_bids, new_asks = (dict(side) for side in book_levels(quote, levels))
+    return new_bids, new_asks, level_changes(bids, new_bids), level_changes(asks, new_asks)

@@ -46,6 +46,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -53,10 +54,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import fixed, trimmed
-from ingest_worker.sim.depth import book_levels, level_changes
+from ingest_worker.sim.depth import next_book
 from ingest_worker.sim.model import KRAKEN, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules
-from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
+from ingest_worker.sim.venue import BookSubscribers, IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import kraken as kraken_venue
 from signals_app.contracts.symbols import canonical
 
@@ -124,10 +125,7 @@ class KrakenFrames:
         state.bid, state.ask = quote.bid, quote.ask
         state.bid_size, state.ask_size = quote.bid_size, quote.ask_size
         state.quoted = True
-        bids, asks = book_levels(quote, BOOK_DEPTH)
-        new_bids, new_asks = dict(bids), dict(asks)
-        bid_changes, ask_changes = level_changes(state.bids, new_bids), level_changes(state.asks, new_asks)
-        state.bids, state.asks = new_bids, new_asks
+        state.bids, state.asks, bid_changes, ask_changes = next_book(quote, BOOK_DEPTH, state.bids, state.asks)
         book = None
         if bid_changes or ask_changes:
             book = self.book(state, "update", bid_changes, ask_changes, self.checksum(state), quote.time_ns)
@@ -234,11 +232,10 @@ class KrakenServer(VenueServer):
         self.frames = KrakenFrames(self.markets, seed)
         self.clients: dict[ServerConnection, KrakenClient] = {}
         self._connection_ids = random.Random(f"kraken-connections-{seed}")
-        # channel -> symbol -> connections; the publish path reads only these. A book subscriber is
-        # in _index[BOOK] once it has its snapshot; before (no quote yet, or it missed updates in a
-        # silence) it waits in _awaiting_book.
-        self._index: dict[str, dict[str, set[ServerConnection]]] = {name: {} for name in SERVED_CHANNELS}
-        self._awaiting_book: dict[str, set[ServerConnection]] = {}
+        # channel -> symbol -> connections (ticker, trade), and the book's subscribers; the publish
+        # path reads only these.
+        self._index: dict[str, dict[str, set[ServerConnection]]] = {TICKER: {}, TRADE: {}}
+        self._books = BookSubscribers()
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -349,16 +346,15 @@ class KrakenServer(VenueServer):
                     # The book's updates follow its snapshot: without one (no quote yet) it waits.
                     if ready:
                         snapshots.append(self.frames.snapshot(state))
-                    else:
-                        self._index[BOOK][symbol].discard(client.connection)
-                        self._awaiting_book.setdefault(symbol, set()).add(client.connection)
+                    self._books.join(symbol, client.connection, ready)
         return answers + snapshots
 
     def _join(self, client: KrakenClient, channel: str, symbol: str) -> bool:
         """Subscribe; whether it is new."""
         new = (channel, symbol) not in client.subscriptions
         client.subscriptions[(channel, symbol)] = None
-        self._index[channel].setdefault(symbol, set()).add(client.connection)
+        if channel != BOOK:
+            self._index[channel].setdefault(symbol, set()).add(client.connection)
         self.set_subscribed(client.connection, True)
         if new:
             log.info("%s: client %s subscribed to %s:%s", self.name, peer_name(client.connection), channel, symbol)
@@ -370,12 +366,14 @@ class KrakenServer(VenueServer):
                 log.info(
                     "%s: client %s unsubscribed from %s:%s", self.name, peer_name(client.connection), channel, symbol
                 )
-            for index in (self._index[channel], self._awaiting_book if channel == BOOK else {}):
-                listeners = index.get(symbol)
-                if listeners is not None:
-                    listeners.discard(client.connection)
-                    if not listeners:
-                        del index[symbol]
+            if channel == BOOK:
+                self._books.leave(symbol, client.connection)
+                continue
+            listeners = self._index[channel].get(symbol)
+            if listeners is not None:
+                listeners.discard(client.connection)
+                if not listeners:
+                    del self._index[channel][symbol]
         self.set_subscribed(client.connection, bool(client.subscriptions))
 
     # --- market data ----------------------------------------------------------------------
@@ -384,27 +382,14 @@ class KrakenServer(VenueServer):
         trade, each built once; a book subscriber still waiting for its snapshot gets it."""
         tickers = self._index[TICKER]
         trades = self._index[TRADE]
-        books = self._index[BOOK]
-        awaiting = self._awaiting_book
         frames = self.frames
         outbox = self.outbox
         for quote in quotes:
             state, book = frames.update(quote)
             native = quote.market.native
+            self._books.publish(outbox, native, silent, book, partial(frames.snapshot, state))
             if silent:
-                # Clients miss these changes: their books would go wrong, so they get a new one when data flows.
-                missed = books.pop(native, None)
-                if missed:
-                    awaiting.setdefault(native, set()).update(missed)
                 continue
-            waiting = awaiting.pop(native, None)
-            if waiting:
-                outbox.add(waiting, frames.snapshot(state).encode())
-            listeners = books.get(native)
-            if listeners and book is not None:
-                outbox.add(listeners, book.encode())
-            if waiting:
-                books.setdefault(native, set()).update(waiting)
             listeners = tickers.get(native)
             if listeners:
                 outbox.add(listeners, frames.ticker(state).encode())
@@ -441,21 +426,15 @@ class KrakenServer(VenueServer):
         else:
             wrong = self.frames.checksum(state) ^ 1
             frame = self.frames.book(state, "update", [(best_bid, state.bids[best_bid])], [], wrong, None)
-        listeners = self._index[BOOK].get(state.market.native, set())
-        self.outbox.add(listeners, frame.encode())
-        self.flush()
-        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), state.market.native)
-        return {
-            "venue": self.name,
-            "market": state.market.native,
-            "kind": kind,
-            "clients": len(listeners),
-            "frame": frame,
-        }
+        listeners = self._books.live.get(state.market.native, set())
+        return self.send_fault(state.market.native, kind, listeners, frame)
 
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)
         status["channels"] = {name: sorted(symbols) for name, symbols in self._index.items() if symbols}
+        books = sorted(self._books.live.keys() | self._books.awaiting.keys())
+        if books:
+            status["channels"][BOOK] = books
         return status
 
 

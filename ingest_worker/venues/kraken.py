@@ -67,16 +67,13 @@ from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
-    CROSSED_BOOK,
-    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
-    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
-    VenueParser,
+    BookParser,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, canonical
@@ -205,43 +202,16 @@ class _BadLevel(Exception):
         self.detail = detail
 
 
-class KrakenParser(VenueParser):
+class KrakenParser(BookParser):
     name = NAME
-
-    def __init__(
-        self,
-        symbols: SymbolTable | None = None,
-        *,
-        max_age_ms: int | None = MAX_TICK_AGE_MS,
-        depth_levels: int = DEPTH_LEVELS,
-    ) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
-        # v1 pair or v2 symbol -> its book, with each level's checksum text
-        self._books: dict[str, L2Book] = {}
-        self._awaiting_snapshot: set[str] = set()  # market names whose book was dropped
-        self._booked: dict[str, int] = {}  # canonical symbol -> how many of its books are kept (v1, v2)
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_pair)
 
-    def new_connection(self) -> None:
-        """Forget every book: a new connection's subscription sends each market's snapshot afresh."""
-        for native in list(self._books):
-            self._forget(native)
-        self._awaiting_snapshot.clear()
-        self.resync_needed.clear()
-
     def books_awaiting_snapshot(self) -> list[str]:
         """Market names whose book was dropped: resubscribe them to get a new snapshot."""
-        return sorted(self._awaiting_snapshot)
-
-    def awaiting_snapshot(self) -> set[str]:
-        return set(self._awaiting_snapshot)
-
-    def book(self, native: str) -> L2Book | None:
-        """The book kept for a v1 pair or a v2 symbol (read it, do not change it); None without one."""
-        return self._books.get(native)
+        return sorted(self._awaited)
 
     def _symbol(self, native: object) -> str | None:
         """The canonical symbol of a v1 or v2 name. A market list from AssetPairs holds v2 names
@@ -320,7 +290,7 @@ class KrakenParser(VenueParser):
         symbol = self._symbol(native)
         if symbol is None:
             return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
-        if symbol in self._booked:  # the book sets this market's top
+        if self.has_book_of(symbol):  # the book sets this market's top
             return self.ignore(TICKER_BEHIND_BOOK)
         bid, ask = item.get("bid"), item.get("ask")
         if bid is None or ask is None:
@@ -373,17 +343,17 @@ class KrakenParser(VenueParser):
         if symbol is None:
             return self.drop(UNKNOWN_SYMBOL if native is not None else MISSING_FIELD, recv_ns, f"v2 book {native!r}")
         assert isinstance(native, str)  # _symbol resolves strings only
-        book = None if is_snapshot else self._books.get(native)
+        book = None if is_snapshot else self.book(native)
         if not is_snapshot and book is None:
             # The book was dropped, or its snapshot never came: nothing to apply the update to.
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
         checksum = item.get("checksum")
         if checksum.__class__ is not int or not 0 <= checksum < 2**32:
-            return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} v2 book checksum {checksum!r}")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} v2 book checksum {checksum!r}")
         raw_time = item.get("timestamp")
         timestamp = recv_ns // 1_000_000 if raw_time is None else _rfc3339_ms(raw_time)
         if timestamp is None:
-            return self._lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} v2 book timestamp={raw_time!r}")
+            return self.lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} v2 book timestamp={raw_time!r}")
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
         bid_texts: list[str] = []
@@ -392,19 +362,13 @@ class KrakenParser(VenueParser):
             _read_v2_levels(item.get("bids", ()), bids, bid_texts, allow_delete=not is_snapshot)
             _read_v2_levels(item.get("asks", ()), asks, ask_texts, allow_delete=not is_snapshot)
         except _BadLevel as bad:
-            return self._lose_book(native, bad.reason, recv_ns, f"{native} v2 book {bad.detail}")
-        if book is None:
-            book = L2Book(BOOK_DEPTH, texts=True)
-            book.replace(bids, asks, bid_texts, ask_texts)
-            if book.crossed():
-                return self._lose_book(native, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
-            self._keep(native, symbol, book)
-        else:
-            book.update(bids, asks, bid_texts, ask_texts)
-            if book.crossed():  # resting orders never cross: an update was missed
-                return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} v2 book {bad.detail}")
+        applied = self.apply_levels(native, symbol, book, bids, asks, bid_texts, ask_texts, recv_ns, BOOK_DEPTH)
+        if isinstance(applied, list):
+            return applied
+        book = applied
         if _checksum(book) != checksum:
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
         return self._book_ticks(symbol, book, timestamp, recv_ns)
 
     # --- v1 ------------------------------------------------------------------
@@ -429,7 +393,7 @@ class KrakenParser(VenueParser):
         return self._v1_trades(native, symbol, msg[1], recv_ns)
 
     def _v1_ticker(self, native: str, symbol: str, data: object, recv_ns: int) -> list[Tick]:
-        if symbol in self._booked:  # the book sets this market's top
+        if self.has_book_of(symbol):  # the book sets this market's top
             return self.ignore(TICKER_BEHIND_BOOK)
         ask = data.get("a") if isinstance(data, dict) else None
         bid = data.get("b") if isinstance(data, dict) else None
@@ -462,10 +426,10 @@ class KrakenParser(VenueParser):
         first: dict[str, Any] = parts[0]
         if "as" in first or "bs" in first:
             return self._v1_snapshot(channel, native, symbol, first, len(parts), recv_ns)
-        book = self._books.get(native)
+        book = self.book(native)
         if book is None:
             # The book was dropped after a gap, or its snapshot never came: nothing to apply to.
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
         checksum = parts[-1].get("c")
         if (
             not isinstance(checksum, str)
@@ -473,7 +437,7 @@ class KrakenParser(VenueParser):
             or not checksum.isascii()
             or not checksum.isdigit()
         ):
-            return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without a checksum")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without a checksum")
         asks: list[tuple[float, float]] = []
         bids: list[tuple[float, float]] = []
         ask_texts: list[str] = []
@@ -489,14 +453,14 @@ class KrakenParser(VenueParser):
                     latest_ms = max(latest_ms, _read_levels(levels, bids, bid_texts, allow_delete=True))
         except _BadLevel as bad:
             # An update we cannot apply leaves the book wrong.
-            return self._lose_book(native, bad.reason, recv_ns, f"{native} {bad.detail}")
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} {bad.detail}")
         if not asks and not bids:
-            return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without levels")
-        book.update(bids, asks, bid_texts, ask_texts)
-        if book.crossed():  # resting orders never cross: an update was missed
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
-        if _checksum(book) != int(checksum):
-            return self._lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without levels")
+        applied = self.apply_levels(native, symbol, book, bids, asks, bid_texts, ask_texts, recv_ns)
+        if isinstance(applied, list):
+            return applied
+        if _checksum(applied) != int(checksum):
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
         timestamp = latest_ms if latest_ms >= 0 else recv_ns // 1_000_000
         return self._book_ticks(symbol, book, timestamp, recv_ns)
 
@@ -505,7 +469,7 @@ class KrakenParser(VenueParser):
     ) -> list[Tick]:
         raw_asks, raw_bids = data.get("as"), data.get("bs")
         if parts != 1 or raw_asks is None or raw_bids is None:
-            return self._lose_book(native, MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
         _, _, depth_text = channel.partition("-")
         depth = int(depth_text) if depth_text.isascii() and depth_text.isdigit() else _MAX_DEPTH
         asks: list[tuple[float, float]] = []
@@ -516,13 +480,12 @@ class KrakenParser(VenueParser):
             _read_levels(raw_asks, asks, ask_texts, allow_delete=False)
             _read_levels(raw_bids, bids, bid_texts, allow_delete=False)
         except _BadLevel as bad:
-            return self._lose_book(native, bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
         # Truncated to the subscribed depth, as Kraken keeps it: the checksums are over that book.
-        book = L2Book(max(1, min(depth, _MAX_DEPTH)), texts=True)
-        book.replace(bids, asks, bid_texts, ask_texts)
-        if book.crossed():
-            return self._lose_book(native, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
-        self._keep(native, symbol, book)
+        depth = max(1, min(depth, _MAX_DEPTH))
+        book = self.apply_levels(native, symbol, None, bids, asks, bid_texts, ask_texts, recv_ns, depth)
+        if isinstance(book, list):
+            return book
         # A snapshot has no event time of its own (its levels carry the times they last changed).
         return self._book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
 
@@ -530,34 +493,6 @@ class KrakenParser(VenueParser):
     def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
         """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
         return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_BELOW_TOP, one_sided=ONE_SIDED_BOOK)
-
-    def _keep(self, native: str, symbol: str, book: L2Book) -> None:
-        """`book` is the market's book from now on (a snapshot came)."""
-        if native in self._books:
-            self._forget(native)
-        self._books[native] = book
-        self._booked[symbol] = self._booked.get(symbol, 0) + 1
-        self._awaiting_snapshot.discard(native)
-
-    def _forget(self, native: str) -> None:
-        """The market has no book: its next book tick is sent whatever it holds, and its ticker quotes it."""
-        if self._books.pop(native, None) is None:
-            return
-        symbol = self._symbol(native)
-        if symbol is None:
-            return
-        self.forget_book(symbol)
-        left = self._booked.pop(symbol, 1) - 1
-        if left:
-            self._booked[symbol] = left
-
-    def _lose_book(self, native: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
-        """The market has no usable book until its next snapshot: drop it, and ask once for that snapshot."""
-        self._forget(native)
-        if native not in self._awaiting_snapshot:  # one resync request per loss
-            self._awaiting_snapshot.add(native)
-            self.resync_needed.add(native)
-        return self.drop(reason, recv_ns, f"{detail}: book dropped")
 
 
 def _read_v2_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> None:
