@@ -13,7 +13,7 @@ higher, back where the market would be without the dislocation; on the rich venu
 its bids. 0 means the whole book is at the quoted price (not dislocated, or deep).
 
 `level_changes(old, new)` turns one book side into the next as the incremental venues send it:
-removals (size 0) first, then new or resized levels.
+removals (size 0) first, then new or resized levels; `next_book` does both for both sides.
 """
 
 from __future__ import annotations
@@ -118,3 +118,12 @@ class IncrementalSide:
                 (changed if size else removed)[price] = size
         self.held = [new]
         return [*removed.items(), *changed.items()]
+
+
+def next_book(
+    quote: Quote, levels: int, bids: Mapping[int, int], asks: Mapping[int, int]
+) -> tuple[dict[int, int], dict[int, int], list[tuple[int, int]], list[tuple[int, int]]]:
+    """The book behind `quote` (`levels` a side) as price -> size dicts, best first, and the bid and
+    ask changes that turn the book `bids`/`asks` into it."""
+    new_bids, new_asks = (dict(side) for side in book_levels(quote, levels))
+    return new_bids, new_asks, level_changes(bids, new_bids), level_changes(asks, new_asks)

@@ -1,4 +1,4 @@
-"""The Kraken spot WebSocket v2 dialect (`ticker`, `trade`) and `GET /0/public/AssetPairs`.
+"""The Kraken spot WebSocket v2 dialect (`ticker`, `trade`, `book`) and `GET /0/public/AssetPairs`.
 
 As `wss://ws.kraken.com/v2` does:
 
@@ -15,8 +15,25 @@ As `wss://ws.kraken.com/v2` does:
   "change_pct"}]}`, numbers as JSON numbers;
 - `trade`: `{"channel":"trade","type":"update","data":[{"symbol","side","price","qty","ord_type",
   "trade_id","timestamp"}]}`, the time in RFC 3339 with microseconds;
+- `book` (depth 25, the one depth served; another gets an error): a `snapshot` of the pair's
+  book on subscribing, then an `update` with the levels that changed on every quote:
+  `{"channel":"book","type":"update","data":[{"symbol","bids":[{"price","qty"}],"asks":[..],
+  "checksum","timestamp"}]}`, numbers as JSON numbers at the pair's precision (`0.00100000`,
+  trailing zeros kept, as Kraken's checksum guide has it), qty 0 removing a level, and the
+  CRC32 checksum of the top ten asks then bids (sim/depth.py gives the levels; level 0 is the
+  ticker's top, so book and ticker always agree). A client that misses updates (a
+  `/sim/silence`) gets a fresh snapshot when data flows again; leaving the book
+  (`unsubscribe`) and subscribing again brings a new snapshot at once;
 - `{"channel":"heartbeat"}` every second to a subscribed connection; `{"method":"ping","req_id":N}`
   is answered with `{"method":"pong","req_id":N,"time_in":..,"time_out":..}`.
+
+`fault(symbol, kind)` (`/sim/fault?venue=kraken&market=BTC/USD&kind=...`) sends the symbol's
+book subscribers one `update` their book cannot take, the server's own book unchanged (a
+resubscription gets it right): `gap`, a level the server's book does not hold with the
+checksum of the server's book (what a client sees after a missed update: Kraken's book has
+no sequence numbers, the checksum tells); `bad_checksum`, the best bid restated with a wrong
+checksum; `crossed`, a bid half a percent above the best ask (with the checksum of the book
+it makes: the crossing, not the checksum, gives it away).
 
 Symbols on the v2 wire are canonical (`BTC/USD`); the REST pair list keeps Kraken's legacy
 names (`XXBTZUSD`, wsname `XBT/USD`), as the live one does.
@@ -26,18 +43,21 @@ from __future__ import annotations
 
 import random
 import time
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ingest_worker.sim.coinbase import trimmed
+from ingest_worker.sim.coinbase import fixed, trimmed
+from ingest_worker.sim.depth import next_book
 from ingest_worker.sim.model import KRAKEN, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules
-from ingest_worker.sim.venue import IsoTime, VenueServer, json_text, log, peer_name
+from ingest_worker.sim.venue import BookSubscribers, IsoTime, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import kraken as kraken_venue
 from signals_app.contracts.symbols import canonical
 
@@ -47,7 +67,10 @@ if TYPE_CHECKING:
 NAME = KRAKEN
 TICKER = kraken_venue.CHANNELS["quote"]  # "ticker"
 TRADE = kraken_venue.CHANNELS["trade"]  # "trade"
-SERVED_CHANNELS = (TICKER, TRADE)
+BOOK = kraken_venue.CHANNELS["book"]  # "book"
+SERVED_CHANNELS = (TICKER, TRADE, BOOK)
+BOOK_DEPTH = kraken_venue.BOOK_DEPTH  # 25: the depth the live client subscribes to, the one served
+CHECKSUM_LEVELS = 10
 HEARTBEAT = b'{"channel":"heartbeat"}'
 # Kraken's own names of the assets it listed before 2018: X-prefixed (XXBT), fiat Z-prefixed (ZUSD).
 LEGACY_ASSETS = {"BTC": "XBT", "ETH": "ETH", "XRP": "XRP", "LTC": "LTC", "XLM": "XLM", "ETC": "ETC", "DOGE": "XDG"}
@@ -71,6 +94,8 @@ class PairState:
     ask_size: int = 0
     last: int = 0
     quoted: bool = False
+    bids: dict[int, int] = field(default_factory=dict)  # the book: price ticks -> size lots, best first
+    asks: dict[int, int] = field(default_factory=dict)
 
 
 class KrakenFrames:
@@ -94,11 +119,16 @@ class KrakenFrames:
                 last=max(1, round(start)),
             )
 
-    def update(self, quote: Quote) -> PairState:
+    def update(self, quote: Quote) -> tuple[PairState, str | None]:
+        """Apply a quote: the pair's state and its book `update` (None: the book did not change)."""
         state = self.pairs[quote.market.native]
         state.bid, state.ask = quote.bid, quote.ask
         state.bid_size, state.ask_size = quote.bid_size, quote.ask_size
         state.quoted = True
+        state.bids, state.asks, bid_changes, ask_changes = next_book(quote, BOOK_DEPTH, state.bids, state.asks)
+        book = None
+        if bid_changes or ask_changes:
+            book = self.book(state, "update", bid_changes, ask_changes, self.checksum(state), quote.time_ns)
         trade = quote.trade
         if trade is not None:
             state.trade_id += 1
@@ -106,7 +136,44 @@ class KrakenFrames:
             state.volume += trade.size / quote.market.size_scale
             state.low_24h = min(state.low_24h, trade.price)
             state.high_24h = max(state.high_24h, trade.price)
-        return state
+        return state, book
+
+    def book(
+        self,
+        state: PairState,
+        kind: str,
+        bids: Iterable[tuple[int, int]],
+        asks: Iterable[tuple[int, int]],
+        checksum: int,
+        time_ns: int | None,
+    ) -> str:
+        """A `book` message of these levels (a snapshot's time is left out, as Kraken's older ones)."""
+        market = state.market
+        d, s = market.price_decimals, market.size_decimals
+
+        def listed(levels: Iterable[tuple[int, int]]) -> str:
+            return ",".join(f'{{"price":{fixed(p, d)},"qty":{fixed(q, s)}}}' for p, q in levels)
+
+        stamp = "" if time_ns is None else f',"timestamp":"{self.iso(time_ns)}"'
+        return (
+            f'{{"channel":"book","type":"{kind}","data":[{{"symbol":"{market.native}","bids":[{listed(bids)}],'
+            f'"asks":[{listed(asks)}],"checksum":{checksum}{stamp}}}]}}'
+        )
+
+    def snapshot(self, state: PairState) -> str:
+        bids, asks = sorted(state.bids.items(), reverse=True), sorted(state.asks.items())
+        return self.book(state, "snapshot", bids, asks, self.checksum(state), None)
+
+    def checksum(self, state: PairState, bids: dict[int, int] | None = None, asks: dict[int, int] | None = None) -> int:
+        """Kraken's CRC32 of the top ten asks then bids, of the pair's book or of these sides."""
+        market = state.market
+        d, s = market.price_decimals, market.size_decimals
+        bids = state.bids if bids is None else bids
+        asks = state.asks if asks is None else asks
+        top_asks = sorted(asks.items())[:CHECKSUM_LEVELS]
+        top_bids = sorted(bids.items(), reverse=True)[:CHECKSUM_LEVELS]
+        text = "".join(_digits(fixed(p, d)) + _digits(fixed(q, s)) for p, q in top_asks + top_bids)
+        return zlib.crc32(text.encode())
 
     def ticker(self, state: PairState, kind: str = "update") -> str:
         market = state.market
@@ -134,6 +201,11 @@ class KrakenFrames:
         )
 
 
+def _digits(text: str) -> str:
+    """A number's slice of Kraken's checksum string: '.' removed, then leading zeros."""
+    return text.replace(".", "").lstrip("0")
+
+
 def _signed(units: int, decimals: int) -> str:
     return ("-" if units < 0 else "") + trimmed(abs(units), decimals)
 
@@ -152,6 +224,7 @@ class KrakenServer(VenueServer):
     """The simulated Kraken WebSocket v2 public endpoint."""
 
     name = NAME
+    FAULT_KINDS = ("gap", "bad_checksum", "crossed")
 
     def __init__(self, markets: Sequence[Market], seed: int = 0) -> None:
         super().__init__()
@@ -159,8 +232,10 @@ class KrakenServer(VenueServer):
         self.frames = KrakenFrames(self.markets, seed)
         self.clients: dict[ServerConnection, KrakenClient] = {}
         self._connection_ids = random.Random(f"kraken-connections-{seed}")
-        # channel -> symbol -> connections; the publish path reads only these.
-        self._index: dict[str, dict[str, set[ServerConnection]]] = {name: {} for name in SERVED_CHANNELS}
+        # channel -> symbol -> connections (ticker, trade), and the book's subscribers; the publish
+        # path reads only these.
+        self._index: dict[str, dict[str, set[ServerConnection]]] = {TICKER: {}, TRADE: {}}
+        self._books = BookSubscribers()
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -229,6 +304,9 @@ class KrakenServer(VenueServer):
             error = "Missing or invalid symbol"
             return [json_text({"error": error, "method": method, "success": False, **req_id, **times})]
         assert isinstance(params, dict)
+        if channel == BOOK and params.get("depth", 10) != BOOK_DEPTH:
+            error = f"Unsupported depth {params.get('depth', 10)!r}: the simulator serves depth {BOOK_DEPTH}"
+            return [json_text({"error": error, "method": method, "success": False, **req_id, **times})]
         snapshot = params.get("snapshot", True) is not False
         known = {m.native for m in self.markets}
         answers: list[str] = []
@@ -249,6 +327,8 @@ class KrakenServer(VenueServer):
                 )
                 continue
             result: dict[str, object] = {"channel": channel}
+            if channel == BOOK:
+                result["depth"] = BOOK_DEPTH
             if method == "subscribe":
                 if channel == TICKER:
                     result["event_trigger"] = params.get("event_trigger", "trades")
@@ -257,17 +337,24 @@ class KrakenServer(VenueServer):
             answers.append(json_text({"method": method, "result": result, "success": True, **times, **req_id}))
             if method == "unsubscribe":
                 self._leave(client, [(channel, symbol)])
-            elif self._join(client, channel, symbol) and channel == TICKER and snapshot:
+            elif self._join(client, channel, symbol):
                 state = self.frames.pairs[symbol]
-                if state.quoted and not self.silent_until_ns:
+                ready = state.quoted and not self.silent_until_ns
+                if channel == TICKER and snapshot and ready:
                     snapshots.append(self.frames.ticker(state, "snapshot"))
+                elif channel == BOOK:
+                    # The book's updates follow its snapshot: without one (no quote yet) it waits.
+                    if ready:
+                        snapshots.append(self.frames.snapshot(state))
+                    self._books.join(symbol, client.connection, ready)
         return answers + snapshots
 
     def _join(self, client: KrakenClient, channel: str, symbol: str) -> bool:
         """Subscribe; whether it is new."""
         new = (channel, symbol) not in client.subscriptions
         client.subscriptions[(channel, symbol)] = None
-        self._index[channel].setdefault(symbol, set()).add(client.connection)
+        if channel != BOOK:
+            self._index[channel].setdefault(symbol, set()).add(client.connection)
         self.set_subscribed(client.connection, True)
         if new:
             log.info("%s: client %s subscribed to %s:%s", self.name, peer_name(client.connection), channel, symbol)
@@ -279,6 +366,9 @@ class KrakenServer(VenueServer):
                 log.info(
                     "%s: client %s unsubscribed from %s:%s", self.name, peer_name(client.connection), channel, symbol
                 )
+            if channel == BOOK:
+                self._books.leave(symbol, client.connection)
+                continue
             listeners = self._index[channel].get(symbol)
             if listeners is not None:
                 listeners.discard(client.connection)
@@ -288,16 +378,18 @@ class KrakenServer(VenueServer):
 
     # --- market data ----------------------------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
-        """Queue a ticker update per top-of-book change and a trade message per trade, each built once."""
+        """Queue a book update and a ticker update per top-of-book change and a trade message per
+        trade, each built once; a book subscriber still waiting for its snapshot gets it."""
         tickers = self._index[TICKER]
         trades = self._index[TRADE]
         frames = self.frames
         outbox = self.outbox
         for quote in quotes:
-            state = frames.update(quote)
+            state, book = frames.update(quote)
+            native = quote.market.native
+            self._books.publish(outbox, native, silent, book, partial(frames.snapshot, state))
             if silent:
                 continue
-            native = quote.market.native
             listeners = tickers.get(native)
             if listeners:
                 outbox.add(listeners, frames.ticker(state).encode())
@@ -311,9 +403,38 @@ class KrakenServer(VenueServer):
         if self.subscribed:
             self.outbox.add(self.subscribed, HEARTBEAT)
 
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        state = self.frames.pairs.get(market)
+        if state is None:
+            raise ValueError(f"kraken lists no {market!r}; markets: {', '.join(self.frames.pairs)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        if not state.asks or not state.bids:
+            raise ValueError(f"{state.market.native} has no book yet")
+        best_bid, best_ask = max(state.bids), min(state.asks)
+        if kind == "crossed":
+            price = best_ask + max(1, best_ask // 200)  # half a percent above it: unmistakable in a test
+            bids = {**state.bids, price: 1}
+            frame = self.frames.book(state, "update", [(price, 1)], [], self.frames.checksum(state, bids=bids), None)
+        elif kind == "gap":
+            # A level between the two best bids (or a new size of the second), with the checksum of
+            # the server's book: the client's book, once it applies the level, is not the server's.
+            second = sorted(state.bids, reverse=True)[1] if len(state.bids) > 1 else best_bid - 2
+            price = second + 1 if second + 1 < best_bid else second
+            size = state.bids.get(price, 0) + 1
+            frame = self.frames.book(state, "update", [(price, size)], [], self.frames.checksum(state), None)
+        else:
+            wrong = self.frames.checksum(state) ^ 1
+            frame = self.frames.book(state, "update", [(best_bid, state.bids[best_bid])], [], wrong, None)
+        listeners = self._books.live.get(state.market.native, set())
+        return self.send_fault(state.market.native, kind, listeners, frame)
+
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)
         status["channels"] = {name: sorted(symbols) for name, symbols in self._index.items() if symbols}
+        books = sorted(self._books.live.keys() | self._books.awaiting.keys())
+        if books:
+            status["channels"][BOOK] = books
         return status
 
 

@@ -1,4 +1,4 @@
-"""The OKX v5 dialect: the public WebSocket (`tickers`, `trades`) and `GET /api/v5/public/instruments`.
+"""The OKX v5 dialect: the public WebSocket (`books`, `tickers`, `trades`) and `GET /api/v5/public/instruments`.
 
 As `wss://ws.okx.com:8443/ws/v5/public` does:
 
@@ -20,16 +20,35 @@ As `wss://ws.okx.com:8443/ws/v5/public` does:
   high24h, low24h, sodUtc0, sodUtc8, volCcy24h, vol24h, ts), all decimal strings without
   trailing zeros, `ts` in Unix ms; on subscribing, the current ticker is pushed at once.
 - `trades`: one push per trade: instId, tradeId, px, sz, side (the taker's), ts.
+- `books`: on subscribing, a `snapshot` push of the instrument's book (`prevSeqId` -1), then an
+  `update` push with the levels that changed on every quote: `{"arg":{..},"action":"update",
+  "data":[{"asks":[[px,sz,"0",orders]],"bids":[..],"ts","checksum","prevSeqId","seqId"}]}`,
+  size "0" removing a level, `prevSeqId` the `seqId` of the push before, and the checksum
+  OKX documents (CRC32 of the top 25 bids and asks interleaved, "px:sz:px:sz...", as a signed
+  int). sim/depth.py gives the levels; level 0 is the ticker's top, so book and ticker always
+  agree. The book holds BOOK_LEVELS (25) levels a side, not OKX's 400: the model rebuilds the
+  levels around each new top, and 400 would make every move an 800-level update. A client that
+  misses updates (a `/sim/silence`) gets a fresh snapshot when data flows again; leaving
+  `books` and subscribing again brings a new snapshot at once.
 
-Recorded traffic: ../shared/market-data/okx (tickers.jsonl, trades.jsonl).
+`fault(instId, kind)` (`/sim/fault?venue=okx&market=BTC-USDT&kind=...`) sends the instrument's
+`books` subscribers one `update` their book cannot take, the server's book and sequence
+unchanged (a resubscription gets it right): `gap`, a push whose `prevSeqId` is one past the
+last `seqId` (a push was missed); `bad_checksum`, the best bid restated with a wrong checksum;
+`crossed`, a bid half a percent above the best ask (with the checksum of the book it makes:
+the crossing, not the checksum, gives it away).
+
+Recorded traffic: ../shared/market-data/okx (tickers.jsonl, trades.jsonl, books.jsonl).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -37,9 +56,10 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ingest_worker.sim.coinbase import trimmed
+from ingest_worker.sim.depth import next_book
 from ingest_worker.sim.model import OKX, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules, as_recorded
-from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
+from ingest_worker.sim.venue import BookSubscribers, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import okx as okx_venue
 
 if TYPE_CHECKING:
@@ -48,10 +68,13 @@ if TYPE_CHECKING:
 NAME = OKX
 TICKERS = okx_venue.CHANNELS["quote"]  # "tickers"
 TRADES = okx_venue.CHANNELS["trade"]  # "trades"
-SERVED_CHANNELS = (TICKERS, TRADES)
+BOOKS = okx_venue.CHANNELS["book"]  # "books"
+SERVED_CHANNELS = (BOOKS, TICKERS, TRADES)
+BOOK_LEVELS = 25  # levels a side of the served book: the checksum's 25, above DEPTH_LEVELS (20)
 INSTRUMENTS_PATH = okx_venue.INSTRUMENTS_PATH.partition("?")[0]  # /api/v5/public/instruments
 IDLE_TIMEOUT_S = 30.0  # OKX closes a connection that sent nothing for this long
 IDLE_CLOSE_CODE = 4004
+CHECKSUM_LEVELS = okx_venue.CHECKSUM_LEVELS  # 25
 
 
 @dataclass
@@ -75,6 +98,9 @@ class InstrumentState:
     last_size: int = 0
     time_ns: int = 0
     quoted: bool = False
+    seq_id: int = 0  # the `seqId` of the instrument's last books push
+    bids: dict[int, int] = field(default_factory=dict)  # the book: price ticks -> size lots, best first
+    asks: dict[int, int] = field(default_factory=dict)
 
 
 class OkxFrames:
@@ -99,14 +125,22 @@ class OkxFrames:
                 volume_24h=volume,
                 volume_ccy_24h=volume * start / scale,
                 last=max(1, round(start)),
+                seq_id=rng.randrange(1_000_000, 9_000_000),
             )
 
-    def update(self, quote: Quote) -> InstrumentState:
+    def update(self, quote: Quote) -> tuple[InstrumentState, str | None]:
+        """Apply a quote: the instrument's state and its `books` update (None: the book did not change)."""
         state = self.instruments[quote.market.native]
         state.bid, state.ask = quote.bid, quote.ask
         state.bid_size, state.ask_size = quote.bid_size, quote.ask_size
         state.time_ns = quote.time_ns
         state.quoted = True
+        state.bids, state.asks, bid_changes, ask_changes = next_book(quote, BOOK_LEVELS, state.bids, state.asks)
+        book = None
+        if bid_changes or ask_changes:
+            previous = state.seq_id
+            state.seq_id += 1
+            book = self.book(state, "update", bid_changes, ask_changes, self.checksum(state), previous, state.seq_id)
         trade = quote.trade
         if trade is not None:
             market = quote.market
@@ -117,7 +151,50 @@ class OkxFrames:
             state.volume_ccy_24h += size * trade.price / market.price_scale
             state.low_24h = min(state.low_24h, trade.price)
             state.high_24h = max(state.high_24h, trade.price)
-        return state
+        return state, book
+
+    def book(
+        self,
+        state: InstrumentState,
+        action: str,
+        bids: Iterable[tuple[int, int]],
+        asks: Iterable[tuple[int, int]],
+        checksum: int,
+        prev_seq_id: int,
+        seq_id: int,
+    ) -> str:
+        """A `books` push of these levels."""
+        market = state.market
+        d, s = market.price_decimals, market.size_decimals
+
+        def listed(levels: Iterable[tuple[int, int]]) -> str:
+            # [price, size, "0" (deprecated), orders]; a removal has no orders left.
+            return ",".join(f'["{trimmed(p, d)}","{trimmed(q, s)}","0","{1 + p % 4 if q else 0}"]' for p, q in levels)
+
+        return (
+            f'{{"arg":{{"channel":"books","instId":"{market.native}"}},"action":"{action}","data":[{{'
+            f'"asks":[{listed(asks)}],"bids":[{listed(bids)}],"ts":"{state.time_ns // 1_000_000}",'
+            f'"checksum":{checksum},"prevSeqId":{prev_seq_id},"seqId":{seq_id}}}]}}'
+        )
+
+    def snapshot(self, state: InstrumentState) -> str:
+        bids, asks = sorted(state.bids.items(), reverse=True), sorted(state.asks.items())
+        return self.book(state, "snapshot", bids, asks, self.checksum(state), -1, state.seq_id)
+
+    def checksum(self, state: InstrumentState, bids: dict[int, int] | None = None) -> int:
+        """OKX's CRC32 of the top 25 bids and asks interleaved, signed, of the book (or with these bids)."""
+        market = state.market
+        d, s = market.price_decimals, market.size_decimals
+        top_bids = sorted((state.bids if bids is None else bids).items(), reverse=True)[:CHECKSUM_LEVELS]
+        top_asks = sorted(state.asks.items())[:CHECKSUM_LEVELS]
+        parts: list[str] = []
+        for index in range(max(len(top_bids), len(top_asks))):
+            for levels in (top_bids, top_asks):
+                if index < len(levels):
+                    price, size = levels[index]
+                    parts += (trimmed(price, d), trimmed(size, s))
+        crc = zlib.crc32(":".join(parts).encode())
+        return crc - (1 << 32) if crc >= 1 << 31 else crc
 
     def ticker(self, state: InstrumentState) -> str:
         market = state.market
@@ -173,6 +250,7 @@ class OkxServer(VenueServer):
     """The simulated OKX v5 public market-data endpoint."""
 
     name = NAME
+    FAULT_KINDS = ("gap", "bad_checksum", "crossed")
 
     def __init__(self, markets: Sequence[Market], seed: int = 0, idle_timeout_s: float = IDLE_TIMEOUT_S) -> None:
         super().__init__()
@@ -182,8 +260,10 @@ class OkxServer(VenueServer):
         self.idle_closes = 0  # connections closed for sending nothing
         self.clients: dict[ServerConnection, OkxClient] = {}
         self._conn_ids = random.Random(f"okx-connections-{seed}")
-        # channel -> instId -> connections; the publish path reads only these.
-        self._index: dict[str, dict[str, set[ServerConnection]]] = {name: {} for name in SERVED_CHANNELS}
+        # channel -> instId -> connections (tickers, trades), and the `books` subscribers; the
+        # publish path reads only these.
+        self._index: dict[str, dict[str, set[ServerConnection]]] = {TICKERS: {}, TRADES: {}}
+        self._books = BookSubscribers()
 
     # --- HTTP ---------------------------------------------------------------------------
     def accepts_path(self, path: str) -> bool:
@@ -262,10 +342,15 @@ class OkxServer(VenueServer):
             self._leave(client, wanted)
             return answers
         for channel, inst in self._join(client, wanted):
-            # OKX pushes the current ticker of a newly subscribed instrument at once.
+            # OKX pushes the current ticker and the book of a newly subscribed instrument at once.
             state = self.frames.instruments[inst]
-            if channel == TICKERS and state.quoted and not self.silent_until_ns:
+            ready = state.quoted and not self.silent_until_ns
+            if channel == TICKERS and ready:
                 answers.append(self.frames.ticker(state))
+            elif channel == BOOKS:
+                if ready:  # the updates follow a snapshot: without one (no quote yet) the client waits
+                    answers.append(self.frames.snapshot(state))
+                self._books.join(inst, client.connection, ready)
         return answers
 
     def _error(self, client: OkxClient, code: str, msg: str) -> str:
@@ -291,7 +376,8 @@ class OkxServer(VenueServer):
             if (channel, inst) not in client.subscriptions:
                 client.subscriptions[(channel, inst)] = None
                 added.append((channel, inst))
-            self._index[channel].setdefault(inst, set()).add(client.connection)
+            if channel != BOOKS:
+                self._index[channel].setdefault(inst, set()).add(client.connection)
         self.set_subscribed(client.connection, bool(client.subscriptions))
         if added:
             shown = ", ".join(f"{c}:{i}" for c, i in added[:6]) + (", ..." if len(added) > 6 else "")
@@ -303,6 +389,9 @@ class OkxServer(VenueServer):
         for channel, inst in wanted:
             if client.subscriptions.pop((channel, inst), 0) is None:
                 removed += 1
+            if channel == BOOKS:
+                self._books.leave(inst, client.connection)
+                continue
             listeners = self._index[channel].get(inst)
             if listeners is not None:
                 listeners.discard(client.connection)
@@ -314,16 +403,18 @@ class OkxServer(VenueServer):
 
     # --- market data ----------------------------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
-        """Queue a `tickers` push per update and a `trades` push per trade, each built once."""
+        """Queue a `books` and a `tickers` push per update and a `trades` push per trade, each built
+        once; a `books` subscriber still waiting for its snapshot gets it."""
         tickers = self._index[TICKERS]
         trades = self._index[TRADES]
         frames = self.frames
         outbox = self.outbox
         for quote in quotes:
-            state = frames.update(quote)
+            state, book = frames.update(quote)
+            native = quote.market.native
+            self._books.publish(outbox, native, silent, book, partial(frames.snapshot, state))
             if silent:
                 continue
-            native = quote.market.native
             listeners = tickers.get(native)
             if listeners:
                 outbox.add(listeners, frames.ticker(state).encode())
@@ -332,9 +423,34 @@ class OkxServer(VenueServer):
                 if listeners:
                     outbox.add(listeners, frames.trade(state, quote.trade.taker_side).encode())
 
+    def fault(self, market: str, kind: str) -> dict[str, Any]:
+        state = self.frames.instruments.get(market)
+        if state is None:
+            raise ValueError(f"okx lists no {market!r}; markets: {', '.join(self.frames.instruments)}")
+        if kind not in self.FAULT_KINDS:
+            raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
+        if not state.asks or not state.bids:
+            raise ValueError(f"{state.market.native} has no book yet")
+        frames, seq = self.frames, state.seq_id
+        best_bid, best_ask = max(state.bids), min(state.asks)
+        restated = [(best_bid, state.bids[best_bid])]
+        if kind == "gap":  # the push after a missed one: its prevSeqId is not the last seqId
+            frame = frames.book(state, "update", restated, [], frames.checksum(state), seq + 1, seq + 2)
+        elif kind == "bad_checksum":
+            frame = frames.book(state, "update", restated, [], frames.checksum(state) ^ 1, seq, seq)
+        else:
+            price = best_ask + max(1, best_ask // 200)  # half a percent above it: unmistakable in a test
+            crossed = frames.checksum(state, bids={**state.bids, price: 1})
+            frame = frames.book(state, "update", [(price, 1)], [], crossed, seq, seq)
+        listeners = self._books.live.get(state.market.native, set())
+        return self.send_fault(state.market.native, kind, listeners, frame)
+
     def status(self, now_ns: int) -> dict[str, Any]:
         status = super().status(now_ns)
         status["channels"] = {name: sorted(insts) for name, insts in self._index.items() if insts}
+        books = sorted(self._books.live.keys() | self._books.awaiting.keys())
+        if books:
+            status["channels"][BOOKS] = books
         status["idle_timeout_s"] = self.idle_timeout_s
         status["idle_closes"] = self.idle_closes
         return status

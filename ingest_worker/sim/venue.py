@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import orjson
@@ -256,6 +256,13 @@ class VenueServer:
             raise ValueError(f"kind must be one of: {', '.join(self.FAULT_KINDS)}")
         return state
 
+    def send_fault(self, market: str, kind: str, listeners: set[ServerConnection], frame: str) -> dict[str, Any]:
+        """Send a fault's `frame` to `listeners` now: what `fault` answers (the /sim/fault body)."""
+        self.outbox.add(listeners, frame.encode())
+        self.flush()
+        log.info("%s: fault %s sent to %d client(s) of %s", self.name, kind, len(listeners), market)
+        return {"venue": self.name, "market": market, "kind": kind, "clients": len(listeners), "frame": frame}
+
     # --- implemented by the dialects ---------------------------------------------------
     def publish(self, quotes: Iterable[Quote], silent: bool) -> None:
         """Queue the frames of these market updates for their subscribers (`flush` sends them)."""
@@ -281,6 +288,49 @@ class VenueServer:
 
     async def handle(self, connection: ServerConnection) -> None:
         raise NotImplementedError
+
+
+class BookSubscribers:
+    """Who gets each market's incremental book: the connections that have its snapshot (`live`,
+    they get the updates) and those waiting for one (no quote yet when they subscribed, or they
+    missed updates in a silence), which get the snapshot with the next update."""
+
+    __slots__ = ("awaiting", "live")
+
+    def __init__(self) -> None:
+        self.live: dict[str, set[ServerConnection]] = {}
+        self.awaiting: dict[str, set[ServerConnection]] = {}
+
+    def join(self, market: str, connection: ServerConnection, has_snapshot: bool) -> None:
+        """A subscription: `has_snapshot` when its snapshot was just sent (otherwise it waits for one)."""
+        (self.live if has_snapshot else self.awaiting).setdefault(market, set()).add(connection)
+
+    def leave(self, market: str, connection: ServerConnection) -> None:
+        for index in (self.live, self.awaiting):
+            listeners = index.get(market)
+            if listeners is not None:
+                listeners.discard(connection)
+                if not listeners:
+                    del index[market]
+
+    def publish(
+        self, outbox: Outbox, market: str, silent: bool, update: str | None, snapshot: Callable[[], str]
+    ) -> None:
+        """Queue a market's book `update` for its live subscribers and the `snapshot` for the waiting
+        ones, who then get the updates; in a silence the live ones miss it and wait for a snapshot."""
+        if silent:
+            missed = self.live.pop(market, None)
+            if missed:
+                self.awaiting.setdefault(market, set()).update(missed)
+            return
+        waiting = self.awaiting.pop(market, None)
+        if waiting:
+            outbox.add(waiting, snapshot().encode())
+        listeners = self.live.get(market)
+        if listeners and update is not None:
+            outbox.add(listeners, update.encode())
+        if waiting:
+            self.live.setdefault(market, set()).update(waiting)
 
 
 def _path(connection: ServerConnection) -> str:

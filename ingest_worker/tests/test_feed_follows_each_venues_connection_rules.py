@@ -19,7 +19,7 @@ from ingest_worker.feed import LIVE, ConnectionRules, Feed, split_markets
 from ingest_worker.push import TickPusher
 from ingest_worker.sim.server import ExchangeSimulator
 from ingest_worker.tests.sim_helpers import http_url, run, simulator
-from ingest_worker.venues import VENUES, okx
+from ingest_worker.venues import VENUES, kraken, okx
 from ingest_worker.venues.base import TextKeepalive
 from ingest_worker.venues.declaration import Venue
 from signals_app.contracts.tick import BOOK, FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
@@ -73,7 +73,9 @@ def test_each_venue_declares_what_its_connections_need():
     assert rules["binance"].resubscribe is not None
     assert rules["coinbase"].resubscribe is not None
     assert rules["bitfinex"].resubscribe is not None  # the parser's own messages go first (by chanId)
-    for name in ("kraken", "bitstamp"):
+    assert rules["kraken"] == ConnectionRules(None, None, kraken.resubscribe_messages)
+    assert rules["okx"].resubscribe is okx.resubscribe_messages
+    for name in ("bitstamp",):
         assert rules[name] == ConnectionRules(None, None, None), name
 
 

@@ -32,8 +32,11 @@ def test_the_live_client_speaks_v2():
     assert kraken.connect_url("ws://127.0.0.1:9003") == "ws://127.0.0.1:9003/v2"
     assert kraken.connect_url("ws://127.0.0.1:9003/v2") == "ws://127.0.0.1:9003/v2"
     assert kraken.LIVE_REST_URL + kraken.MARKETS_PATH == "https://api.kraken.com/0/public/AssetPairs"
-    ticker, trade = kraken.subscribe_messages(["BTC/USD", "ETH/EUR"])
-    assert ticker["method"] == trade["method"] == "subscribe"
+    book, ticker, trade = kraken.subscribe_messages(["BTC/USD", "ETH/EUR"])
+    assert book["method"] == ticker["method"] == trade["method"] == "subscribe"
+    # The book sets the top (the ticker quotes a market only while it has no book).
+    assert book["params"] == {"channel": "book", "symbol": ["BTC/USD", "ETH/EUR"], "depth": 25, "snapshot": True}
+    assert kraken.BOOK_DEPTH >= 20  # DEPTH_LEVELS
     assert ticker["params"]["channel"] == "ticker"
     assert ticker["params"]["symbol"] == ["BTC/USD", "ETH/EUR"]
     assert ticker["params"]["event_trigger"] == "bbo"  # a quote on every top-of-book change, not only on trades
@@ -113,7 +116,7 @@ def test_v2_control_and_unused_channels_are_counted():
         '{"method":"pong","req_id":5,"time_in":"2024-01-19T13:15:23.000000Z","time_out":"2024-01-19T13:15:23.1Z"}',
     ]
     ignored = [
-        '{"channel":"book","type":"update","data":[{"symbol":"BTC/USD","bids":[],"asks":[],"checksum":1}]}',
+        '{"channel":"instrument","type":"snapshot","data":{"assets":[],"pairs":[]}}',
         '{"channel":"ohlc","type":"update","data":[]}',
     ]
     for frame in control + ignored:
@@ -122,7 +125,7 @@ def test_v2_control_and_unused_channels_are_counted():
         "frames": 6,
         "ticks": 0,
         "control": {"heartbeat": 1, "pong": 1, "status": 1, "subscribe": 1},
-        "ignored": {"book": 1, "ohlc": 1},
+        "ignored": {"instrument": 1, "ohlc": 1},
         "dropped": {},
     }
 

@@ -265,7 +265,7 @@ def test_control_frames(frame, kind):
     assert outcome(frame) == {"frames": 1, "ticks": 0, "control": {kind: 1}, "ignored": {}, "dropped": {}}
 
 
-@pytest.mark.parametrize("channel", ["books", "books5", "bbo-tbt", "books-l2-tbt", "candle1m", "funding-rate"])
+@pytest.mark.parametrize("channel", ["books5", "bbo-tbt", "candle1m", "funding-rate"])
 def test_channels_we_do_not_use_are_ignored(channel):
     frame = json.dumps({"arg": {"channel": channel, "instId": "BTC-USDT"}, "data": [{"asks": [], "bids": []}]})
     assert outcome(frame) == {"frames": 1, "ticks": 0, "control": {}, "ignored": {channel: 1}, "dropped": {}}

@@ -14,21 +14,34 @@ def test_live_endpoints():
     assert okx.connect_url("ws://127.0.0.1:9001") == "ws://127.0.0.1:9001/ws/v5/public"
 
 
-def test_subscribe_asks_for_tickers_and_trades_of_every_market():
+def test_subscribe_asks_for_the_book_tickers_and_trades_of_every_market():
     assert okx.subscribe_messages(["BTC-USDT"]) == [
         {
             "op": "subscribe",
-            "args": [{"channel": "tickers", "instId": "BTC-USDT"}, {"channel": "trades", "instId": "BTC-USDT"}],
+            "args": [
+                {"channel": "books", "instId": "BTC-USDT"},
+                {"channel": "tickers", "instId": "BTC-USDT"},
+                {"channel": "trades", "instId": "BTC-USDT"},
+            ],
         }
     ]
     assert okx.subscribe_messages([]) == []
+
+
+def test_a_lost_book_is_resubscribed_by_leaving_and_joining_its_books_channel():
+    assert okx.resubscribe_messages(["BTC-USDT"]) == [
+        {"op": "unsubscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+        {"op": "subscribe", "args": [{"channel": "books", "instId": "BTC-USDT"}]},
+    ]
+    assert okx.VENUE.resubscribe_messages is okx.resubscribe_messages
 
 
 def test_many_markets_are_split_into_requests_okx_accepts():
     natives = [f"COIN{number}-USDT" for number in range(333)]
     messages = okx.subscribe_messages(natives)
     args = [arg for message in messages for arg in message["args"]]
-    assert args == [{"channel": channel, "instId": native} for native in natives for channel in ("tickers", "trades")]
+    channels = ("books", "tickers", "trades")
+    assert args == [{"channel": channel, "instId": native} for native in natives for channel in channels]
     for message in messages:
         assert message["op"] == "subscribe"
         assert len(json.dumps(message, separators=(",", ":"))) < 4096  # OKX's request size limit

@@ -163,31 +163,6 @@ def test_tickers_give_quotes_only_and_trades_give_trades_only(market_data):
         assert types == ({"quote"} if path.name.startswith("tickers") else {"trade"}), path.name
 
 
-def test_order_book_channels_are_counted_ignored_and_give_no_ticks(market_data):
-    paths = files(market_data / "okx", "books*.jsonl")
-    assert len(paths) == 3
-    for path in paths:
-        parser = OkxParser()
-        recorded = frames(path)
-        channels: Counter[str] = Counter()
-        subscribes = 0
-        for frame, recv_ns in recorded:
-            assert parser.parse(frame, recv_ns) == []
-            msg = json.loads(frame)
-            if msg.get("event") == "subscribe":
-                subscribes += 1
-            else:
-                channels[msg["arg"]["channel"]] += 1
-        assert subscribes > 0
-        assert parser.stats.as_dict() == {
-            "frames": len(recorded),
-            "ticks": 0,
-            "control": {"subscribe": subscribes},
-            "ignored": dict(channels),
-            "dropped": {},
-        }, path.name
-
-
 def test_the_offline_table_knows_every_recorded_spot_market_and_no_derivative():
     table = OkxParser.default_symbols()
     for native, symbol in OKX_SPOT.items():

@@ -66,6 +66,7 @@ def test_the_live_clients_subscriptions_are_answered_per_symbol_and_every_messag
             assert messages[0]["data"][0]["system"] == "online"
             acks = [m for m in messages if "method" in m]
             assert [(a["result"]["channel"], a["result"]["symbol"]) for a in acks] == [
+                *(("book", native) for native in natives),
                 *(("ticker", native) for native in natives),
                 *(("trade", native) for native in natives),
             ]
@@ -75,16 +76,26 @@ def test_the_live_clients_subscriptions_are_answered_per_symbol_and_every_messag
             )
             kinds = {(m.get("channel"), m.get("type")) for m in messages}
             assert {("ticker", "snapshot"), ("ticker", "update"), ("trade", "update"), ("heartbeat", None)} <= kinds
+            assert {("book", "snapshot"), ("book", "update")} <= kinds
+            booked: set[str] = set()
             for message, (frame, recv_ns) in zip(messages, frames, strict=True):
                 ticks = parser.parse(frame, recv_ns)
-                if message.get("channel") in ("ticker", "trade"):
+                if message.get("channel") == "book":
+                    booked.add(message["data"][0]["symbol"])
+                    if message["type"] == "snapshot":
+                        assert [tick.type for tick in ticks] == ["book"]
+                if message.get("channel") == "trade":
                     assert ticks
-                    if message["channel"] == "ticker":
-                        assert list(message["data"][0]) == TICKER_FIELDS
-                        assert isinstance(message["data"][0]["bid"], int | float)
+                if message.get("channel") == "ticker":
+                    assert list(message["data"][0]) == TICKER_FIELDS
+                    assert isinstance(message["data"][0]["bid"], int | float)
+                    # The book sets the top: a ticker quotes only a market still without a book.
+                    assert bool(ticks) == (message["data"][0]["symbol"] not in booked)
             assert parser.stats.as_dict()["dropped"] == {}
+            assert booked == set(natives)
+            assert parser.stats.ignored["ticker_behind_book"] > 0
             control = parser.stats.control
-            assert control["subscribe"] == 2 * len(natives)
+            assert control["subscribe"] == 3 * len(natives)
             assert control["status"] == 1
             assert control["heartbeat"] >= 3
             symbols = {tick.symbol for frame, recv_ns in frames for tick in parser.parse(frame, recv_ns)}

@@ -26,6 +26,7 @@ TICKER_FIELDS = [
     *("instType", "instId", "last", "lastSz", "askPx", "askSz", "bidPx", "bidSz", "open24h", "high24h"),
     *("low24h", "sodUtc0", "sodUtc8", "volCcy24h", "vol24h", "ts"),
 ]
+BOOK_FIELDS = ["asks", "bids", "ts", "checksum", "prevSeqId", "seqId"]  # as OKX's newer `books` pushes
 
 
 def test_instruments_list_the_spot_markets_and_our_market_list_reader_takes_them() -> None:
@@ -72,15 +73,26 @@ def test_the_live_clients_subscription_is_answered_per_argument_and_every_push_p
             assert {event["event"] for event in events} == {"subscribe"}
             assert all(list(event) == ["event", "arg", "connId"] for event in events)
             channels = set()
+            booked: set[str] = set()
             for frame, recv_ns in frames:
                 ticks = parser.parse(frame, recv_ns)
                 if frame.startswith('{"arg"'):
                     push = orjson.loads(frame)
-                    channels.add(push["arg"]["channel"])
-                    if push["arg"]["channel"] == "tickers":
+                    channel, inst = push["arg"]["channel"], push["arg"]["instId"]
+                    channels.add(channel)
+                    if channel == "tickers":
                         assert list(push["data"][0]) == TICKER_FIELDS
-                    assert ticks
-            assert channels == {"tickers", "trades"}
+                        # The book sets the top: a ticker quotes only a market still without a book.
+                        assert bool(ticks) == (inst not in booked)
+                    elif channel == "books":
+                        booked.add(inst)
+                        assert list(push["data"][0]) == BOOK_FIELDS
+                        if push["action"] == "snapshot":
+                            assert [tick.type for tick in ticks] == ["book"]
+                    else:
+                        assert ticks
+            assert channels == {"books", "tickers", "trades"}
+            assert booked == {native for native, _, _ in markets}
             stats = parser.stats.as_dict()
             assert stats["dropped"] == {}
             assert stats["control"] == {"subscribe": len(args)}
@@ -105,7 +117,7 @@ def test_bad_requests_get_okx_error_events_and_the_connection_stays_open() -> No
                     ("not json", "60012"),
                     ('{"op":"hello","args":[]}', "60012"),
                     ('{"op":"subscribe","args":[{"channel":"tickers","instId":"BTC-EUR"}]}', "60018"),
-                    ('{"op":"subscribe","args":[{"channel":"books","instId":"BTC-USDT"}]}', "60018"),
+                    ('{"op":"subscribe","args":[{"channel":"books5","instId":"BTC-USDT"}]}', "60018"),
                 ):
                     await ws.send(request)
                     answer = orjson.loads(await ws.recv())

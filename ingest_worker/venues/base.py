@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any, ClassVar, NamedTuple
 
-from ingest_worker.book import L2Book
+from ingest_worker.book import L2Book, Levels, Texts
 from signals_app.contracts import tick as tick_contract
 from signals_app.contracts.symbols import SymbolTable
 from signals_app.contracts.tick import Tick
@@ -147,6 +147,14 @@ class VenueParser:
         # Markets whose book was dropped and that need a fresh snapshot. Filled here, emptied by
         # the live client; the set object is never replaced, so a caller may hold on to it.
         self.resync_needed: set[str] = set()
+        # The books of a BookParser (kept here, with no constructor of its own to repeat):
+        self._kept: dict[str, L2Book] = {}  # market name -> its book since its snapshot
+        self._kept_symbols: dict[str, str] = {}  # market name -> the canonical symbol of its book
+        self._booked: dict[str, int] = {}  # canonical symbol -> how many books of it are kept
+        # Names whose book was dropped (or whose update came before any snapshot): only a
+        # snapshot starts them again, and each is put in resync_needed once per loss.
+        self._awaited: set[str] = set()
+        self.sequence: dict[str, int] = {}  # market name -> the venue's sequence number of its book
         self._last_log_ns: dict[str, int] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -281,11 +289,21 @@ class VenueParser:
         if book.best_bid() is None or book.best_ask() is None:
             self.forget_book(symbol)
             return self.ignore(ONE_SIDED_BOOK)
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
+
+    def book_ticks(
+        self, symbol: str, book: L2Book, timestamp: int, recv_ns: int, *, unchanged: str, one_sided: str
+    ) -> list[Tick]:
+        """make_book, with the frame's outcome counted when it gives no tick: ignored under
+        `one_sided` (a side is empty) or `unchanged` (the top levels are what was sent), unless
+        make_book dropped it as stale."""
         stale = self.stats.dropped[STALE]
         ticks = self.make_book(symbol, book, timestamp, recv_ns)
         if ticks or self.stats.dropped[STALE] != stale:
             return ticks
-        return self.ignore(BOOK_UNCHANGED)
+        if book.best_bid() is None or book.best_ask() is None:
+            return self.ignore(one_sided)
+        return self.ignore(unchanged)
 
     def forget_book(self, symbol: str) -> None:
         """The book of `symbol` was dropped: the next one is sent whatever it holds."""
@@ -308,6 +326,92 @@ class VenueParser:
         if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
             return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
         return [tick_contract.trade(self.name, symbol, price, size, timestamp, recv_ns)]
+
+
+class BookParser(VenueParser):
+    """A parser that keeps one L2 book per market name from the venue's snapshots and updates.
+
+    A snapshot's book is kept with `keep`; when the venue's rules fail (a checksum, a gap, a
+    crossed book, an update before any snapshot) `lose_book` drops it, forgets the levels last
+    sent (the next book tick goes whatever it holds) and puts the name in `resync_needed` once
+    per loss; the name is awaited until a snapshot comes. While a market has a book its
+    ticker is no quote (`has_book_of`): the book sets its top. `sequence` holds the venue's
+    sequence number of the last frame applied to each book, where the venue numbers them.
+    """
+
+    def new_connection(self) -> None:
+        """Forget every book: a new connection's subscription sends each market's snapshot afresh."""
+        for native in list(self._kept):
+            self._forget(native)
+        self._awaited.clear()
+        self.resync_needed.clear()
+
+    def awaiting_snapshot(self) -> set[str]:
+        """Names whose book was dropped, or whose updates came before any snapshot."""
+        return set(self._awaited)
+
+    def book(self, native: str) -> L2Book | None:
+        """The book kept for `native` (read it, do not change it); None without a snapshot."""
+        return self._kept.get(native)
+
+    def has_book_of(self, symbol: str) -> bool:
+        """Whether a book of `symbol` is kept: its ticker then gives no quote."""
+        return symbol in self._booked
+
+    def keep(self, native: str, symbol: str, book: L2Book) -> None:
+        """A snapshot came: `book` is the market's book from now on. One that replaces a kept book
+        sends its tick only if its levels are not what was sent (a lost one's go whatever they are)."""
+        if native not in self._kept:
+            self._booked[symbol] = self._booked.get(symbol, 0) + 1
+            self._kept_symbols[native] = symbol
+        self._kept[native] = book
+        self._awaited.discard(native)
+        self.sequence.pop(native, None)
+
+    def lose_book(self, native: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
+        """The market has no usable book until its next snapshot: drop the frame under `reason`,
+        and ask once for that snapshot."""
+        self._forget(native)
+        if native not in self._awaited:  # one request per loss, however many updates follow before the snapshot
+            self._awaited.add(native)
+            self.resync_needed.add(native)
+        return self.drop(reason, recv_ns, detail)
+
+    def apply_levels(
+        self,
+        native: str,
+        symbol: str,
+        book: L2Book | None,
+        bids: Levels,
+        asks: Levels,
+        bid_texts: Texts,
+        ask_texts: Texts,
+        recv_ns: int,
+        depth: int | None = None,
+    ) -> L2Book | list[Tick]:
+        """A snapshot (`book` None: a new book of `depth` levels a side, kept unless crossed) or an
+        update of `book` applied: the book, or the drop when it is crossed (the book is lost)."""
+        if book is None:
+            book = L2Book(depth, texts=bid_texts is not None)
+            book.replace(bids, asks, bid_texts, ask_texts)
+            if book.crossed():
+                return self.lose_book(native, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
+            self.keep(native, symbol, book)
+        else:
+            book.update(bids, asks, bid_texts, ask_texts)
+            if book.crossed():  # resting orders never cross: an update was missed
+                return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
+        return book
+
+    def _forget(self, native: str) -> None:
+        self.sequence.pop(native, None)
+        if self._kept.pop(native, None) is None:
+            return
+        symbol = self._kept_symbols.pop(native)
+        self.forget_book(symbol)
+        left = self._booked.pop(symbol) - 1
+        if left:
+            self._booked[symbol] = left
 
 
 def _number(value: object) -> float:

@@ -68,7 +68,6 @@ from ingest_worker.venues.base import (
     MAX_SIZE,
     MAX_TICK_AGE_MS,
     MISSING_FIELD,
-    STALE,
     UNEXPECTED,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
@@ -341,13 +340,7 @@ class BinanceParser(VenueParser):
 
     def _book_tick(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
         """make_book, with the frame's outcome counted when it gives no tick."""
-        stale = self.stats.dropped[STALE]
-        ticks = self.make_book(symbol, book, timestamp, recv_ns)
-        if ticks or self.stats.dropped[STALE] != stale:
-            return ticks
-        if book.best_bid() is None or book.best_ask() is None:
-            return self.ignore(ONE_SIDED_BOOK)
-        return self.ignore(BOOK_UNCHANGED)
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
 
     def _partial_depth(self, native: str, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
         """A partial-depth frame: the top N levels, which replace the market's book."""

@@ -62,10 +62,9 @@ from ingest_worker.venues.base import (
     MAX_TICK_AGE_MS,
     MISSING_FIELD,
     NO_TICKS,
-    STALE,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
-    VenueParser,
+    BookParser,
     _number,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
@@ -163,7 +162,7 @@ _NUMBER_ERRORS = (TypeError, ValueError, OverflowError)
 _new_tuple = tuple.__new__
 
 
-class CoinbaseParser(VenueParser):
+class CoinbaseParser(BookParser):
     name = NAME
 
     def __init__(
@@ -175,32 +174,10 @@ class CoinbaseParser(VenueParser):
     ) -> None:
         super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
         self._minute_ms: dict[str, int] = {}  # "2021-04-17T16:43" -> Unix ms of that minute
-        self._books: dict[str, L2Book] = {}  # product_id -> its level2 book since its snapshot
-        # Products whose book was dropped (or whose update came before any snapshot): only a
-        # snapshot starts them again, and each is put in resync_needed once per loss.
-        self._lost: set[str] = set()
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_product)
-
-    def new_connection(self) -> None:
-        """Forget every book: a new connection's subscription sends each product's snapshot afresh."""
-        for native in self._books:
-            symbol = self.symbols.resolve(native)
-            if symbol is not None:
-                self.forget_book(symbol)
-        self._books.clear()
-        self._lost.clear()
-        self.resync_needed.clear()
-
-    def awaiting_snapshot(self) -> set[str]:
-        """Products whose book was dropped, or whose updates came before any snapshot."""
-        return set(self._lost)
-
-    def book(self, native: str) -> L2Book | None:
-        """The level2 book kept for `native` (read it, do not change it); None without a snapshot."""
-        return self._books.get(native)
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises. Complete ticker frames take a fast path."""
@@ -317,19 +294,18 @@ class CoinbaseParser(VenueParser):
         native, symbol = product
         timestamp = self._event_ms(msg, recv_ns)
         if timestamp is None:
-            return self._lose_book(native, symbol, BAD_TIMESTAMP, recv_ns, f"{native} snapshot time={msg['time']!r}")
+            return self.lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} snapshot time={msg['time']!r}")
         bids = _snapshot_side(msg.get("bids"))
         if isinstance(bids, str):
-            return self._lose_book(native, symbol, bids, recv_ns, f"{native} snapshot bids: {bids}")
+            return self.lose_book(native, bids, recv_ns, f"{native} snapshot bids: {bids}")
         asks = _snapshot_side(msg.get("asks"))
         if isinstance(asks, str):
-            return self._lose_book(native, symbol, asks, recv_ns, f"{native} snapshot asks: {asks}")
+            return self.lose_book(native, asks, recv_ns, f"{native} snapshot asks: {asks}")
         book = L2Book()
         book.replace(bids, asks)
         if book.crossed():
-            return self._lose_book(native, symbol, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
-        self._books[native] = book
-        self._lost.discard(native)  # a lost book was forgotten (_lose_book): its first tick goes whatever it holds
+            return self.lose_book(native, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
+        self.keep(native, symbol, book)  # a lost book was forgotten (lose_book): its first tick goes whatever it holds
         return self._book_ticks(symbol, book, timestamp, recv_ns)
 
     def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
@@ -338,55 +314,40 @@ class CoinbaseParser(VenueParser):
         if product is None:
             return NO_TICKS
         native, symbol = product
-        book = self._books.get(native)
+        book = self.book(native)
         if book is None:
-            return self._lose_book(native, symbol, BOOK_GAP, recv_ns, f"{native} l2update before its snapshot")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} l2update before its snapshot")
         timestamp = self._event_ms(msg, recv_ns)
         if timestamp is None:
-            return self._lose_book(native, symbol, BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
+            return self.lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} time={msg['time']!r}")
         changes = msg.get("changes")
         if changes.__class__ is not list:
-            return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} l2update without a changes list")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} l2update without a changes list")
         bids: list[tuple[float, float]] = []
         asks: list[tuple[float, float]] = []
         for change in changes:  # type: ignore[union-attr]
             if change.__class__ is not list or len(change) != 3:
-                return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} change {change!r}")
+                return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} change {change!r}")
             side, raw_price, raw_size = change
             if side == "buy":
                 side_changes = bids
             elif side == "sell":
                 side_changes = asks
             else:
-                return self._lose_book(native, symbol, MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
+                return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} change side {side!r}")
             level = _level(raw_price, raw_size, removes=True)
             if isinstance(level, str):
                 # The level changed to something unreadable: the book no longer says what the venue holds.
-                return self._lose_book(native, symbol, level, recv_ns, f"{native} change {change!r}")
+                return self.lose_book(native, level, recv_ns, f"{native} change {change!r}")
             side_changes.append(level)
         book.update(bids, asks)
         if book.crossed():  # resting orders never cross: an update was missed
-            return self._lose_book(native, symbol, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
         return self._book_ticks(symbol, book, timestamp, recv_ns)
 
     def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
         """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
-        stale_before = self.stats.dropped[STALE]
-        ticks = self.make_book(symbol, book, timestamp, recv_ns)
-        if ticks or self.stats.dropped[STALE] != stale_before:
-            return ticks
-        if book.best_bid() is None or book.best_ask() is None:
-            return self.ignore(ONE_SIDED_BOOK)
-        return self.ignore(TOP_UNCHANGED)
-
-    def _lose_book(self, native: str, symbol: str, reason: str, recv_ns: int, detail: str) -> list[Tick]:
-        """The product has no usable book until its next snapshot: drop it, and ask once for that snapshot."""
-        self._books.pop(native, None)
-        self.forget_book(symbol)
-        if native not in self._lost:  # one request per loss, however many updates follow before the snapshot
-            self._lost.add(native)
-            self.resync_needed.add(native)
-        return self.drop(reason, recv_ns, detail)
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=TOP_UNCHANGED, one_sided=ONE_SIDED_BOOK)
 
     def _product(self, msg: dict[str, Any], kind: str, recv_ns: int) -> tuple[str, str] | None:
         """(product_id, canonical symbol) of a frame, or None when the frame was dropped for it."""

@@ -1,4 +1,4 @@
-"""Kraken spot: WebSocket v2 (`ticker`, `trade`) live, and v1 (`ticker`, `trade`, `book`) as recorded.
+"""Kraken spot: WebSocket v2 (`ticker`, `trade`, `book`) live, and v1 (`ticker`, `trade`, `book`) as recorded.
 
 The live client speaks v2 (`wss://ws.kraken.com/v2`): JSON objects with a
 `channel` and a `data` list, symbols already canonical (`BTC/USD`), numbers as
@@ -9,6 +9,9 @@ decimal strings and times in epoch seconds. The parser takes both. Wire fields:
     v2 ticker   data[]: symbol, bid, bid_qty, ask, ask_qty, last, volume, ...,
                 timestamp (RFC 3339; absent from older frames and snapshots)
     v2 trade    data[]: symbol, side, price, qty, ord_type, trade_id, timestamp (RFC 3339)
+    v2 book     {"channel": "book", "type": "snapshot"|"update", "data": [{symbol, bids: [{price, qty}, ...],
+                asks: [...], checksum: CRC32 (unsigned int), timestamp (RFC 3339; updates, newer snapshots)}]};
+                qty 0 removes a level; the book is kept to the subscribed depth (BOOK_DEPTH)
     v2 control  {"method": "subscribe"|"unsubscribe"|"pong", "success": bool, ...},
                 {"channel": "heartbeat"}, {"channel": "status", ...}
     v1 ticker   [id, {a: [price, wholeLotVolume, lotVolume], b: [...], c: last trade, v, p, t, l, h, o},
@@ -21,18 +24,36 @@ decimal strings and times in epoch seconds. The parser takes both. Wire fields:
                 marks a republished level
     v1 control  {"event": "heartbeat"|"systemStatus"|"subscriptionStatus"|"pong", ...}
 
-The v1 book is kept per pair (snapshot + updates, truncated to the subscribed
-depth) and every update's CRC32 checksum is verified; a quote tick is emitted
-only when the best bid or ask (price or size) changes. On a checksum mismatch
-the book is dropped (counted as `book_gap`) and updates are refused until the
-next snapshot; `books_awaiting_snapshot()` names the pairs to resubscribe, and
-`resync_needed` gets each pair once per loss. The live client subscribes to no
-book (v2 `ticker` gives the top), so it declares no `resubscribe_messages`.
+Books (v1 `book-<depth>` and v2 `book`) are kept per market name (snapshot + updates,
+truncated to the subscribed depth), and every checksum is verified: CRC32 of the top ten
+asks then the top ten bids, each level's price and size as the wire spells them with '.'
+removed and then leading zeros ("0.05005" -> "5005"). v1 sends decimal strings; v2 sends
+JSON numbers written at the pair's precision ("pushed onto the wire containing full
+precision", Kraken's v2 checksum guide: `0.00100000`, trailing zeros kept), so v2 book
+frames are decoded keeping each number's text. A frame that changes the top
+`depth_levels` levels becomes a book tick (DESIGN.md "Depth").
+
+A book is dropped when an update fails its checksum (`book_gap`), leaves the book crossed
+(`book_gap`: an update was missed), comes before any snapshot (`book_gap`), or a snapshot
+is crossed (`crossed_book`) or fails its checksum (`book_gap`); a frame with a bad level
+drops it too, under that level's reason. The market's name then goes to `resync_needed`
+once per loss and its updates are refused until a snapshot rebuilds it;
+`resubscribe_messages` unsubscribes and subscribes that symbol's v2 book again, which
+brings the snapshot.
+
+Which channel sets the top: the book. The live client subscribes to `book` (depth 25)
+besides `ticker` and `trade`; while a market has a book its ticker frames are counted as
+ignored (`ticker_behind_book`), never sent as quotes, so the only top the engine sees is
+the book tick's and no level better than a newer top is ever walked. A market without a
+book (before its snapshot, or after a loss until the resubscription's snapshot) is quoted
+from its ticker; a ticker quote clears the engine's levels of that market
+(`engine_worker/book.py` `Quote.update`), so a lost book's levels are never walked either.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import zlib
 from collections.abc import Iterable
@@ -46,15 +67,13 @@ from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
     BOOK_GAP,
-    DEPTH_LEVELS,
     MALFORMED_JSON,
     MAX_PRICE,
     MAX_SIZE,
-    MAX_TICK_AGE_MS,
     MISSING_FIELD,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
-    VenueParser,
+    BookParser,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, canonical
@@ -66,14 +85,20 @@ LIVE_WS_URL = "wss://ws.kraken.com"
 LIVE_REST_URL = "https://api.kraken.com"
 WS_V2_PATH = "/v2"
 ASSET_PAIRS_PATH = "/0/public/AssetPairs"
-CHANNELS = {"quote": "ticker", "trade": "trade"}
+CHANNELS = {"quote": "ticker", "trade": "trade", "book": "book"}
+BOOK_DEPTH = 25  # levels a side of the v2 book subscription: at least DEPTH_LEVELS (20)
 # v1 `event` messages and v2 `channel` messages that are about the connection, not a market.
 CONTROL_EVENTS = frozenset({"heartbeat", "systemStatus", "subscriptionStatus", "pong"})
 CONTROL_CHANNELS = frozenset({"heartbeat", "status"})
 CONTROL_METHODS = frozenset({"subscribe", "unsubscribe", "pong"})
 # Real Kraken channels we do not use (counted as ignored). v1 names carry a suffix
 # (`ohlc-1`, `book-10` is used): they are matched on the part before the dash.
-IGNORED_CHANNELS = frozenset({"spread", "ohlc", "book", "instrument", "level3", "openOrders", "ownTrades"})
+IGNORED_CHANNELS = frozenset({"spread", "ohlc", "instrument", "level3", "openOrders", "ownTrades"})
+# Frames that give no tick (counted as ignored): a ticker of a market whose book sets the top, a
+# book frame that left the top `depth_levels` levels as they were, a book with an empty side.
+TICKER_BEHIND_BOOK = "ticker_behind_book"
+BOOK_BELOW_TOP = "book_below_top"
+ONE_SIDED_BOOK = "book_one_sided"
 
 
 def to_native(symbol: str) -> str:
@@ -101,10 +126,12 @@ def connect_url(ws_base: str) -> str:
 
 
 def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
-    """v2 subscriptions: the ticker on every change of the best bid/offer, and trades without
-    the snapshot of past trades (they would be dropped as stale anyway)."""
+    """v2 subscriptions: the book (BOOK_DEPTH levels, with its snapshot), the ticker on every
+    change of the best bid/offer (the top of a market without a book), and trades without the
+    snapshot of past trades (they would be dropped as stale anyway)."""
     symbols = list(natives)
     return [
+        _book_subscription("subscribe", symbols),
         {
             "method": "subscribe",
             "params": {"channel": "ticker", "symbol": symbols, "event_trigger": "bbo", "snapshot": True},
@@ -112,6 +139,19 @@ def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
         },
         {"method": "subscribe", "params": {"channel": "trade", "symbol": symbols, "snapshot": False}, "req_id": 2},
     ]
+
+
+def resubscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """A fresh book for each market: leave its v2 `book` and subscribe again, which sends the snapshot."""
+    symbols = list(natives)
+    return [_book_subscription("unsubscribe", symbols), _book_subscription("subscribe", symbols)]
+
+
+def _book_subscription(method: str, symbols: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {"channel": "book", "symbol": symbols, "depth": BOOK_DEPTH}
+    if method == "subscribe":
+        params["snapshot"] = True
+    return {"method": method, "params": params, "req_id": 3}
 
 
 def markets_from_asset_pairs(payload: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -139,7 +179,7 @@ _loads = orjson.loads
 _JSONDecodeError = orjson.JSONDecodeError
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
-_CHECKSUM_LEVELS = 10  # the v1 checksum covers the top ten asks, then the top ten bids
+_CHECKSUM_LEVELS = 10  # a checksum (v1 and v2) covers the top ten asks, then the top ten bids
 _MAX_DEPTH = 1000  # the deepest v1 book subscription
 
 
@@ -150,7 +190,7 @@ def _checksum_text(price_text: str, size_text: str) -> str:
 
 
 def _checksum(book: L2Book) -> int:
-    """Kraken's v1 book checksum: CRC32 of the top ten asks' texts, then the top ten bids'."""
+    """Kraken's book checksum (v1 and v2): CRC32 of the top ten asks' texts, then the top ten bids'."""
     texts = book.ask_texts(_CHECKSUM_LEVELS) + book.bid_texts(_CHECKSUM_LEVELS)
     return zlib.crc32("".join(texts).encode())
 
@@ -162,30 +202,16 @@ class _BadLevel(Exception):
         self.detail = detail
 
 
-class KrakenParser(VenueParser):
+class KrakenParser(BookParser):
     name = NAME
-
-    def __init__(
-        self,
-        symbols: SymbolTable | None = None,
-        *,
-        max_age_ms: int | None = MAX_TICK_AGE_MS,
-        depth_levels: int = DEPTH_LEVELS,
-    ) -> None:
-        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
-        self._books: dict[str, L2Book] = {}  # v1 pair -> its book, with each level's checksum text
-        self._awaiting_snapshot: set[str] = set()  # v1 pairs whose book was dropped
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
         return SymbolTable(fallback=split_pair)
 
     def books_awaiting_snapshot(self) -> list[str]:
-        """v1 pairs whose book failed its checksum: resubscribe them to get a new snapshot."""
-        return sorted(self._awaiting_snapshot)
-
-    def awaiting_snapshot(self) -> set[str]:
-        return set(self._awaiting_snapshot)
+        """Market names whose book was dropped: resubscribe them to get a new snapshot."""
+        return sorted(self._awaited)
 
     def _symbol(self, native: object) -> str | None:
         """The canonical symbol of a v1 or v2 name. A market list from AssetPairs holds v2 names
@@ -210,6 +236,9 @@ class KrakenParser(VenueParser):
         if msg.__class__ is not dict:
             return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
         channel = msg.get("channel")
+        if channel == "book":
+            # Again, keeping each number's text: the checksum is over the wire's digits.
+            return self._v2_book(json.loads(frame, parse_float=_WireNumber), recv_ns)
         if channel is not None:
             return self._v2_channel(channel, msg, recv_ns)
         method = msg.get("method")
@@ -261,6 +290,8 @@ class KrakenParser(VenueParser):
         symbol = self._symbol(native)
         if symbol is None:
             return self.drop(UNKNOWN_SYMBOL, recv_ns, native)
+        if self.has_book_of(symbol):  # the book sets this market's top
+            return self.ignore(TICKER_BEHIND_BOOK)
         bid, ask = item.get("bid"), item.get("ask")
         if bid is None or ask is None:
             return self.drop(MISSING_FIELD, recv_ns, f"{native} v2 ticker without bid/ask")
@@ -292,6 +323,54 @@ class KrakenParser(VenueParser):
             return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} timestamp={raw_time!r}")
         return self.make_trade(symbol, price, qty, timestamp, recv_ns)
 
+    def _v2_book(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
+        """A v2 `book` frame (its numbers as their wire texts): each market's snapshot or update."""
+        kind, data = msg.get("type"), msg.get("data")
+        if kind != "snapshot" and kind != "update":
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, f"v2 book type {kind!r}")
+        if data.__class__ is not list or not data:
+            return self.drop(MISSING_FIELD, recv_ns, "v2 book without data")
+        ticks: list[Tick] = []
+        for item in data:
+            if item.__class__ is not dict:
+                return self.drop(MISSING_FIELD, recv_ns, f"v2 book item {item!r}")
+            ticks += self._v2_book_item(kind == "snapshot", item, recv_ns)
+        return ticks
+
+    def _v2_book_item(self, is_snapshot: bool, item: dict[str, Any], recv_ns: int) -> list[Tick]:
+        native = item.get("symbol")
+        symbol = self._symbol(native)
+        if symbol is None:
+            return self.drop(UNKNOWN_SYMBOL if native is not None else MISSING_FIELD, recv_ns, f"v2 book {native!r}")
+        assert isinstance(native, str)  # _symbol resolves strings only
+        book = None if is_snapshot else self.book(native)
+        if not is_snapshot and book is None:
+            # The book was dropped, or its snapshot never came: nothing to apply the update to.
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
+        checksum = item.get("checksum")
+        if checksum.__class__ is not int or not 0 <= checksum < 2**32:
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} v2 book checksum {checksum!r}")
+        raw_time = item.get("timestamp")
+        timestamp = recv_ns // 1_000_000 if raw_time is None else _rfc3339_ms(raw_time)
+        if timestamp is None:
+            return self.lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} v2 book timestamp={raw_time!r}")
+        bids: list[tuple[float, float]] = []
+        asks: list[tuple[float, float]] = []
+        bid_texts: list[str] = []
+        ask_texts: list[str] = []
+        try:
+            _read_v2_levels(item.get("bids", ()), bids, bid_texts, allow_delete=not is_snapshot)
+            _read_v2_levels(item.get("asks", ()), asks, ask_texts, allow_delete=not is_snapshot)
+        except _BadLevel as bad:
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} v2 book {bad.detail}")
+        applied = self.apply_levels(native, symbol, book, bids, asks, bid_texts, ask_texts, recv_ns, BOOK_DEPTH)
+        if isinstance(applied, list):
+            return applied
+        book = applied
+        if _checksum(book) != checksum:
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
+        return self._book_ticks(symbol, book, timestamp, recv_ns)
+
     # --- v1 ------------------------------------------------------------------
     def _v1_data(self, msg: list[Any], recv_ns: int) -> list[Tick]:
         if len(msg) < 4:
@@ -314,6 +393,8 @@ class KrakenParser(VenueParser):
         return self._v1_trades(native, symbol, msg[1], recv_ns)
 
     def _v1_ticker(self, native: str, symbol: str, data: object, recv_ns: int) -> list[Tick]:
+        if self.has_book_of(symbol):  # the book sets this market's top
+            return self.ignore(TICKER_BEHIND_BOOK)
         ask = data.get("a") if isinstance(data, dict) else None
         bid = data.get("b") if isinstance(data, dict) else None
         if not isinstance(ask, list) or not isinstance(bid, list) or len(ask) < 3 or len(bid) < 3:
@@ -345,10 +426,10 @@ class KrakenParser(VenueParser):
         first: dict[str, Any] = parts[0]
         if "as" in first or "bs" in first:
             return self._v1_snapshot(channel, native, symbol, first, len(parts), recv_ns)
-        book = self._books.get(native)
+        book = self.book(native)
         if book is None:
             # The book was dropped after a gap, or its snapshot never came: nothing to apply to.
-            return self.drop(BOOK_GAP, recv_ns, f"{native} update without a book (waiting for a snapshot)")
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
         checksum = parts[-1].get("c")
         if (
             not isinstance(checksum, str)
@@ -356,8 +437,7 @@ class KrakenParser(VenueParser):
             or not checksum.isascii()
             or not checksum.isdigit()
         ):
-            self._lose_book(native)
-            return self.drop(MISSING_FIELD, recv_ns, f"{native} update without a checksum: book dropped")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without a checksum")
         asks: list[tuple[float, float]] = []
         bids: list[tuple[float, float]] = []
         ask_texts: list[str] = []
@@ -372,23 +452,24 @@ class KrakenParser(VenueParser):
                 if levels is not None:
                     latest_ms = max(latest_ms, _read_levels(levels, bids, bid_texts, allow_delete=True))
         except _BadLevel as bad:
-            self._lose_book(native)  # an update we cannot apply leaves the book wrong
-            return self.drop(bad.reason, recv_ns, f"{native} {bad.detail}: book dropped")
+            # An update we cannot apply leaves the book wrong.
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} {bad.detail}")
         if not asks and not bids:
-            self._lose_book(native)
-            return self.drop(MISSING_FIELD, recv_ns, f"{native} update without levels: book dropped")
-        book.update(bids, asks, bid_texts, ask_texts)
-        if _checksum(book) != int(checksum):
-            self._lose_book(native)
-            return self.drop(BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match: book dropped")
-        return self._top_changed(book, symbol, latest_ms, recv_ns)
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} update without levels")
+        applied = self.apply_levels(native, symbol, book, bids, asks, bid_texts, ask_texts, recv_ns)
+        if isinstance(applied, list):
+            return applied
+        if _checksum(applied) != int(checksum):
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
+        timestamp = latest_ms if latest_ms >= 0 else recv_ns // 1_000_000
+        return self._book_ticks(symbol, book, timestamp, recv_ns)
 
     def _v1_snapshot(
         self, channel: str, native: str, symbol: str, data: dict[str, Any], parts: int, recv_ns: int
     ) -> list[Tick]:
         raw_asks, raw_bids = data.get("as"), data.get("bs")
         if parts != 1 or raw_asks is None or raw_bids is None:
-            return self.drop(MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} snapshot without as/bs")
         _, _, depth_text = channel.partition("-")
         depth = int(depth_text) if depth_text.isascii() and depth_text.isdigit() else _MAX_DEPTH
         asks: list[tuple[float, float]] = []
@@ -399,33 +480,66 @@ class KrakenParser(VenueParser):
             _read_levels(raw_asks, asks, ask_texts, allow_delete=False)
             _read_levels(raw_bids, bids, bid_texts, allow_delete=False)
         except _BadLevel as bad:
-            self._lose_book(native)
-            return self.drop(bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
+            return self.lose_book(native, bad.reason, recv_ns, f"{native} snapshot {bad.detail}")
         # Truncated to the subscribed depth, as Kraken keeps it: the checksums are over that book.
-        book = L2Book(max(1, min(depth, _MAX_DEPTH)), texts=True)
-        book.replace(bids, asks, bid_texts, ask_texts)
-        self._books[native] = book
-        self._awaiting_snapshot.discard(native)
+        depth = max(1, min(depth, _MAX_DEPTH))
+        book = self.apply_levels(native, symbol, None, bids, asks, bid_texts, ask_texts, recv_ns, depth)
+        if isinstance(book, list):
+            return book
         # A snapshot has no event time of its own (its levels carry the times they last changed).
-        return self._top_changed(book, symbol, -1, recv_ns)
+        return self._book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
 
-    def _top_changed(self, book: L2Book, symbol: str, event_ms: int, recv_ns: int) -> list[Tick]:
-        """A quote tick when the best bid or ask (price or size) moved; otherwise counted as ignored."""
-        bid, bid_size, ask, ask_size = book.top()
-        top = None if bid is None or ask is None else (bid, bid_size, ask, ask_size)  # None: a side is empty
-        if top == book.emitted:
-            return self.ignore("book_below_top")
-        book.emitted = top
-        if top is None:
-            return self.drop(MISSING_FIELD, recv_ns, f"{symbol} book with an empty side")
-        timestamp = event_ms if event_ms >= 0 else recv_ns // 1_000_000
-        return self.make_quote(symbol, bid, ask, bid_size, ask_size, timestamp, recv_ns)
+    # --- books ---------------------------------------------------------------
+    def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_BELOW_TOP, one_sided=ONE_SIDED_BOOK)
 
-    def _lose_book(self, native: str) -> None:
-        self._books.pop(native, None)
-        if native not in self._awaiting_snapshot:  # one resync request per loss
-            self._awaiting_snapshot.add(native)
-            self.resync_needed.add(native)
+
+def _read_v2_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> None:
+    """Append the (price, qty) of a list of v2 levels `{"price": ..., "qty": ...}` (numbers as their
+    wire texts, or ints) to `out` and their checksum texts to `texts`. Raises _BadLevel."""
+    if levels.__class__ is not list:
+        raise _BadLevel(MISSING_FIELD, f"levels {levels!r}")
+    for entry in levels:  # type: ignore[attr-defined]
+        if entry.__class__ is not dict or "price" not in entry or "qty" not in entry:
+            raise _BadLevel(MISSING_FIELD, f"level {entry!r}")
+        raw_price, raw_qty = entry["price"], entry["qty"]
+        price_text = _number_text(raw_price)
+        if price_text is None:
+            raise _BadLevel(BAD_PRICE, f"level {entry!r}")
+        price = float(price_text)
+        if not 0.0 < price < MAX_PRICE:
+            raise _BadLevel(BAD_PRICE, f"level {entry!r}")
+        qty_text = _number_text(raw_qty)
+        if qty_text is None:
+            raise _BadLevel(BAD_SIZE, f"level {entry!r}")
+        qty = float(qty_text)
+        if not (0.0 < qty < MAX_SIZE or (allow_delete and qty == 0.0)):
+            raise _BadLevel(BAD_SIZE, f"level {entry!r}")
+        out.append((price, qty))
+        texts.append(_checksum_text(price_text, qty_text) if qty else "")
+
+
+class _WireNumber(str):
+    """A JSON number with a fraction, decoded as the text the wire spelled it with (v2 book frames)."""
+
+    __slots__ = ()
+
+
+def _number_text(raw: object) -> str | None:
+    """The wire text of a v2 number: a JSON number decoded as its text (`_WireNumber`) or an int;
+    None for anything else (a quoted string, a boolean, null) or a text that is no plain decimal."""
+    cls = raw.__class__
+    if cls is int:
+        return str(raw)
+    if cls is not _WireNumber:
+        return None
+    text: str = raw  # type: ignore[assignment]
+    # A JSON number with an exponent (1e-05) or a sign is not how Kraken writes a price or a size.
+    whole, _, fraction = text.partition(".")
+    if not (whole.isascii() and whole.isdigit()) or (fraction and not (fraction.isascii() and fraction.isdigit())):
+        return None
+    return text
 
 
 def _read_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> int:
@@ -505,6 +619,7 @@ VENUE = Venue(
     parser=KrakenParser,
     to_native=to_native,
     default_fee_pct=0.4,
+    resubscribe_messages=resubscribe_messages,
     sim_port=9103,
     sim=SimProfile("USD", (0.5, 2.0), 2.0, 0.5, 0.3, 8, reference_markets=("USDT/USD", "USDC/USD")),
 )
@@ -512,6 +627,7 @@ VENUE = Venue(
 
 __all__ = [
     "ASSET_PAIRS_PATH",
+    "BOOK_DEPTH",
     "CHANNELS",
     "LIVE_REST_URL",
     "LIVE_WS_URL",
@@ -522,6 +638,7 @@ __all__ = [
     "connect_url",
     "markets_from_asset_pairs",
     "markets_from_rest",
+    "resubscribe_messages",
     "split_pair",
     "subscribe_messages",
     "to_native",

@@ -1,4 +1,4 @@
-"""OKX v5 public WebSocket: `tickers` quotes and `trades` trades, spot markets only.
+"""OKX v5 public WebSocket: `books` order books, `tickers` quotes and `trades` trades, spot markets only.
 
 Every push is `{"arg": {"channel": ..., "instId": ...}, "data": [...]}`; connection
 answers are `{"event": "subscribe" | "unsubscribe" | "error" | "notice" | ..., ...}`,
@@ -9,33 +9,57 @@ received in 30s.", speaks of what the client sent), and asks clients to send `pi
 within N < 30 s: `KEEPALIVE` has the feed send it every 25 s at most. One public
 connection carries spot, futures (`BTC-USD-220527`), swaps (`UNI-USD-SWAP`) and
 options (`BTC-USD-210924-42000-P`): the derivatives are recognised by their
-instrument id and counted as ignored, never passed off as spot prices. The order
-book channels (`books`, `books-l2-tbt`, ...) are not used: `tickers` already gives
-the top of book with sizes. Wire fields used:
+instrument id and counted as ignored, never passed off as spot prices. Wire fields used:
 
     tickers  instId: "BTC-USDT", bidPx/bidSz: best bid price/size, askPx/askSz: best ask
              price/size, last/lastSz: last trade (not used: `trades` gives every trade),
              ts: event time, Unix ms as a decimal string
     trades   instId, tradeId, px: price, sz: size, side: taker side, ts: trade time (Unix ms string)
+    books, books-l2-tbt, books50-l2-tbt
+             action: "snapshot" | "update", data[0]: asks/bids [[price, size, "0" (deprecated),
+             orders], ...] (decimal strings, best first; size "0" removes the level), ts,
+             checksum: CRC32 as a signed 32-bit int, and on newer frames seqId/prevSeqId
+             (a snapshot's prevSeqId is -1; an update's prevSeqId is the seqId before it)
+
+Each spot market's book is kept from its snapshot (`books`: 400 levels a side), and every
+frame's checksum is verified as OKX documents it: the top 25 bids and asks interleaved,
+"bid price:bid size:ask price:ask size:..." (a side with fewer levels simply ends), in the
+wire's own strings, CRC32 read as a signed int. A frame that changes the top `depth_levels`
+levels becomes a book tick (DESIGN.md "Depth"). The book is dropped when a checksum fails
+(`book_gap`), an update's prevSeqId is not the previous seqId (`book_gap`), an update leaves
+the book crossed (`book_gap`) or comes before any snapshot (`book_gap`), a snapshot is
+crossed (`crossed_book`), or a frame holds a bad level (its reason); the instId then goes
+to `resync_needed` once per loss, and `resubscribe_messages` unsubscribes and subscribes
+that instrument's `books` again, which brings a new snapshot.
+
+Which channel sets the top: the book. The live client subscribes to `books` besides
+`tickers` and `trades`; while a market has a book its `tickers` pushes are counted as
+ignored (`tickers_behind_book`), never sent as quotes, so no level better than a newer top
+is ever walked. A market without a book (before its snapshot, or after a loss until the
+new snapshot) is quoted from `tickers`, and that quote clears the engine's levels of it.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from ingest_worker.book import L2Book
+from ingest_worker.venues._levels import read_levels
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
+    BOOK_GAP,
     MALFORMED_JSON,
     MISSING_FIELD,
     NO_TICKS,
     UNKNOWN_MESSAGE,
     UNKNOWN_SYMBOL,
+    BookParser,
     TextKeepalive,
-    VenueParser,
 )
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable
@@ -47,14 +71,16 @@ LIVE_WS_URL = "wss://ws.okx.com:8443"
 LIVE_REST_URL = "https://www.okx.com"
 PUBLIC_WS_PATH = "/ws/v5/public"
 INSTRUMENTS_PATH = "/api/v5/public/instruments?instType=SPOT"
-CHANNELS = {"quote": "tickers", "trade": "trades"}
+CHANNELS = {"book": "books", "quote": "tickers", "trade": "trades"}
+# The incremental book channels, all with the same snapshot, checksum and sequence rules.
+BOOK_CHANNELS = frozenset({"books", "books-l2-tbt", "books50-l2-tbt"})
 # Answers to the client's requests and the server's own notices (counted as control).
 CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "notice", "channel-conn-count"})
 # Real OKX public channels we do not use (counted as ignored). `candle*` channels are
 # matched by prefix: there is one per bar size.
 IGNORED_CHANNELS = frozenset(
     {
-        *("books", "books5", "books-l2-tbt", "books50-l2-tbt", "bbo-tbt", "trades-all"),
+        *("books5", "bbo-tbt", "trades-all"),
         *("instruments", "open-interest", "funding-rate", "price-limit", "opt-summary", "estimated-price"),
         *("mark-price", "index-tickers", "liquidation-orders", "status", "call-auction-details"),
     }
@@ -63,6 +89,12 @@ IGNORED_CHANNELS = frozenset(
 ARGS_PER_REQUEST = 40
 # The text `ping` (not a WebSocket ping frame) at least every 25 s: OKX cuts a connection at 30 s.
 KEEPALIVE = TextKeepalive("ping", 25.0)
+CHECKSUM_LEVELS = 25  # the checksum covers the top 25 bids and asks
+# Frames that give no tick (counted as ignored): a ticker of a market whose book sets the top, a
+# book frame that left the top `depth_levels` levels as they were, a book with an empty side.
+TICKERS_BEHIND_BOOK = "tickers_behind_book"
+BOOK_UNCHANGED = "book_top_unchanged"
+ONE_SIDED_BOOK = "book_one_sided"
 
 
 def to_native(symbol: str) -> str:
@@ -92,11 +124,20 @@ def derivative_kind(native: str) -> str | None:
 
 
 def subscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
-    """`subscribe` requests for the tickers and trades of every market, split to fit OKX's size limit."""
-    args = [{"channel": channel, "instId": native} for native in natives for channel in CHANNELS.values()]
+    """`subscribe` requests for the book, tickers and trades of every market, split to fit OKX's size limit."""
+    return _requests("subscribe", [(channel, native) for native in natives for channel in CHANNELS.values()])
+
+
+def resubscribe_messages(natives: Iterable[str]) -> list[dict[str, Any]]:
+    """A fresh book for each market: leave its `books` and subscribe again, which sends the snapshot."""
+    books = [(CHANNELS["book"], native) for native in natives]
+    return _requests("unsubscribe", books) + _requests("subscribe", books)
+
+
+def _requests(op: str, channels: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    args = [{"channel": channel, "instId": native} for channel, native in channels]
     return [
-        {"op": "subscribe", "args": args[start : start + ARGS_PER_REQUEST]}
-        for start in range(0, len(args), ARGS_PER_REQUEST)
+        {"op": op, "args": args[start : start + ARGS_PER_REQUEST]} for start in range(0, len(args), ARGS_PER_REQUEST)
     ]
 
 
@@ -141,7 +182,25 @@ def _event_ms(raw: object) -> int | None:
     return None
 
 
-class OkxParser(VenueParser):
+def _checksum(book: L2Book) -> int:
+    """OKX's book checksum: CRC32 of the top 25 bid and ask texts interleaved, as a signed 32-bit int."""
+    bids, asks = book.bid_texts(CHECKSUM_LEVELS), book.ask_texts(CHECKSUM_LEVELS)
+    parts: list[str] = []
+    for index in range(max(len(bids), len(asks))):
+        if index < len(bids):
+            parts.append(bids[index])
+        if index < len(asks):
+            parts.append(asks[index])
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
+
+
+def _sequence(raw: object) -> int | None:
+    """A seqId/prevSeqId: a JSON integer (never a boolean); None when absent or not one."""
+    return raw if raw.__class__ is int else None  # type: ignore[return-value]
+
+
+class OkxParser(BookParser):
     name = NAME
 
     @classmethod
@@ -172,6 +231,8 @@ class OkxParser(VenueParser):
             return self._items(msg["data"], True, recv_ns)
         if channel == "trades":
             return self._items(msg["data"], False, recv_ns)
+        if channel in BOOK_CHANNELS:
+            return self._book_push(channel, arg.get("instId"), msg, recv_ns)  # type: ignore[union-attr]
         if channel in IGNORED_CHANNELS or channel.startswith(("candle", "mark-price-candle", "index-candle")):
             return self.ignore(channel)
         return self.drop(UNKNOWN_MESSAGE, recv_ns, frame)
@@ -210,6 +271,8 @@ class OkxParser(VenueParser):
             if timestamp is None:
                 return self.drop(BAD_TIMESTAMP, recv_ns, f"{native} {kind} ts={raw_ts!r}")
             if is_ticker:
+                if self.has_book_of(symbol):  # the book sets this market's top
+                    return self.ignore(TICKERS_BEHIND_BOOK)
                 for field in _QUOTE_FIELDS:
                     if field not in item:
                         return self.drop(MISSING_FIELD, recv_ns, f"{native} ticker without {field}")
@@ -233,6 +296,60 @@ class OkxParser(VenueParser):
             return self.ignore(skipped)
         return ticks
 
+    # --- books ---------------------------------------------------------------
+    def _book_push(self, channel: str, native: object, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
+        """A `books` push: the instrument's snapshot or update, checked by sequence and checksum."""
+        symbol = self.symbols.resolve(native) if native.__class__ is str else None  # type: ignore[arg-type]
+        if symbol is None:
+            derivative = derivative_kind(native) if native.__class__ is str else None  # type: ignore[arg-type]
+            if derivative is None:
+                return self.drop(
+                    UNKNOWN_SYMBOL if native is not None else MISSING_FIELD, recv_ns, f"{channel} {native!r}"
+                )
+            return self.ignore(derivative)
+        assert isinstance(native, str)
+        action, data = msg.get("action"), msg["data"]
+        if action != "snapshot" and action != "update":
+            return self.drop(UNKNOWN_MESSAGE, recv_ns, f"{native} {channel} action {action!r}")
+        if data.__class__ is not list or len(data) != 1 or data[0].__class__ is not dict:
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} {channel} data {data!r:.100}")
+        item: dict[str, Any] = data[0]
+        is_snapshot = action == "snapshot"
+        book = None if is_snapshot else self.book(native)
+        if not is_snapshot and book is None:
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} update without a book")
+        raw_ts, checksum = item.get("ts"), item.get("checksum")
+        timestamp = _event_ms(raw_ts)
+        if timestamp is None:
+            return self.lose_book(native, BAD_TIMESTAMP, recv_ns, f"{native} {channel} ts={raw_ts!r}")
+        if checksum.__class__ is not int or not -(1 << 31) <= checksum < 1 << 31:
+            return self.lose_book(native, MISSING_FIELD, recv_ns, f"{native} checksum {checksum!r}")
+        seq, prev_seq = _sequence(item.get("seqId")), _sequence(item.get("prevSeqId"))
+        last_seq = self.sequence.get(native)
+        if not is_snapshot and last_seq is not None and prev_seq != last_seq:
+            # An update in between was missed (an equal seqId and prevSeqId is a push without changes).
+            detail = f"{native} prevSeqId {prev_seq!r} after seqId {last_seq}"
+            return self.lose_book(native, BOOK_GAP, recv_ns, detail)
+        raw_bids, raw_asks = item.get("bids"), item.get("asks")
+        bids = read_levels(raw_bids, removals=not is_snapshot)
+        if isinstance(bids, str):
+            return self.lose_book(native, bids, recv_ns, f"{native} bids {raw_bids!r:.100}")
+        asks = read_levels(raw_asks, removals=not is_snapshot)
+        if isinstance(asks, str):
+            return self.lose_book(native, asks, recv_ns, f"{native} asks {raw_asks!r:.100}")
+        # The checksum reads each level's price and size as the wire spelled them.
+        bid_texts = [f"{level[0]}:{level[1]}" for level in raw_bids]  # type: ignore[union-attr]
+        ask_texts = [f"{level[0]}:{level[1]}" for level in raw_asks]  # type: ignore[union-attr]
+        applied = self.apply_levels(native, symbol, book, bids, asks, bid_texts, ask_texts, recv_ns)
+        if isinstance(applied, list):
+            return applied
+        book = applied
+        if _checksum(book) != checksum:
+            return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
+        if seq is not None:
+            self.sequence[native] = seq
+        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
+
 
 # --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
 VENUE = Venue(
@@ -246,6 +363,7 @@ VENUE = Venue(
     parser=OkxParser,
     to_native=to_native,
     default_fee_pct=0.1,
+    resubscribe_messages=resubscribe_messages,
     sim_port=9104,
     sim=SimProfile("USDT", (0.1, 1.0), 1.5, 0.9, 0.2, reference_markets=("USDC/USDT",), reference_price_decimals=4),
     keepalive=KEEPALIVE,

@@ -1,11 +1,12 @@
-"""Quotes from the recorded Kraken v1 `book-1000` stream equal the top of a book rebuilt here independently.
+"""Book ticks from the recorded Kraken v1 `book-1000` stream carry the top levels of a book rebuilt here independently.
 
 The reference book below keeps every level as the wire's strings keyed by
 Decimal, re-sorts on every read and checks Kraken's CRC32 checksum itself (top
 ten asks then top ten bids, price and volume with '.' and leading zeros
-removed). The parser must emit a quote exactly when the reference top (best
-bid/ask price or size) changes, with the same numbers; on a checksum mismatch
-it must drop the book and refuse updates until the next snapshot.
+removed): every recorded checksum must pass. The parser must emit a book tick
+exactly when the reference's top `depth_levels` levels change, with the same
+numbers; on a checksum mismatch it must drop the book, ask once for a resync
+and refuse updates until the next snapshot.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from ingest_worker.tests.recorded import frames
 from ingest_worker.tests.test_kraken_ticks_match_their_frames import KRAKEN_SYMBOLS, assert_same, epoch_ms
 from ingest_worker.venues.base import BOOK_GAP
 from ingest_worker.venues.kraken import KrakenParser
+from signals_app.contracts import tick as tick_contract
 from signals_app.contracts.tick import Tick
 
 DEPTH = 1000
@@ -51,9 +55,12 @@ class ReferenceBook:
                 text += p.replace(".", "").lstrip("0") + v.replace(".", "").lstrip("0")
         return zlib.crc32(text.encode())
 
-    def top(self) -> tuple[str, str, str, str]:
-        bid, ask = self.sorted("b")[0], self.sorted("a")[0]
-        return self.bids[bid][0], self.bids[bid][1], self.asks[ask][0], self.asks[ask][1]
+    def top(self, n: int) -> tuple[list[list[float]], list[list[float]]]:
+        """The top `n` bid and ask levels, best first, as a book tick carries them."""
+        return (
+            [[float(price), float(Decimal(self.bids[price][1]))] for price in self.sorted("b")[:n]],
+            [[float(price), float(Decimal(self.asks[price][1]))] for price in self.sorted("a")[:n]],
+        )
 
     def snapshot_frame(self, channel_id: int, pair: str) -> str:
         """This book as a v1 snapshot frame, as a resubscription would bring it."""
@@ -64,18 +71,17 @@ class ReferenceBook:
         return json.dumps([channel_id, levels, f"book-{DEPTH}", pair], separators=(",", ":"))
 
 
-def expected_quote(pair: str, top: tuple[str, str, str, str], timestamp: int, recv_ns: int) -> Tick:
-    bid, bid_size, ask, ask_size = (float(Decimal(value)) for value in top)
-    return Tick("kraken", KRAKEN_SYMBOLS[pair], "quote", (bid + ask) / 2, 0.0, bid, ask, bid_size, ask_size,
-                timestamp, recv_ns)  # fmt: skip
+def expected_book(pair: str, top: tuple[list[list[float]], list[list[float]]], timestamp: int, recv_ns: int) -> Tick:
+    return tick_contract.book("kraken", KRAKEN_SYMBOLS[pair], top[0], top[1], timestamp, recv_ns)
 
 
 class Reference:
-    """Books per pair and the last top seen: what the parser should emit for each frame."""
+    """Books per pair and the last top sent: what the parser should emit for each frame."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth_levels: int = 20) -> None:
+        self.depth_levels = depth_levels
         self.books: dict[str, ReferenceBook] = {}
-        self.tops: dict[str, tuple[str, str, str, str]] = {}
+        self.tops: dict[str, tuple[list[list[float]], list[list[float]]]] = {}
 
     def expect(self, frame: str, recv_ns: int) -> list[Tick] | None:
         """The ticks of a book frame; None for a frame that is not book data."""
@@ -96,16 +102,17 @@ class Reference:
                         times += [epoch_ms(level[2]) for level in part[side]]
             assert book.checksum() == int(parts[-1]["c"]), f"the reference book disagrees with Kraken: {frame}"
             timestamp = max(times)  # the latest change in the update
-        top = self.books[pair].top()
+        top = self.books[pair].top(self.depth_levels)
         if self.tops.get(pair) == top:
             return []
         self.tops[pair] = top
-        return [expected_quote(pair, top, timestamp, recv_ns)]
+        return [expected_book(pair, top, timestamp, recv_ns)]
 
 
-def test_book_quotes_are_the_tops_of_an_independently_rebuilt_book(market_data):
-    parser = KrakenParser()  # the 60 s clock check is on: the level times are fresh
-    reference = Reference()
+@pytest.mark.parametrize("depth_levels", [1, 5, 20])
+def test_book_ticks_carry_the_top_levels_of_an_independently_rebuilt_book(market_data, depth_levels):
+    parser = KrakenParser(depth_levels=depth_levels)  # the 60 s clock check is on: the level times are fresh
+    reference = Reference(depth_levels)
     recorded = frames(market_data / "kraken" / "book.jsonl")
     control = quotes = unchanged = 0
     for line, (frame, recv_ns) in enumerate(recorded, 1):
@@ -120,7 +127,8 @@ def test_book_quotes_are_the_tops_of_an_independently_rebuilt_book(market_data):
         unchanged += not want
     assert len(reference.books) == 10
     assert quotes > 500  # the recording moves the tops often; otherwise this proves little
-    # Every frame is accounted for: a quote, a subscription answer, or an update below the top.
+    assert unchanged > 0  # and leaves them as they were at every depth tried
+    # Every frame is accounted for: a book tick, a subscription answer, or an update below the top.
     assert parser.stats.as_dict() == {
         "frames": len(recorded),
         "ticks": quotes,
@@ -145,10 +153,12 @@ def test_a_checksum_mismatch_drops_the_book_until_the_next_snapshot(market_data)
             channel_id = json.loads(frame)[0]
             snapshot = reference.books[pair].snapshot_frame(channel_id, pair)
             assert parser.books_awaiting_snapshot() == [pair]
+            assert parser.resync_needed == {pair}  # asked once, for the lost pair only
             reference.tops.pop(pair)  # a new book: its first top is always emitted
             got = parser.parse(snapshot, recv_ns)
-            assert_same(got, [expected_quote(pair, reference.books[pair].top(), recv_ns // 1_000_000, recv_ns)], "")
-            reference.tops[pair] = reference.books[pair].top()
+            top = reference.books[pair].top(20)
+            assert_same(got, [expected_book(pair, top, recv_ns // 1_000_000, recv_ns)], "")
+            reference.tops[pair] = top
             assert parser.books_awaiting_snapshot() == []
         sent = frame
         if index == corrupt:
@@ -170,12 +180,17 @@ def test_a_checksum_mismatch_drops_the_book_until_the_next_snapshot(market_data)
     assert parser.books_awaiting_snapshot() == []
 
 
-def test_updates_before_any_snapshot_are_refused_as_a_gap():
+def test_updates_before_any_snapshot_are_refused_as_a_gap_and_ask_once_for_the_snapshot():
     parser = KrakenParser(max_age_ms=None)
     frame = '[992,{"b":[["353.73000000","1.00000000","1618678133.478962"]],"c":"1453093704"},"book-1000","XMR/USD"]'
     assert parser.parse(frame, 1_618_678_133_500_000_000) == []
     assert parser.stats.dropped[BOOK_GAP] == 1
-    assert parser.books_awaiting_snapshot() == []  # it never had a book; the subscription brings one
+    assert parser.books_awaiting_snapshot() == ["XMR/USD"]
+    assert parser.resync_needed == {"XMR/USD"}
+    parser.resync_needed.clear()  # the live client took the request
+    assert parser.parse(frame, 1_618_678_133_500_000_000) == []
+    assert parser.stats.dropped[BOOK_GAP] == 2
+    assert parser.resync_needed == set()
 
 
 def levels(*pairs: tuple[str, str]) -> list[list[str]]:
@@ -189,7 +204,6 @@ def test_levels_pushed_out_of_the_subscribed_depth_are_forgotten():
     asks = [(f"{100 + i}.0", "1.0") for i in range(10)]
     bids = [(f"{90 - i}.0", "1.0") for i in range(10)]
     snapshot = {"as": levels(*asks), "bs": levels(*bids)}
-    parser = KrakenParser()
     reference = ReferenceBook(snapshot)
 
     def send(part: dict[str, Any]) -> list[Tick]:
@@ -203,9 +217,11 @@ def test_levels_pushed_out_of_the_subscribed_depth_are_forgotten():
         part = part | {"c": str(reference.checksum())}
         return parser.parse(json.dumps([1, part, "book-10", "XBT/USD"]), recv_ns)
 
+    parser = KrakenParser(depth_levels=3)
     first = parser.parse(json.dumps([1, snapshot, "book-10", "XBT/USD"]), recv_ns)
     assert [(t.symbol, t.bid, t.ask) for t in first] == [("BTC/USD", 90.0, 100.0)]
     assert [(t.bid, t.ask) for t in send({"a": levels(("99.5", "2.0"))})] == [(90.0, 99.5)]
     assert send({"a": levels(("109.0", "3.0"))}) == []  # below the top; 109.0 was pushed out before
     assert [(t.bid, t.ask_size) for t in send({"a": levels(("99.5", "0.00000000"))})] == [(90.0, 1.0)]
+    assert len(parser.book("XBT/USD").ask_levels()) == 9  # type: ignore[union-attr]
     assert parser.stats.dropped[BOOK_GAP] == 0  # every checksum, computed over the truncated book, matched
