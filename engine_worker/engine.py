@@ -41,8 +41,7 @@ class Engine:
         self._stale_ms = config.stale_ms
         self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
-        deviation = config.max_market_deviation_pct
-        self._max_deviation = deviation if deviation > 0 else None
+        self._max_deviation = config.max_market_deviation_pct  # 0: no check
         # (exchange, symbol) -> the last time it was found too far from the other venues' median.
         self.suspects: dict[tuple[str, str], Suspect] = {}
         self.ticks = 0
@@ -203,9 +202,11 @@ class Engine:
             sell = per_exchange.get(sell_exchange)
             if buy is None or sell is None:
                 continue
-            buy_suspect = self._suspect(buy, buy_exchange, per_exchange, clock)
-            if self._suspect(sell, sell_exchange, per_exchange, clock) or buy_suspect:
-                continue  # a market far from the asset's other venues takes no part (both are listed)
+            if self._max_deviation > 0 and len(per_exchange) > 1:
+                mids = {name: _mid(other) for name, other in per_exchange.items()}  # once for both sides
+                buy_suspect = self._suspect(buy, buy_exchange, mids, clock)
+                if self._suspect(sell, sell_exchange, mids, clock) or buy_suspect:
+                    continue  # a market far from the asset's other venues takes no part (both are listed)
             found = figures(buy.ask, sell.bid, buy.fee, sell.fee, buy.ask_rate, sell.bid_rate)
             if best is None or found.net_spread_pct > best.net_spread_pct:
                 best, best_buy, best_sell = found, buy, sell
@@ -232,15 +233,12 @@ class Engine:
         )
         return best._replace(depth=depth)
 
-    def _suspect(self, best: Best, exchange: str, per_exchange: dict[str, Best], clock: int) -> bool:
-        """Whether `exchange`'s mid in this quote group lies more than MAX_MARKET_DEVIATION_PCT from
-        the median mid of the group's other exchanges (a ticker collision, a halted market); a
-        suspect is recorded in `suspects` with what it was compared with."""
-        limit = self._max_deviation
-        if limit is None or len(per_exchange) < 2:
-            return False
-        mid = _mid(best)
-        others = sorted(_mid(other) for name, other in per_exchange.items() if name != exchange)
+    def _suspect(self, best: Best, exchange: str, mids: dict[str, float], clock: int) -> bool:
+        """Whether `exchange`'s mid in this quote group (`mids`: each exchange's, two or more) lies more
+        than MAX_MARKET_DEVIATION_PCT from the median mid of the group's other exchanges (a ticker
+        collision, a halted market); a suspect is recorded in `suspects` with what it was compared with."""
+        mid = mids[exchange]
+        others = sorted(other for name, other in mids.items() if name != exchange)
         half = len(others) // 2
         median = others[half]
         if not len(others) % 2:  # of the two middle mids, the one nearer this market's own (the lenient
@@ -249,7 +247,7 @@ class Engine:
             if abs(mid - lower) < abs(mid - median):
                 median = lower
         deviation = abs(mid - median) / median * 100.0
-        if deviation <= limit:
+        if deviation <= self._max_deviation:
             return False
         for market in (best.ask, best.bid):
             self.suspects[(exchange, market.symbol)] = Suspect(

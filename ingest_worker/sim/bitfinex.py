@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import random
 import time
-import zlib
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +63,7 @@ from ingest_worker.sim.model import BITFINEX, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules, as_recorded, no_answer
 from ingest_worker.sim.venue import VenueServer, json_text, log, peer_name
 from ingest_worker.venues import bitfinex as bitfinex_venue
+from ingest_worker.venues._levels import interleaved_checksum
 
 if TYPE_CHECKING:
     from ingest_worker.sim.server import SimConfig
@@ -126,18 +126,17 @@ class PairState:
         self.book_changes += [self.level(p, q, False) for p, q in ask_changes if q]
         self.bids, self.asks = new_bids, new_asks
         market = self.market
-        parts: list[str] = []
-        bids = sorted(self.bids, reverse=True)[:CHECKSUM_LEVELS]
-        asks = sorted(self.asks)[:CHECKSUM_LEVELS]
-        for index in range(CHECKSUM_LEVELS):
-            if index < len(bids):
-                price = bids[index]
-                parts += [_js(price / market.price_scale), _js(self.bids[price] / market.size_scale)]
-            if index < len(asks):
-                price = asks[index]
-                parts += [_js(price / market.price_scale), _js(-self.asks[price] / market.size_scale)]
-        crc = zlib.crc32(":".join(parts).encode())
-        self.checksum = crc - (1 << 32) if crc >= 1 << 31 else crc
+        price_scale, size_scale = market.price_scale, market.size_scale
+        self.checksum = interleaved_checksum(
+            [
+                f"{_js(price / price_scale)}:{_js(self.bids[price] / size_scale)}"
+                for price in sorted(self.bids, reverse=True)[:CHECKSUM_LEVELS]
+            ],
+            [
+                f"{_js(price / price_scale)}:{_js(-self.asks[price] / size_scale)}"
+                for price in sorted(self.asks)[:CHECKSUM_LEVELS]
+            ],
+        )
 
 
 def _js(value: float) -> str:

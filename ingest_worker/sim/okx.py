@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -61,6 +60,7 @@ from ingest_worker.sim.model import OKX, Market, Quote, profile_of
 from ingest_worker.sim.replay import ReplayRules, as_recorded
 from ingest_worker.sim.venue import BookSubscribers, VenueServer, json_text, log, peer_name
 from ingest_worker.venues import okx as okx_venue
+from ingest_worker.venues._levels import interleaved_checksum
 
 if TYPE_CHECKING:
     from ingest_worker.sim.server import SimConfig
@@ -187,14 +187,10 @@ class OkxFrames:
         d, s = market.price_decimals, market.size_decimals
         top_bids = sorted((state.bids if bids is None else bids).items(), reverse=True)[:CHECKSUM_LEVELS]
         top_asks = sorted(state.asks.items())[:CHECKSUM_LEVELS]
-        parts: list[str] = []
-        for index in range(max(len(top_bids), len(top_asks))):
-            for levels in (top_bids, top_asks):
-                if index < len(levels):
-                    price, size = levels[index]
-                    parts += (trimmed(price, d), trimmed(size, s))
-        crc = zlib.crc32(":".join(parts).encode())
-        return crc - (1 << 32) if crc >= 1 << 31 else crc
+        return interleaved_checksum(
+            [f"{trimmed(price, d)}:{trimmed(size, s)}" for price, size in top_bids],
+            [f"{trimmed(price, d)}:{trimmed(size, s)}" for price, size in top_asks],
+        )
 
     def ticker(self, state: InstrumentState) -> str:
         market = state.market

@@ -7,9 +7,24 @@ named by its drop reason, so that the parser drops and counts the frame.
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Sequence
 from itertools import pairwise
 
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, CROSSED_BOOK, MAX_PRICE, MAX_SIZE, MISSING_FIELD, _number
+
+
+def interleaved_checksum(bids: Sequence[str], asks: Sequence[str]) -> int:
+    """OKX's and Bitfinex's book checksum: the CRC32, as a signed 32-bit integer, of the top bid and
+    ask level texts ("price:size", best first) interleaved bid, ask, bid, ... and joined by ":"."""
+    parts: list[str] = []
+    for index in range(max(len(bids), len(asks))):
+        if index < len(bids):
+            parts.append(bids[index])
+        if index < len(asks):
+            parts.append(asks[index])
+    crc = zlib.crc32(":".join(parts).encode())
+    return crc - (1 << 32) if crc >= 1 << 31 else crc
 
 
 def read_levels(raw: object, *, removals: bool) -> list[tuple[float, float]] | str:

@@ -126,6 +126,9 @@ class VenueParser:
     """
 
     name: ClassVar[str]
+    # The ignored kind of a book frame that changes nothing within the top `depth_levels` levels.
+    UNCHANGED_BOOK: ClassVar[str] = BOOK_UNCHANGED
+    ONE_SIDED: ClassVar[str] = ONE_SIDED_BOOK  # and of one that leaves a side empty
 
     def __init__(
         self,
@@ -147,14 +150,6 @@ class VenueParser:
         # Markets whose book was dropped and that need a fresh snapshot. Filled here, emptied by
         # the live client; the set object is never replaced, so a caller may hold on to it.
         self.resync_needed: set[str] = set()
-        # The books of a BookParser (kept here, with no constructor of its own to repeat):
-        self._kept: dict[str, L2Book] = {}  # market name -> its book since its snapshot
-        self._kept_symbols: dict[str, str] = {}  # market name -> the canonical symbol of its book
-        self._booked: dict[str, int] = {}  # canonical symbol -> how many books of it are kept
-        # Names whose book was dropped (or whose update came before any snapshot): only a
-        # snapshot starts them again, and each is put in resync_needed once per loss.
-        self._awaited: set[str] = set()
-        self.sequence: dict[str, int] = {}  # market name -> the venue's sequence number of its book
         self._last_log_ns: dict[str, int] = {}
         self._suppressed: dict[str, int] = {}
 
@@ -270,12 +265,13 @@ class VenueParser:
         last = self._sent_levels.get(symbol)
         if last is not None and last[0] == bids and last[1] == asks:
             return NO_TICKS
-        if self.max_age_ms is not None and abs(recv_ns // 1_000_000 - timestamp) > self.max_age_ms:
+        off_ms = abs(recv_ns // 1_000_000 - timestamp)
+        if self.max_age_ms is not None and off_ms > self.max_age_ms:
             return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
         self._sent_levels[symbol] = (bids, asks)
         stats = self.stats
         stats.book_ticks += 1
-        if abs(recv_ns // 1_000_000 - timestamp) > CLOCK_SKEW_MS:
+        if off_ms > CLOCK_SKEW_MS:
             stats.clock_skewed += 1
         return [
             tick_contract.book(
@@ -289,21 +285,19 @@ class VenueParser:
         if book.best_bid() is None or book.best_ask() is None:
             self.forget_book(symbol)
             return self.ignore(ONE_SIDED_BOOK)
-        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
-    def book_ticks(
-        self, symbol: str, book: L2Book, timestamp: int, recv_ns: int, *, unchanged: str, one_sided: str
-    ) -> list[Tick]:
-        """make_book, with the frame's outcome counted when it gives no tick: ignored under
-        `one_sided` (a side is empty) or `unchanged` (the top levels are what was sent), unless
-        make_book dropped it as stale."""
+    def book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
+        """make_book, with the frame's outcome counted when it gives no tick: ignored under the
+        parser's ONE_SIDED kind (a side is empty) or UNCHANGED_BOOK kind (the top levels are what
+        was sent), unless make_book dropped it as stale."""
         stale = self.stats.dropped[STALE]
         ticks = self.make_book(symbol, book, timestamp, recv_ns)
         if ticks or self.stats.dropped[STALE] != stale:
             return ticks
         if book.best_bid() is None or book.best_ask() is None:
-            return self.ignore(one_sided)
-        return self.ignore(unchanged)
+            return self.ignore(self.ONE_SIDED)
+        return self.ignore(self.UNCHANGED_BOOK)
 
     def forget_book(self, symbol: str) -> None:
         """The book of `symbol` was dropped: the next one is sent whatever it holds."""
@@ -338,6 +332,22 @@ class BookParser(VenueParser):
     ticker is no quote (`has_book_of`): the book sets its top. `sequence` holds the venue's
     sequence number of the last frame applied to each book, where the venue numbers them.
     """
+
+    def __init__(
+        self,
+        symbols: SymbolTable | None = None,
+        *,
+        max_age_ms: int | None = MAX_TICK_AGE_MS,
+        depth_levels: int = DEPTH_LEVELS,
+    ) -> None:
+        super().__init__(symbols, max_age_ms=max_age_ms, depth_levels=depth_levels)
+        self._kept: dict[str, L2Book] = {}  # market name -> its book since its snapshot
+        self._kept_symbols: dict[str, str] = {}  # market name -> the canonical symbol of its book
+        self._booked: dict[str, int] = {}  # canonical symbol -> how many books of it are kept
+        # Names whose book was dropped (or whose update came before any snapshot): only a
+        # snapshot starts them again, and each is put in resync_needed once per loss.
+        self._awaited: set[str] = set()
+        self.sequence: dict[str, int] = {}  # market name -> the venue's sequence number of its book
 
     def new_connection(self) -> None:
         """Forget every book: a new connection's subscription sends each market's snapshot afresh."""

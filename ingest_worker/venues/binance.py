@@ -73,6 +73,7 @@ from ingest_worker.venues.base import (
     UNKNOWN_SYMBOL,
     VenueParser,
 )
+from ingest_worker.venues.base import BOOK_UNCHANGED as BOOK_UNCHANGED  # the kind tests count
 from ingest_worker.venues.declaration import SimProfile, Venue
 from signals_app.contracts.symbols import SymbolTable, split_concatenated
 from signals_app.contracts.tick import QUOTE, Tick
@@ -95,9 +96,8 @@ DEPTH_SNAPSHOT_PATHS = ("/api/v3/depth", "/api/v1/depth")  # REST answers that s
 # Partial depth streams: `btcusdt@depth20`, `btcusdt@depth5@100ms` (diff depth is `@depth`, `@depth@100ms`).
 PARTIAL_DEPTH_STREAM = re.compile(r"([a-z0-9]+)@depth(5|10|20)(@100ms)?")
 MAX_BUFFERED_EVENTS = 1000  # diff events kept per market while it waits for a snapshot
-# Outcomes of a book frame that gives no tick, counted as ignored under these kinds.
-BOOK_UNCHANGED = "book_unchanged"  # the top depth_levels levels are what the last book tick carried
-ONE_SIDED_BOOK = "one_sided_book"  # no bid or no ask: no book tick to give
+# Outcomes of a book frame that gives no tick, counted as ignored under these kinds (and base.py's
+# BOOK_UNCHANGED, which `book_ticks` counts, and ONE_SIDED_BOOK).
 DEPTH_BUFFERED = "depth_buffered"  # a diff held until the market's snapshot comes
 DEPTH_BUFFER_OVERFLOW = "depth_buffer_overflow"  # held, and the oldest held diff of the market let go
 ALREADY_IN_BOOK = "depth_already_in_book"  # a diff the book already holds (u <= its update id)
@@ -301,7 +301,7 @@ class BinanceParser(VenueParser):
         self.forget_book(symbol)  # a new book: sent whatever it holds
         if book.crossed():
             return self._lose(native, symbol, CROSSED_BOOK, recv_ns, f"{native} seeded book is crossed")
-        return self._book_tick(symbol, book, timestamp, recv_ns)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
     def _snapshot(self, msg: object) -> tuple[int, list[tuple[float, float]], list[tuple[float, float]]] | str:
         """(lastUpdateId, bids, asks) of a snapshot body, or the drop reason: every size > 0,
@@ -338,10 +338,6 @@ class BinanceParser(VenueParser):
             self.resync_needed.add(native)
         return self.drop(reason, recv_ns, detail)
 
-    def _book_tick(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
-        """make_book, with the frame's outcome counted when it gives no tick."""
-        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
-
     def _partial_depth(self, native: str, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
         """A partial-depth frame: the top N levels, which replace the market's book."""
         symbol = self._symbol_of(native)
@@ -363,7 +359,7 @@ class BinanceParser(VenueParser):
         if book is None:
             book = self._partial_books[native] = L2Book()
         book.replace(bids, asks)
-        return self._book_tick(symbol, book, recv_ns // 1_000_000, recv_ns)
+        return self.book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
 
     def _diff(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
         """A depthUpdate event: applied to the market's seeded book, or held for its snapshot."""
@@ -409,7 +405,7 @@ class BinanceParser(VenueParser):
             )
         if book.crossed():
             return self._lose(native, symbol, CROSSED_BOOK, recv_ns, f"{native} book crossed after {first}..{final}")
-        return self._book_tick(symbol, book, event_ms, recv_ns)
+        return self.book_ticks(symbol, book, event_ms, recv_ns)
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises. Spot bookTicker frames take a fast path."""

@@ -55,13 +55,13 @@ Decisions:
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 import orjson
 
 from ingest_worker.book import L2Book
+from ingest_worker.venues._levels import interleaved_checksum
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -560,14 +560,7 @@ def js_number(value: int | float) -> str:
 def book_checksum(bid_texts: list[str], ask_texts: list[str]) -> int:
     """Bitfinex's book checksum: the signed CRC32 of "bidPrice:bidAmount:askPrice:askAmount:..." over
     the top levels, best first, bids and asks interleaved (asks' amounts negative, as sent)."""
-    parts: list[str] = []
-    for index in range(max(len(bid_texts), len(ask_texts))):
-        if index < len(bid_texts):
-            parts.append(bid_texts[index])
-        if index < len(ask_texts):
-            parts.append(ask_texts[index])
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(bid_texts, ask_texts)
 
 
 def _level(entry: object) -> tuple[float, float, str, bool] | str:

@@ -164,6 +164,8 @@ _new_tuple = tuple.__new__
 
 class CoinbaseParser(BookParser):
     name = NAME
+    ONE_SIDED = ONE_SIDED_BOOK
+    UNCHANGED_BOOK = TOP_UNCHANGED
 
     def __init__(
         self,
@@ -306,7 +308,7 @@ class CoinbaseParser(BookParser):
         if book.crossed():
             return self.lose_book(native, CROSSED_BOOK, recv_ns, f"{native} snapshot crossed: {book.top()}")
         self.keep(native, symbol, book)  # a lost book was forgotten (lose_book): its first tick goes whatever it holds
-        return self._book_ticks(symbol, book, timestamp, recv_ns)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
     def _l2update(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
         """Changes to a product's book, all checked before any is applied."""
@@ -343,11 +345,7 @@ class CoinbaseParser(BookParser):
         book.update(bids, asks)
         if book.crossed():  # resting orders never cross: an update was missed
             return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} book crossed: {book.top()}")
-        return self._book_ticks(symbol, book, timestamp, recv_ns)
-
-    def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
-        """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
-        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=TOP_UNCHANGED, one_sided=ONE_SIDED_BOOK)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
     def _product(self, msg: dict[str, Any], kind: str, recv_ns: int) -> tuple[str, str] | None:
         """(product_id, canonical symbol) of a frame, or None when the frame was dropped for it."""

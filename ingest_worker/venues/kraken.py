@@ -204,6 +204,8 @@ class _BadLevel(Exception):
 
 class KrakenParser(BookParser):
     name = NAME
+    ONE_SIDED = ONE_SIDED_BOOK
+    UNCHANGED_BOOK = BOOK_BELOW_TOP
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
@@ -369,7 +371,7 @@ class KrakenParser(BookParser):
         book = applied
         if _checksum(book) != checksum:
             return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
-        return self._book_ticks(symbol, book, timestamp, recv_ns)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
     # --- v1 ------------------------------------------------------------------
     def _v1_data(self, msg: list[Any], recv_ns: int) -> list[Tick]:
@@ -462,7 +464,7 @@ class KrakenParser(BookParser):
         if _checksum(applied) != int(checksum):
             return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
         timestamp = latest_ms if latest_ms >= 0 else recv_ns // 1_000_000
-        return self._book_ticks(symbol, book, timestamp, recv_ns)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
     def _v1_snapshot(
         self, channel: str, native: str, symbol: str, data: dict[str, Any], parts: int, recv_ns: int
@@ -487,12 +489,9 @@ class KrakenParser(BookParser):
         if isinstance(book, list):
             return book
         # A snapshot has no event time of its own (its levels carry the times they last changed).
-        return self._book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
+        return self.book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
 
     # --- books ---------------------------------------------------------------
-    def _book_ticks(self, symbol: str, book: L2Book, timestamp: int, recv_ns: int) -> list[Tick]:
-        """The book tick of a changed top, or the frame counted as ignored (or stale) when none is due."""
-        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_BELOW_TOP, one_sided=ONE_SIDED_BOOK)
 
 
 def _read_v2_levels(levels: object, out: list[tuple[float, float]], texts: list[str], *, allow_delete: bool) -> None:

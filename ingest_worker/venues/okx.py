@@ -41,14 +41,13 @@ new snapshot) is quoted from `tickers`, and that quote clears the engine's level
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
 from ingest_worker.book import L2Book
-from ingest_worker.venues._levels import read_levels
+from ingest_worker.venues._levels import interleaved_checksum, read_levels
 from ingest_worker.venues.base import (
     BAD_SIZE,
     BAD_TIMESTAMP,
@@ -184,15 +183,7 @@ def _event_ms(raw: object) -> int | None:
 
 def _checksum(book: L2Book) -> int:
     """OKX's book checksum: CRC32 of the top 25 bid and ask texts interleaved, as a signed 32-bit int."""
-    bids, asks = book.bid_texts(CHECKSUM_LEVELS), book.ask_texts(CHECKSUM_LEVELS)
-    parts: list[str] = []
-    for index in range(max(len(bids), len(asks))):
-        if index < len(bids):
-            parts.append(bids[index])
-        if index < len(asks):
-            parts.append(asks[index])
-    crc = zlib.crc32(":".join(parts).encode())
-    return crc - (1 << 32) if crc >= 1 << 31 else crc
+    return interleaved_checksum(book.bid_texts(CHECKSUM_LEVELS), book.ask_texts(CHECKSUM_LEVELS))
 
 
 def _sequence(raw: object) -> int | None:
@@ -202,6 +193,8 @@ def _sequence(raw: object) -> int | None:
 
 class OkxParser(BookParser):
     name = NAME
+    ONE_SIDED = ONE_SIDED_BOOK
+    UNCHANGED_BOOK = BOOK_UNCHANGED
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
@@ -348,7 +341,7 @@ class OkxParser(BookParser):
             return self.lose_book(native, BOOK_GAP, recv_ns, f"{native} checksum {checksum} does not match")
         if seq is not None:
             self.sequence[native] = seq
-        return self.book_ticks(symbol, book, timestamp, recv_ns, unchanged=BOOK_UNCHANGED, one_sided=ONE_SIDED_BOOK)
+        return self.book_ticks(symbol, book, timestamp, recv_ns)
 
 
 # --- the declaration the registry reads (ingest_worker/venues/__init__.py) -----------
