@@ -3,10 +3,20 @@
 Sends never block the event loop: past the high-water mark (1000 messages
 queued for a slow or absent engine) a tick is dropped and counted, because a
 tick that waits is a stale tick.
+
+A feed state (a venue down or up again) is never dropped: the engine acts on it
+(DESIGN.md "Signal lifecycle"), and one it missed would leave it trusting quotes
+of a venue that is gone. A state refused at the mark is held, counted, and sent
+before anything else as soon as the queue has room: a tick that would overtake
+it is dropped instead, so the engine always sees the venue's messages in order.
+While a state is held the pusher retries it on the running event loop every
+RETRY_S, also when no tick comes to push.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import logging
 
 import zmq
@@ -16,6 +26,7 @@ from signals_app.contracts.tick import Tick, encode, encode_feed_state
 log = logging.getLogger("ingest_worker.push")
 
 SNDHWM = 1000
+RETRY_S = 0.002
 
 
 class TickPusher:
@@ -27,27 +38,89 @@ class TickPusher:
         self._socket.setsockopt(zmq.LINGER, 500)  # on close, give queued ticks half a second to leave
         self._socket.bind(endpoint)
         self.sent = 0
-        self.dropped = 0  # refused at the high-water mark
+        self.dropped = 0  # ticks refused at the high-water mark, or behind a held feed state
+        self.states_held = 0  # feed states that met the mark and waited for room (none is dropped)
+        self._held: collections.deque[bytes] = collections.deque()
+        self._retry: asyncio.TimerHandle | None = None
+
+    @property
+    def holding(self) -> int:
+        """Feed states waiting for room in the queue now."""
+        return len(self._held)
 
     def send_tick(self, tick: Tick) -> bool:
+        if self._held and not self._flush():
+            self._drop()
+            return False
         return self._send(encode(tick))
 
     def send_feed_state(self, exchange: str, state: str, timestamp_ms: int) -> bool:
-        return self._send(encode_feed_state(exchange, state, timestamp_ms))
+        """Send now or hold for the next room; True when it left at once."""
+        data = encode_feed_state(exchange, state, timestamp_ms)
+        if not self._held and self._try(data):
+            return True
+        self._held.append(data)
+        self.states_held += 1
+        log.warning("feed state of %s held at the high-water mark; it goes out before any later tick", exchange)
+        self._schedule_retry()
+        return False
 
-    def _send(self, data: bytes) -> bool:
+    def _flush(self) -> bool:
+        """Send the held states in order; True when none is left."""
+        while self._held:
+            if not self._try(self._held[0]):
+                return False
+            self._held.popleft()
+        return True
+
+    def _schedule_retry(self) -> None:
+        if self._retry is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: the next send (or close) flushes
+        self._retry = loop.call_later(RETRY_S, self._retried)
+
+    def _retried(self) -> None:
+        self._retry = None
+        if not self._flush():
+            self._schedule_retry()
+
+    def _try(self, data: bytes) -> bool:
         try:
             self._socket.send(data, zmq.NOBLOCK)
         except zmq.Again:
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning(
-                    "%d ticks dropped at the high-water mark: no engine connected, or it is not keeping up",
-                    self.dropped,
-                )
             return False
         self.sent += 1
         return True
 
+    def _send(self, data: bytes) -> bool:
+        if self._try(data):
+            return True
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        self.dropped += 1
+        if self.dropped == 1 or self.dropped % 1000 == 0:
+            log.warning(
+                "%d ticks dropped at the high-water mark: no engine connected, or it is not keeping up",
+                self.dropped,
+            )
+
     def close(self) -> None:
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        if self._held:
+            # Blocking now is right: the process is stopping, and LINGER bounds the wait for the engine.
+            self._socket.setsockopt(zmq.SNDTIMEO, 500)
+            try:
+                while self._held:
+                    self._socket.send(self._held[0])
+                    self._held.popleft()
+                    self.sent += 1
+            except zmq.Again:
+                log.warning("%d feed state(s) not delivered: no engine took them before shutdown", len(self._held))
         self._socket.close()

@@ -166,7 +166,9 @@ class IngestorService:
     # --- /health and /metrics --------------------------------------------------------
     def health(self) -> tuple[int, str, bytes]:
         feeds = {feed.name: feed.snapshot() for feed in self.feeds}
-        status, body = encode_ingestor_health(ingestor_health(feeds, self.pusher.sent, self.pusher.dropped))
+        status, body = encode_ingestor_health(
+            ingestor_health(feeds, self.pusher.sent, self.pusher.dropped, self.pusher.states_held, self.pusher.holding)
+        )
         return status, "application/json", body
 
     def metrics(self) -> tuple[int, str, bytes]:
@@ -227,5 +229,11 @@ class _IngestorCollector(Collector):
             "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
         )
         backpressure.add_metric([], self.service.pusher.dropped)
+        held = CounterMetricFamily(
+            "arb_feed_states_held", "Venue down/up messages that met the ZeroMQ high-water mark and waited"
+        )
+        held.add_metric([], self.service.pusher.states_held)
+        holding = GaugeMetricFamily("arb_feed_states_holding", "Venue down/up messages waiting for room now")
+        holding.add_metric([], self.service.pusher.holding)
         yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
-        yield from (book_ticks, skewed, backpressure)
+        yield from (book_ticks, skewed, backpressure, held, holding)

@@ -22,5 +22,6 @@ def test_the_ingestors_health_body_decodes_to_what_api_health_reads():
         "binance": {"state": "starting", "last_message_age_s": None, "message_rate": 0.0},
         "coinbase": {"state": "starting", "last_message_age_s": None, "message_rate": 0.0},
     }
-    assert (decoded["ticks_sent"], decoded["ticks_dropped_backpressure"]) == (0, 0)
+    assert (decoded["ticks_sent"], decoded["ticks_dropped_backpressure"], decoded["feed_states_held"]) == (0, 0, 0)
+    assert orjson.loads(body)["feed_states_holding"] == 0
     assert LIVE == FEED_LIVE

@@ -169,7 +169,9 @@ class IngestorHealth(TypedDict):
     not_live: list[str]
     feeds: dict[str, FeedHealth]
     ticks_sent: int
-    ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark
+    ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark, or behind a held feed state
+    feed_states_held: int  # venue down/up messages that met the mark and waited (none is dropped)
+    feed_states_holding: int  # waiting now
 
 
 class FeedStatus(TypedDict):
@@ -186,9 +188,12 @@ class IngestorStatus(TypedDict):
     feeds: dict[str, FeedStatus]
     ticks_sent: int | None
     ticks_dropped_backpressure: int | None
+    feed_states_held: int | None
 
 
-def ingestor_health(feeds: dict[str, FeedHealth], ticks_sent: int, ticks_dropped: int) -> IngestorHealth:
+def ingestor_health(
+    feeds: dict[str, FeedHealth], ticks_sent: int, ticks_dropped: int, states_held: int = 0, states_holding: int = 0
+) -> IngestorHealth:
     """The body for these feeds: `degraded`, naming them, while any feed is not live."""
     not_live = [name for name, feed in feeds.items() if feed["state"] != FEED_LIVE]
     return {
@@ -197,6 +202,8 @@ def ingestor_health(feeds: dict[str, FeedHealth], ticks_sent: int, ticks_dropped
         "feeds": feeds,
         "ticks_sent": ticks_sent,
         "ticks_dropped_backpressure": ticks_dropped,
+        "feed_states_held": states_held,
+        "feed_states_holding": states_holding,
     }
 
 
@@ -215,6 +222,7 @@ def decode_ingestor_health(data: bytes) -> IngestorStatus:
         "feeds": {str(name): _feed_status(feed) for name, feed in feeds.items()},
         "ticks_sent": _int_or_none(raw.get("ticks_sent")),
         "ticks_dropped_backpressure": _int_or_none(raw.get("ticks_dropped_backpressure")),
+        "feed_states_held": _int_or_none(raw.get("feed_states_held")),
     }
 
 
