@@ -180,6 +180,10 @@ class Book:
         entry[0].update(tick)
         return entry
 
+    def get(self, exchange: str, symbol: str) -> tuple[Quote, AssetBook, GroupBook] | None:
+        """The market's slot, asset book and group book; None when it never had a quote."""
+        return self._quotes.get((exchange, symbol))
+
     def _add_market(self, exchange: str, symbol: str) -> tuple[Quote, AssetBook, GroupBook]:
         asset = base_of(symbol)
         quote_ccy = quote_of(symbol)

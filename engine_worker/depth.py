@@ -52,7 +52,7 @@ from typing import NamedTuple, TypedDict
 
 from signals_app.contracts.spread import cost_per_unit, net_pct, proceeds_per_unit
 
-__all__ = ["Depth", "DepthFields", "Levels", "net_spread_at_target_pct", "signal_fields", "walk"]
+__all__ = ["Depth", "DepthFields", "Levels", "curve", "net_spread_at_target_pct", "signal_fields", "walk"]
 
 # [(price, size), ...] best first: a list, or any iterable that can be iterated more than once
 # (the engine's book gives a newer top followed by the levels behind it without copying them).
@@ -93,9 +93,11 @@ def walk(
     threshold_pct: float,
     target_notional: float,
     max_notional: float | None = None,
+    points: list[list[float]] | None = None,
 ) -> Depth | None:
     """Walk A's `asks` (the buy market's) and B's `bids` (the sell market's) together, as the
-    module says; None when a side holds no level (no book)."""
+    module says; None when a side holds no level (no book). `points`, when given, gets
+    `[size, cost, profit]` so far appended after each step (`curve`)."""
     ask_iter = iter(asks)
     bid_iter = iter(bids)
     first_ask = next(ask_iter, None)
@@ -128,6 +130,8 @@ def walk(
         sold += q * bid
         cost += step_cost
         proceeds += q * proceeds_unit
+        if points is not None:
+            points.append([size, cost, proceeds - cost])
         asks_taken = i + 1
         bids_taken = j + 1
         if reached:
@@ -211,3 +215,23 @@ def signal_fields(depth: Depth | None) -> DepthFields:
         "depth_levels": list(depth.depth_levels),
         "net_spread_at_target_pct": None if at_target is None else round(at_target, 4),
     }
+
+
+def curve(
+    asks: Levels,
+    bids: Levels,
+    buy_fee: float,
+    sell_fee: float,
+    buy_rate: float,
+    sell_rate: float,
+) -> list[list[float]]:
+    """The walk without its threshold stop, for the trader's chart: `[size, cost, profit]`
+    cumulative after each step (common quote, fees and rates included), from `[0, 0, 0]`, until
+    either side runs out. The profit rises while the marginal net % is positive, peaks where it
+    turns negative, and falls; the step where `walk` stops (at the threshold) is on it."""
+    points = [[0.0, 0.0, 0.0]]
+    walk(asks, bids, buy_fee, sell_fee, buy_rate, sell_rate, -_INF, _INF, points=points)
+    return points
+
+
+_INF = float("inf")

@@ -9,18 +9,23 @@ closes them at the instant they went stale, on the next tick.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import NamedTuple
 
 from engine_worker.book import AssetBook, Best, Book, Quote
 from engine_worker.config import EngineConfig
-from engine_worker.depth import walk
+from engine_worker.depth import curve, walk
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
+from signals_app.contracts.depth_view import DepthView
 from signals_app.contracts.signal import Signal
 from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit, ratio_at
 from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import TRADE, Tick
+
+# The receive time of a market whose quote went with its book: older than any clock's staleness bound.
+NO_QUOTE_MS = -(2**62)
 
 # Per quote group of one asset: exchange -> its best fresh markets.
 Bests = list[dict[str, Best]]
@@ -57,7 +62,13 @@ class Engine:
         if tick.type == TRADE:
             self.trades += 1  # trades feed the display and metrics, not the spread
             return out
-        asset_book = self.apply_quote(tick)
+        if tick.bids is not None and not tick.bids:  # a book-lost tick
+            lost_in = self.lose_book(tick)
+            if lost_in is None:
+                return out
+            asset_book = lost_in
+        else:
+            asset_book = self.apply_quote(tick)
         exchange = tick.exchange
         if len(asset_book.exchanges) < 2:
             return out
@@ -109,6 +120,60 @@ class Engine:
                 alone.cost = cost_per_unit(slot.ask, 1.0, alone.fee)
                 alone.proceeds = proceeds_per_unit(slot.bid, 1.0, alone.fee)
         return asset_book
+
+    def lose_book(self, tick: Tick) -> AssetBook | None:
+        """A book-lost tick: the market's levels go, and so does its quote when the book was its
+        newest top (a newer quote tick, Binance's bookTicker say, stays without depth). The
+        market's asset book, to re-evaluate; None for a market the engine never quoted."""
+        entry = self.book.get(tick.exchange, tick.symbol)
+        if entry is None:
+            return None
+        slot = entry[0]
+        if slot.book_is_top:
+            slot.recv_ms = NO_QUOTE_MS  # stale for every clock: it takes no part until its next tick
+        slot.forget_levels()
+        return entry[1]
+
+    def depth_view(self, signal: Signal, now_ms: int, max_levels: int = 50) -> DepthView | None:
+        """What the trader's depth panel shows of `signal` (signals_app/contracts/depth_view.py):
+        the two books its walk read at `now_ms` and the walk's profit curve; None when either
+        market has no fresh book now."""
+        buy = self.book.get(signal["buy_exchange"], signal["buy_symbol"])
+        sell = self.book.get(signal["sell_exchange"], signal["sell_symbol"])
+        if buy is None or sell is None:
+            return None
+        oldest = now_ms - self._stale_ms
+        ask_levels = buy[0].ask_levels(oldest)
+        bid_levels = sell[0].bid_levels(oldest)
+        if ask_levels is None or bid_levels is None:
+            return None
+        asks = [[price, size] for price, size in islice(ask_levels, max_levels)]
+        bids = [[price, size] for price, size in islice(bid_levels, max_levels)]
+        rates = signal.get("quote_rates") or {}
+        buy_rate = rates.get(quote_of(signal["buy_symbol"]), 1.0)
+        sell_rate = rates.get(quote_of(signal["sell_symbol"]), 1.0)
+        buy_fee = self._fee_of(signal["buy_exchange"])
+        sell_fee = self._fee_of(signal["sell_exchange"])
+        return {
+            "id": signal["id"],
+            "status": signal["status"],
+            "timestamp": signal["timestamp"],
+            "buy_exchange": signal["buy_exchange"],
+            "buy_symbol": signal["buy_symbol"],
+            "sell_exchange": signal["sell_exchange"],
+            "sell_symbol": signal["sell_symbol"],
+            "asks": asks,
+            "bids": bids,
+            "curve": curve(asks, bids, buy_fee, sell_fee, buy_rate, sell_rate),
+            "depth_size": signal["depth_size"],
+            "depth_profit": signal["depth_profit"],
+            "threshold_pct": self.config.threshold_pct,
+        }
+
+    def has_quote(self, exchange: str, symbol: str) -> bool:
+        """Whether the engine holds a quote of the market (fresh or not)."""
+        entry = self.book.get(exchange, symbol)
+        return entry is not None and entry[0].recv_ms != NO_QUOTE_MS
 
     def spread_matrix(self, now_ms: int) -> dict[str, dict[str, dict[str, float | None]]]:
         """asset -> buy exchange -> sell exchange -> net spread % (unrounded) at `now_ms`.

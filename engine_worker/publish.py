@@ -21,12 +21,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from signals_app.contracts import keys
+from signals_app.contracts.depth_view import DEPTH_VIEW_TTL_S, DepthView, depth_view_key, encode_depth_view
 from signals_app.contracts.signal import Signal
-from signals_app.contracts.tick import Tick, encode
+from signals_app.contracts.tick import Tick, encode, is_book_lost
 
 log = logging.getLogger("engine_worker.publish")
 
 MAX_PENDING_SIGNALS = 10_000
+MAX_PENDING_VIEWS = 1000
 QUOTE_FLUSH_S = 0.1  # the price: cache is refreshed at most this often
 
 
@@ -42,6 +44,10 @@ class RedisPublisher:
         self.client = aioredis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=1)
         self._signals: deque[Signal] = deque()
         self._quotes: dict[tuple[str, str], Tick] = {}
+        # signal id -> its newest depth view (signals_app/contracts/depth_view.py), sent with the
+        # next flush; while Redis is away only the newest MAX_PENDING_VIEWS are kept (a view is a
+        # picture of the books, and a newer one replaces it: none is owed to anyone).
+        self._views: dict[str, bytes] = {}
         self._wake = asyncio.Event()
         self._on_published = on_published  # (signals, published_ns): for latency metrics
         self.published = 0
@@ -63,6 +69,13 @@ class RedisPublisher:
 
     def add_quote(self, tick: Tick) -> None:
         self._quotes[(tick.exchange, tick.symbol)] = tick
+
+    def add_depth_view(self, view: DepthView) -> None:
+        views = self._views
+        views.pop(view["id"], None)
+        views[view["id"]] = encode_depth_view(view)
+        if len(views) > MAX_PENDING_VIEWS:
+            del views[next(iter(views))]
 
     def pending(self) -> int:
         return len(self._signals)
@@ -113,9 +126,13 @@ class RedisPublisher:
         if include_quotes:
             quotes = list(self._quotes.values())
             self._quotes.clear()
-        if not signals and not quotes:
+        views = self._views
+        self._views = {}
+        if not signals and not quotes and not views:
             return True
         pipe = self.client.pipeline(transaction=False)
+        for signal_id, view in views.items():  # before the signals: a reader told of one finds its view
+            pipe.set(depth_view_key(signal_id), view, ex=DEPTH_VIEW_TTL_S)
         for signal in signals:
             data = orjson.dumps(signal)
             pipe.publish(keys.SIGNALS_CHANNEL, data)
@@ -129,11 +146,15 @@ class RedisPublisher:
         if signals:
             pipe.zremrangebyrank(keys.SIGNALS_HISTORY, 0, -keys.SIGNALS_HISTORY_KEEP - 1)
         for tick in quotes:
-            pipe.set(keys.price_key(tick.exchange, tick.symbol), encode(tick), ex=keys.PRICE_KEY_TTL_S)
+            if is_book_lost(tick):  # the market's quote went with its book
+                pipe.delete(keys.price_key(tick.exchange, tick.symbol))
+            else:
+                pipe.set(keys.price_key(tick.exchange, tick.symbol), encode(tick), ex=keys.PRICE_KEY_TTL_S)
         try:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self._keep(signals, quotes)
+            self._views = {**views, **self._views}
             self.failures += 1
             if self.connected or time.monotonic() - self._last_failure_log > 10:
                 log.warning("redis unavailable (%s): holding %d signals, retrying", exc, len(self._signals))

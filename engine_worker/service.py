@@ -33,8 +33,16 @@ from engine_worker.publish import RedisPublisher
 from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, encode_heartbeat
 from signals_app.contracts.markets import EngineMarkets
 from signals_app.contracts.markets import encode as encode_markets
-from signals_app.contracts.signal import Signal, pct
-from signals_app.contracts.tick import FEED_DOWN, TRADE, FeedState, TickDecodeError, decode_message, top_of
+from signals_app.contracts.signal import CLOSE, Signal, pct
+from signals_app.contracts.tick import (
+    FEED_DOWN,
+    TRADE,
+    FeedState,
+    TickDecodeError,
+    decode_message,
+    is_book_lost,
+    top_of,
+)
 
 log = logging.getLogger("engine_worker.service")
 
@@ -165,14 +173,29 @@ class EngineService:
             if isinstance(message, FeedState):
                 self._feed_state(message, now_ns // 1_000_000, signals)
                 continue
-            signals.extend(engine.on_tick(message, now_ns // 1_000_000))
+            caused = engine.on_tick(message, now_ns // 1_000_000)
+            if caused:
+                signals.extend(caused)
+                self._depth_views(caused, now_ns // 1_000_000)
             decided_ns = time.time_ns()
             self.decision_latency.add((decided_ns - message.recv_ns) / 1000)
             self.engine_latency.add((decided_ns - received_ns) / 1000)
-            if message.type != TRADE:  # a book tick's top goes to the price cache as a quote
+            if message.type == TRADE:
+                continue
+            if not is_book_lost(message):  # a book tick's top goes to the price cache as a quote
                 publisher.add_quote(top_of(message))
+            elif not engine.has_quote(message.exchange, message.symbol):
+                publisher.add_quote(message)  # the quote went with the book: its cached price goes too
         if signals:
             publisher.add_signals(signals)
+
+    def _depth_views(self, signals: list[Signal], now_ms: int) -> None:
+        """The depth panel's picture of each signal with depth, of the books as this tick left them."""
+        for each in signals:
+            if each["status"] != CLOSE and each["depth_size"] is not None:
+                view = self.engine.depth_view(each, now_ms)
+                if view is not None:
+                    self.publisher.add_depth_view(view)
 
     def _feed_state(self, message: FeedState, now_ms: int, signals: list[Signal]) -> None:
         previous = self.feed_states.get(message.exchange)

@@ -205,6 +205,9 @@ class _IngestorCollector(Collector):
             "Book ticks whose venue time was more than 1 s off the receive time",
             labels=["exchange"],
         )
+        lost = CounterMetricFamily(
+            "arb_feed_books_lost", "Book-lost ticks sent: a book the engine had was dropped", labels=["exchange"]
+        )
         for feed in feeds:
             for name in STATES:
                 state.add_metric([feed.name, name], 1.0 if feed.state == name else 0.0)
@@ -225,6 +228,7 @@ class _IngestorCollector(Collector):
                 control.add_metric([feed.name, kind], count)
             book_ticks.add_metric([feed.name], stats.book_ticks)
             skewed.add_metric([feed.name], stats.clock_skewed)
+            lost.add_metric([feed.name], stats.books_lost)
         backpressure = CounterMetricFamily(
             "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
         )
@@ -236,4 +240,4 @@ class _IngestorCollector(Collector):
         holding = GaugeMetricFamily("arb_feed_states_holding", "Venue down/up messages waiting for room now")
         holding.add_metric([], self.service.pusher.holding)
         yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
-        yield from (book_ticks, skewed, backpressure, held, holding)
+        yield from (book_ticks, skewed, lost, backpressure, held, holding)

@@ -1,4 +1,4 @@
-"""The JSON API: recent and long-term signal history, the quote cache with its spread matrix, health.
+"""The JSON API: recent and long-term signal history, a signal's books, the quote cache with its spread matrix, health.
 
 Plain function views in the healthchecks style. Each view reads its query parameters
 through strict helpers that raise `BadParameter`, which `api_view` turns into a 400
@@ -31,12 +31,13 @@ from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
 from arbsite.env import enabled_exchanges
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
+from signals_app.contracts.depth_view import DepthViewDecodeError, decode_depth_view, depth_view_key
 from signals_app.contracts.heartbeat import (
     FEED_LIVE,
     FeedStatus,
@@ -64,7 +65,8 @@ BIGINT_MAX = 2**63 - 1  # larger integers would overflow the database's BIGINT: 
 INGESTOR_TIMEOUT_S = 0.5  # /api/health must answer promptly even when the ingestor hangs
 SCAN_BATCH = 500
 
-View = Callable[[HttpRequest], HttpResponse]
+# A view takes the request and its URL's captured parameters (`signal_id` of /api/signals/<id>/depth).
+View = Callable[..., HttpResponse]
 
 
 # --- responses and parameters --------------------------------------------------------
@@ -89,13 +91,13 @@ def api_view(view: View) -> View:
     """GET only; bad parameters are a 400, Redis or the database away a 503; live data is never cached."""
 
     @functools.wraps(view)
-    def wrapper(request: HttpRequest) -> HttpResponse:
+    def wrapper(request: HttpRequest, **captured: str) -> HttpResponse:
         if request.method != "GET":
             response = error(f"method {request.method} not allowed: this endpoint answers GET only", 405)
             response["Allow"] = "GET"
             return response
         try:
-            response = view(request)
+            response = view(request, **captured)
         except BadParameter as exc:
             response = error(str(exc), 400)
         except (RedisError, OSError) as exc:
@@ -293,6 +295,35 @@ def signals(request: HttpRequest) -> HttpResponse:
     # one to fill the other columns, so a row exists only for valid signal JSON.
     body = b'{"results":[' + b",".join(row[2].encode() for row in rows) + b'],"next_cursor":'
     return HttpResponse(body + orjson.dumps(next_cursor) + b"}", content_type="application/json")
+
+
+# --- GET /api/signals/<id>/depth ------------------------------------------------------
+SIGNAL_ID_MAX = 256  # an id is ASSET:buy:sell:opened_at; anything longer is not one
+
+
+@api_view
+def signal_depth(request: HttpRequest, signal_id: str) -> HttpResponse:
+    """The books and profit curve the engine left beside the signal (`signal:depth:{id}`), as stored.
+
+    404 when the key is absent: expired (an hour after the opportunity's last update with depth)
+    or never written (a signal without a book on both markets); 502 when it holds no depth view.
+    """
+    if len(signal_id) > SIGNAL_ID_MAX:
+        raise BadParameter(f"id: {signal_id[:40]!r}... is not a signal id (at most {SIGNAL_ID_MAX} characters)")
+    try:
+        data = cast(bytes | None, redis_client().get(depth_view_key(signal_id)))
+        if data is None:
+            return error(f"no books held for signal {signal_id!r}: expired, or it carried no depth", 404)
+        decode_depth_view(data)
+    except (DepthViewDecodeError, ResponseError) as exc:
+        if isinstance(exc, ResponseError) and not str(exc).startswith("WRONGTYPE"):
+            raise  # Redis refused the command: a 503 from api_view; WRONGTYPE is a key that holds no string
+        log.warning("api %s: %s holds no depth view: %s", request.path, depth_view_key(signal_id), exc)
+        response = error(f"malformed depth view for signal {signal_id!r}: {exc}", 502)
+        response._has_been_logged = True  # type: ignore[attr-defined]  # just above, not again by Django
+        return response
+    # Checked, then passed through as the engine wrote it (as the history is).
+    return HttpResponse(data, content_type="application/json")
 
 
 # --- GET /api/markets -------------------------------------------------------------------

@@ -59,6 +59,29 @@ _TICK_EXAMPLE: dict[str, Any] = {
     "recv_ns": 1705670123455000000,
 }
 
+_DEPTH_VIEW_EXAMPLE: dict[str, Any] = {
+    "id": "BTC:binance:coinbase:1705670123456",
+    "status": "update",
+    "timestamp": 1705670124470,
+    "buy_exchange": "binance",
+    "buy_symbol": "BTC/USDT",
+    "sell_exchange": "coinbase",
+    "sell_symbol": "BTC/USD",
+    "asks": [[45000.0, 0.5], [45001.5, 0.75], [45320.0, 2.0]],
+    "bids": [[45300.0, 1.0], [45297.0, 0.5], [44990.0, 3.0]],
+    "curve": [
+        [0.0, 0.0, 0.0],
+        [0.5, 22522.5, 104.85],
+        [1.0, 45045.75, 208.95],
+        [1.25, 56307.38, 260.25],
+        [1.5, 67648.71, 231.85],
+        [3.25, 147038.02, -503.7],
+    ],
+    "depth_size": 1.25,
+    "depth_profit": 260.25,
+    "threshold_pct": 0.5,
+}
+
 _PERCENTILES_EXAMPLE = {"p50_us": 124.0, "p90_us": 301.5, "p99_us": 426.0, "max_us": 980.2}
 
 
@@ -72,6 +95,7 @@ def _json(schema: dict[str, Any], example: Any, description: str) -> dict[str, A
 
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_LEVEL = {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2, "description": "[price, size]"}
 
 _SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -129,6 +153,59 @@ _SCHEMAS: dict[str, Any] = {
             "peak_net_spread_pct": {"type": "number"},
             "tick_recv_ns": {"type": "integer"},
             "timestamp": {"type": "integer", "description": "Unix ms of this message (the engine's clock)"},
+        },
+    },
+    "DepthView": {
+        "type": "object",
+        "description": (
+            "Both books as the engine walked them for a signal and the walk's profit curve "
+            "(signals_app/contracts/depth_view.py), written beside every open and update that carries depth"
+        ),
+        "required": [
+            "id",
+            "status",
+            "timestamp",
+            "buy_exchange",
+            "buy_symbol",
+            "sell_exchange",
+            "sell_symbol",
+            "asks",
+            "bids",
+            "curve",
+            "depth_size",
+            "depth_profit",
+            "threshold_pct",
+        ],
+        "properties": {
+            "id": {"type": "string", "description": "the signal's"},
+            "status": {"enum": ["open", "update", "close"], "description": "of the signal it was written with"},
+            "timestamp": {"type": "integer", "description": "Unix ms, the signal's"},
+            "buy_exchange": {"type": "string"},
+            "buy_symbol": {"type": "string"},
+            "sell_exchange": {"type": "string"},
+            "sell_symbol": {"type": "string"},
+            "asks": {
+                "type": "array",
+                "items": _LEVEL,
+                "description": "the buy market's asks, best first, [price, size] in its own quote",
+            },
+            "bids": {"type": "array", "items": _LEVEL, "description": "the sell market's bids, best first"},
+            "curve": {
+                "type": "array",
+                "items": {"type": "array", "items": {"type": "number"}, "minItems": 3, "maxItems": 3},
+                "minItems": 1,
+                "description": (
+                    "[size, cost, profit] cumulative after each step of the walk without the threshold stop, from "
+                    "[0, 0, 0], until either side runs out (at most 200 steps); cost and profit in the common "
+                    "quote, fees and rates included: the profit rises, peaks and falls"
+                ),
+            },
+            "depth_size": {
+                **_NULLABLE_NUMBER,
+                "description": "the signal's: where the walk with the threshold stopped",
+            },
+            "depth_profit": {**_NULLABLE_NUMBER, "description": "the signal's: the walk's profit there"},
+            "threshold_pct": {"type": "number", "description": "the engine's SPREAD_THRESHOLD_PCT"},
         },
     },
     "Tick": {
@@ -490,6 +567,45 @@ SCHEMA: dict[str, Any] = {
                     "400": _bad_request("status: 'opened' is not one of open, update, close"),
                     "405": _NOT_GET,
                     "503": _DATABASE_DOWN,
+                },
+            }
+        },
+        "/api/signals/{id}/depth": {
+            "get": {
+                "operationId": "signalDepth",
+                "summary": "A signal's two books and the profit curve of its depth walk (Redis signal:depth:{id})",
+                "description": (
+                    "The engine writes it beside every open and update whose depth figures are not null and keeps it "
+                    "an hour (EX 3600); a close leaves the last one. Passed through as the engine wrote it."
+                ),
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "the signal's id, URL-encoded",
+                        "schema": {"type": "string", "maxLength": 256},
+                        "example": "BTC:binance:coinbase:1705670123456",
+                    }
+                ],
+                "responses": {
+                    "200": _json(_ref("DepthView"), _DEPTH_VIEW_EXAMPLE, "the books and the curve"),
+                    "400": _bad_request("id: 'BTC:...' is not a signal id (at most 256 characters)"),
+                    "404": _json(
+                        _ref("Error"),
+                        {
+                            "error": "no books held for signal 'BTC:binance:coinbase:1705670123456': expired, or it "
+                            "carried no depth"
+                        },
+                        "no depth view: it expired, or the signal carried no depth (no book on both markets)",
+                    ),
+                    "405": _NOT_GET,
+                    "502": _json(
+                        _ref("Error"),
+                        {"error": "malformed depth view for signal 'BTC:binance:coinbase:1705670123456': no curve"},
+                        "the key holds something that is not a depth view",
+                    ),
+                    "503": _REDIS_DOWN,
                 },
             }
         },

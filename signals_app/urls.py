@@ -8,6 +8,8 @@ urlpatterns: list[URLPattern] = [
     path("", views.dashboard, name="dashboard"),
     path("api/signals/history", api.signals_history, name="api-signals-history"),
     path("api/signals", api.signals, name="api-signals"),
+    # `path`, not `str`: an id is matched whole, whatever it holds (the API answers 404 for a wrong one).
+    path("api/signals/<path:signal_id>/depth", api.signal_depth, name="api-signal-depth"),
     path("api/markets", api.markets, name="api-markets"),
     path("api/health", api.health, name="api-health"),
     path("api/schema", api.schema, name="api-schema"),

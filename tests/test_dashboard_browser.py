@@ -5,8 +5,9 @@ Playwright, opens the dashboard served by daphne in front of the real pipeline:
 exchange simulator, ingestor, engine and a private Redis, all on free ports. A
 dislocation forced through the simulator's control API must show as one row that
 opens, updates and closes in place; the matrix, the feed status and the connection
-indicator must be filled. A signal carrying HTML in its text fields must render as
-text. Screenshots go to tests/artifacts/ (gitignored).
+indicator must be filled; clicking its row opens both books and the profit curve the
+engine wrote for it. A signal carrying HTML in its text fields must render as text.
+Screenshots go to tests/artifacts/ (gitignored).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -258,14 +260,12 @@ def test_a_forced_dislocation_opens_updates_and_closes_one_row(page: Page, syste
     page.screenshot(path=str(ARTIFACTS / "dashboard-closed.png"))
 
 
-def test_html_in_a_signal_is_shown_as_text(page: Page, system: System) -> None:
-    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
-    now_ms = int(time.time() * 1000)
-    signal_id = f"{XSS}:binance:coinbase:{now_ms}"
-    signal: dict[str, Any] = {
+def xss_signal(signal_id: str, now_ms: int, status: str, **fields: Any) -> dict[str, Any]:
+    """A signal with the HTML string in every text field it can carry."""
+    return {
         "type": "ARBITRAGE_OPPORTUNITY",
         "id": signal_id,
-        "status": "open",
+        "status": status,
         "action": f"BUY_{XSS}_SELL_COINBASE",
         "symbol": f"{XSS}/USDT",
         "asset": XSS,
@@ -286,7 +286,15 @@ def test_html_in_a_signal_is_shown_as_text(page: Page, system: System) -> None:
         "peak_net_spread_pct": 1.3,
         "tick_recv_ns": now_ms * 1_000_000,
         "timestamp": now_ms,
+        **fields,
     }
+
+
+def test_html_in_a_signal_is_shown_as_text(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    now_ms = int(time.time() * 1000)
+    signal_id = f"{XSS}:binance:coinbase:{now_ms}"
+    signal = xss_signal(signal_id, now_ms, "open")
     client = redis.Redis.from_url(system.redis_server.url)
     try:
         assert client.publish(SIGNALS_CHANNEL, json.dumps(signal)) >= 1
@@ -369,3 +377,188 @@ def test_a_market_far_from_the_other_venues_shows_as_suspect_and_raises_nothing(
     assert not opened_since, log
     # When the dislocation ends and both agree again, the list empties (suspects last 10 s).
     page.wait_for_selector("#suspects", state="hidden", timeout=20_000)
+
+
+# --- an opportunity's books: the depth panel ---------------------------------------------------
+def depth_view(system: System, signal_id: str) -> tuple[int, Any]:
+    return get_json(f"{system.web.url}/api/signals/{quote(signal_id, safe='')}/depth")
+
+
+def click_row(page: Page, signal_id: str) -> None:
+    """A real click on the row of `signal_id` (found by comparing ids, never in a selector)."""
+    row = page.evaluate_handle(
+        "(id) => [...document.querySelectorAll('#signal-rows tr[data-id]')].find((tr) => tr.dataset.id === id)",
+        signal_id,
+    ).as_element()
+    assert row is not None, signal_id
+    row.click()
+
+
+def number(text: str | None) -> float:
+    return float((text or "").replace(",", "").replace("−", "-").replace("+", ""))
+
+
+def panel_levels(page: Page, side: str) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = page.eval_on_selector_all(
+        f"#depth-{side} tr",
+        "(rows) => rows.map((tr) => ({walked: tr.dataset.walked,"
+        " price: tr.cells[0].textContent, size: tr.cells[1].textContent, cumulative: tr.cells[2].textContent}))",
+    )
+    return rows
+
+
+# The view timestamps the panel showed, in order (it refetches while the signal updates).
+WATCH_VIEWS = """() => {
+    window.__depthViews = [];
+    const panel = document.getElementById("depth-panel");
+    new MutationObserver(() => {
+        const shown = panel.getAttribute("data-view-timestamp");
+        if (shown && window.__depthViews[window.__depthViews.length - 1] !== shown) window.__depthViews.push(shown);
+    }).observe(panel, {attributes: true, attributeFilter: ["data-view-timestamp"]});
+}"""
+
+
+def test_clicking_an_opportunity_shows_both_books_and_its_profit_curve(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    page.evaluate(WATCH_STATUSES)
+    asked_ms = time.time_ns() // 1_000_000
+    system.pipeline.control(
+        "dislocate", asset="BTC", cheap="binance", rich="coinbase", net_pct=1.2, seconds=DISLOCATION_S
+    )
+    # This dislocation's row (the first test's closed BTC row may still be in the table).
+    signal_id: str = page.wait_for_function(
+        """(since) => { const tr = [...document.querySelectorAll('#signal-rows tr[data-id^="BTC:binance:coinbase:"]')]
+            .find((row) => Number(row.dataset.id.split(":").pop()) >= since && row.dataset.status !== "close");
+            return tr ? tr.dataset.id : null; }""",
+        arg=asked_ms,
+        timeout=10_000,
+    ).json_value()
+    # The engine wrote the opportunity's books beside its signal (signals_app/contracts/depth_view.py).
+    wait_until(lambda: depth_view(system, signal_id)[0] == 200, 5, f"GET /api/signals/{signal_id}/depth is a 200")
+
+    page.evaluate(WATCH_VIEWS)
+    click_row(page, signal_id)
+    page.wait_for_selector('#depth-panel[data-state="shown"]', timeout=5_000)
+    assert page.is_visible("#depth-panel")
+    assert page.get_attribute(f'#signal-rows tr[data-id="{signal_id}"]', "data-selected") == "true"
+    page.wait_for_function("() => Number(document.getElementById('depth-chart').dataset.points) > 1", timeout=5_000)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-depth.png"))
+
+    # It stays open while the opportunity updates and closes; the panel follows the engine's views.
+    page.wait_for_function(
+        "(id) => window.__statusLog.some(([rowId, status]) => rowId === id && status === 'close')",
+        arg=signal_id,
+        timeout=DISLOCATION_S * 1000 + 10_000,
+    )
+    status, view = depth_view(system, signal_id)
+    assert status == 200, view
+    assert isinstance(view, dict)
+    page.wait_for_function(
+        "(at) => document.getElementById('depth-panel').dataset.viewTimestamp === at",
+        arg=str(view["timestamp"]),
+        timeout=5_000,
+    )
+    shown_views: list[str] = page.evaluate("window.__depthViews")
+    assert len(shown_views) >= 2, shown_views  # refetched while the signal updated, not only on the click
+
+    # The two markets, as the heading.
+    assert page.text_content("#depth-buy-market") == f"binance {view['buy_symbol']}"
+    assert page.text_content("#depth-sell-market") == f"coinbase {view['sell_symbol']}"
+    assert page.text_content("#depth-status") == "closed"
+    # Both books, level for level: the buy venue's asks and the sell venue's bids, best first.
+    asks, bids = panel_levels(page, "asks"), panel_levels(page, "bids")
+    assert len(asks) == len(view["asks"]) > 0
+    assert len(bids) == len(view["bids"]) > 0
+    for shown, level in [*zip(asks, view["asks"], strict=True), *zip(bids, view["bids"], strict=True)]:
+        assert number(shown["price"]) == pytest.approx(level[0], abs=0.005), (shown, level)
+        assert number(shown["size"]) == pytest.approx(level[1], rel=1e-3, abs=1e-6), (shown, level)
+    assert number(asks[-1]["cumulative"]) == pytest.approx(sum(size for _, size in view["asks"]), rel=1e-3)
+    # The best levels are the signal's own prices: the view was written with the message of its timestamp.
+    _, history = get_json(f"{system.web.url}/api/signals/history?limit=1000")
+    assert isinstance(history, list)
+    (written_with,) = [s for s in history if s["id"] == signal_id and s["timestamp"] == view["timestamp"]]
+    assert view["asks"][0][0] == written_with["buy_price"], (view["asks"][0], written_with)
+    assert view["bids"][0][0] == written_with["sell_price"], (view["bids"][0], written_with)
+    assert view["depth_size"] == written_with["depth_size"] is not None
+    # The levels the walk took (up to depth_size) are highlighted; the ones behind are not.
+    depth_size = view["depth_size"]
+    for levels, side in ((asks, view["asks"]), (bids, view["bids"])):
+        before = 0.0
+        for row, (_, size) in zip(levels, side, strict=True):
+            assert (row["walked"] != "no") == (before < depth_size * (1 - 1e-9)), (row, before, depth_size)
+            before += size
+    assert depth_size == 0 or asks[0]["walked"] != "no"
+
+    # The chart: every point of the curve drawn, its peak where the curve's profit is highest.
+    chart = page.eval_on_selector("#depth-chart", "(c) => [c.dataset.points, c.dataset.peakSize, c.width]")
+    curve = view["curve"]
+    assert int(chart[0]) == len(curve) > 1, (chart, curve)
+    assert curve[0] == [0, 0, 0]
+    peak = max(curve, key=lambda point: point[2])
+    assert float(chart[1]) == peak[0], (chart, peak)
+    assert chart[2] > 0
+    assert number(page.text_content("#depth-size").split()[0]) == pytest.approx(depth_size, rel=1e-3)  # type: ignore[union-attr]
+    page.screenshot(path=str(ARTIFACTS / "dashboard-depth-closed.png"))
+
+    # Closed with Escape; the focus goes back to the row.
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#depth-panel", state="hidden")
+    assert page.evaluate("document.activeElement.dataset.id") == signal_id
+    assert page.get_attribute(f'#signal-rows tr[data-id="{signal_id}"]', "data-selected") is None
+
+
+def test_books_no_longer_held_are_said_so_as_text(page: Page, system: System, problems: PageProblems) -> None:
+    """A signal in the history whose books the engine no longer holds (no signal:depth key): a 404."""
+    problems.expected.append("status of 404")  # the browser logs the API's 404 for the books
+    now_ms = int(time.time() * 1000)
+    signal_id = f"{XSS}:binance:coinbase:{now_ms}"
+    signal = xss_signal(
+        signal_id,
+        now_ms,
+        "close",
+        depth_size=4.0,
+        depth_buy_vwap=1.0,
+        depth_sell_vwap=1.02,
+        depth_profit=0.05,
+        depth_net_spread_pct=1.2,
+        depth_levels=[1, 1],
+        net_spread_at_target_pct=1.1,
+        opened_at=now_ms - 2000,
+        duration_ms=2000,
+    )
+    member = json.dumps(signal)
+    client = redis.Redis.from_url(system.redis_server.url)
+    try:
+        client.zadd(SIGNALS_HISTORY, {member: now_ms})
+        assert depth_view(system, signal_id)[0] == 404
+        page.reload()
+        page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+        page.wait_for_function(HAS_ROW, arg=[signal_id, "close"], timeout=10_000)
+
+        click_row(page, signal_id)
+        page.wait_for_selector('#depth-panel[data-state="gone"]', timeout=5_000)
+        message = page.text_content("#depth-message") or ""
+        assert "no longer held" in message, message
+        assert page.is_visible("#depth-message")
+        assert page.text_content("#depth-asset") == XSS
+        assert page.text_content("#depth-buy-market") == f"{XSS} {XSS}/USDT"
+        assert page.eval_on_selector_all("#depth-asks tr, #depth-bids tr", "(rows) => rows.length") == 0
+        assert page.get_attribute("#depth-chart", "data-points") == "0"
+        page.wait_for_timeout(300)  # an injected <img src=x> would have failed to load and run onerror by now
+        assert page.evaluate("typeof window.__xss") == "undefined"
+        assert page.evaluate("document.querySelectorAll('img').length") == 0
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-depth-gone.png"))
+
+        # By keyboard: Escape closes it and gives the focus back to the row, Enter on the row opens it again.
+        page.keyboard.press("Escape")
+        page.wait_for_selector("#depth-panel", state="hidden")
+        assert page.evaluate("document.activeElement.dataset.id") == signal_id
+        page.keyboard.press("Enter")
+        page.wait_for_selector('#depth-panel[data-state="gone"]', timeout=5_000)
+        page.click("#depth-close")
+        page.wait_for_selector("#depth-panel", state="hidden")
+    finally:
+        client.zrem(SIGNALS_HISTORY, member)
+        client.close()

@@ -21,7 +21,8 @@ import pytest
 import zmq
 
 from arbsite.redis_server import free_port
-from signals_app.contracts.tick import BOOK, QUOTE, TRADE, FeedState, Tick, decode_message
+from ingest_worker.tests.recorded import assert_book_lost_once
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, FeedState, Tick, decode_message, is_book_lost
 from tests.procs import REPO, Proc, get_json, wait_until
 
 ASSETS_15 = "BTC,ETH,SOL,XRP,ADA,DOT,LTC,LINK,AVAX,ATOM,UNI,XLM,FIL,AAVE,EOS"
@@ -86,8 +87,12 @@ class LiveClient:
         return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        # A book tick is also the market's quote (DESIGN.md "Depth").
-        return [m for m in self.received()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
+        # A book tick is also the market's quote (DESIGN.md "Depth"); a book-lost tick is none.
+        return [
+            m
+            for m in self.received()[start:]
+            if isinstance(m, Tick) and m.type in (QUOTE, BOOK) and not is_book_lost(m)
+        ]
 
     def output(self) -> str:
         return "\n\n".join(f"--- {p.name}\n{p.output()}" for p in (self.sim, self.ingestor))
@@ -208,4 +213,7 @@ def test_a_gemini_book_gone_wrong_is_resubscribed_and_quotes_again_without_a_bad
     quotes = live_client.quotes()
     assert _quotes_are_sane(quotes)
     assert max(q.bid for q in quotes if q.symbol == "BTC/USD" and q.bid is not None) < phantom
+    # The engine was told, once, that the book it had been sent was gone, before the new one came.
+    assert_book_lost_once(live_client.received(), "gemini", "BTC/USD")
+    assert feed["books"]["lost"] == 1
     assert "resubscribing for a fresh snapshot" in live_client.ingestor.output()

@@ -1,13 +1,18 @@
 """Reading the recorded frames of ../shared/market-data, and what the tests know about them.
 
 The expected canonical symbols are written out here by hand, not derived with
-the code under test.
+the code under test. `lost` is the book-lost tick the parser tests expect where a
+frame drops a market's book after a book tick of it was sent; `assert_book_lost_once`
+checks a live feed's stream for it.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
+
+from signals_app.contracts.tick import BOOK, Tick, is_book_lost
 
 # The recorded frames ship beside the repository (../shared/market-data), never inside it.
 MARKET_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "market-data"
@@ -85,3 +90,23 @@ def write_capture(out: Path, exchange: str, paths: list[Path]) -> Path:
         for recv_ns, _, _, frame in merged:
             handle.write(json.dumps({"recv_ms": recv_ns / 1e6, "exchange": exchange, "raw": frame}) + "\n")
     return out
+
+
+def lost(exchange: str, symbol: str, recv_ns: int) -> Tick:
+    """The book-lost tick of a frame received at `recv_ns` that dropped the sent book of `symbol`:
+    empty levels, no top, price and volume 0, the receive time as its timestamp. Written out field by
+    field, not made with the contract's `book_lost`."""
+    return Tick(exchange, symbol, BOOK, 0.0, 0.0, None, None, None, None, recv_ns // 1_000_000, recv_ns, [], [])
+
+
+def assert_book_lost_once(messages: Sequence[object], exchange: str, symbol: str) -> None:
+    """What a feed pushed (ticks and feed states) holds one book-lost tick, of `symbol`, as the contract
+    defines it: after a book of the market (the one a fault dropped) and before the next (the
+    resubscription's)."""
+    pushed = [m for m in messages if isinstance(m, Tick)]
+    assert [tick.symbol for tick in pushed if is_book_lost(tick)] == [symbol]
+    ticks = [tick for tick in pushed if tick.symbol == symbol]
+    [at] = [index for index, tick in enumerate(ticks) if is_book_lost(tick)]
+    assert ticks[at] == lost(exchange, symbol, ticks[at].recv_ns)
+    assert any(tick.type == BOOK for tick in ticks[:at]), "a book-lost tick before any book"
+    assert any(tick.type == BOOK for tick in ticks[at + 1 :]), "no book after the book-lost tick"

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import zlib
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues.base import BAD_PRICE, BOOK_GAP, ParseStats, VenueParser
+from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.bitfinex import BitfinexParser
 from ingest_worker.venues.gemini import GeminiParser
 from ingest_worker.venues.kraken import KrakenParser
@@ -31,11 +33,12 @@ def test_a_gemini_update_that_crosses_the_book_asks_once_for_the_symbol_until_it
     assert len(parser.parse(gemini("BTCUSD", BOOK, snapshot=True), RECV_NS)) == 1
     assert len(parser.parse(gemini("ETHUSD", BOOK, snapshot=True), RECV_NS)) == 1
     assert parser.resync_needed == set()
-    # A bid above the best ask: the book missed the update that took that ask away.
-    assert parser.parse(gemini("BTCUSD", [["buy", "100.8", "1"]]), RECV_NS) == []
+    # A bid above the best ask: the book missed the update that took that ask away; the engine is
+    # told the book it was sent is gone.
+    assert parser.parse(gemini("BTCUSD", [["buy", "100.8", "1"]]), RECV_NS) == [lost("gemini", "BTC/USD", RECV_NS)]
     assert parser.stats.dropped[BOOK_GAP] == 1
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
-    # The updates still in flight are refused, and do not ask again.
+    # The updates still in flight are refused, and do not ask again (nor say the book is gone again).
     parser.resync_needed.clear()  # the live client took the request
     assert parser.parse(gemini("BTCUSD", [["sell", "100.65", "1"]]), RECV_NS) == []
     assert parser.stats.dropped[BOOK_GAP] == 2
@@ -50,14 +53,38 @@ def test_a_gemini_update_that_crosses_the_book_asks_once_for_the_symbol_until_it
     assert parser.awaiting_snapshot() == set()
     [quote] = parser.parse(gemini("BTCUSD", [["buy", "100.55", "2"]]), RECV_NS)
     assert quote.bid == 100.55
-    # A second loss asks again.
-    assert parser.parse(gemini("BTCUSD", [["sell", "nan", "1"]]), RECV_NS) == []
+    # A second loss asks again, and says again that the book is gone.
+    assert parser.parse(gemini("BTCUSD", [["sell", "nan", "1"]]), RECV_NS) == [lost("gemini", "BTC/USD", RECV_NS)]
     assert parser.stats.dropped[BAD_PRICE] == 1
     assert parser.resync_needed == {"BTCUSD"}
 
 
+def test_a_loss_after_a_one_sided_moment_still_tells_the_engine():
+    """A side that empties for a moment is no loss (the engine keeps the last book sent); a drop
+    after it still is, and the engine is told."""
+    parser = GeminiParser()
+    parser.parse(gemini("BTCUSD", BOOK, snapshot=True), RECV_NS)
+    assert parser.parse(gemini("BTCUSD", [["sell", "100.6", "0"], ["sell", "100.7", "0"]]), RECV_NS) == []
+    assert parser.stats.books_lost == 0
+    assert parser.parse(gemini("BTCUSD", [["buy", "100.8", "1"], ["sell", "100.75", "1"]]), RECV_NS) == [
+        lost("gemini", "BTC/USD", RECV_NS)
+    ]
+    assert parser.stats.books_lost == 1
+
+
+def test_a_binance_reseed_that_fails_tells_the_engine_on_its_own_answer():
+    parser = BinanceParser()
+    url = "https://api.binance.com/api/v3/depth?symbol=BTCUSDT&limit=1000"
+    body = json.dumps({"lastUpdateId": 10, "bids": [["100.0", "1"]], "asks": [["101.0", "1"]]})
+    [book] = parser.seed(url, body, RECV_NS)
+    assert book.type == "book"
+    assert parser.seed(url, "{not json", RECV_NS + 5) == [lost("binance", "BTC/USDT", RECV_NS + 5)]
+    assert parser.parse('{"result":null,"id":1}', RECV_NS + 6) == []  # nothing left over for the next frame
+
+
 def test_a_gemini_snapshot_with_a_bad_level_asks_for_another():
     parser = GeminiParser()
+    # No book of it was sent: no book-lost tick either.
     assert parser.parse(gemini("BTCUSD", [*BOOK, ["sell", "-1", "1"]], snapshot=True), RECV_NS) == []
     assert parser.resync_needed == {"BTCUSD"}
 
@@ -65,7 +92,7 @@ def test_a_gemini_snapshot_with_a_bad_level_asks_for_another():
 def test_a_new_connection_forgets_pending_requests_and_books():
     parser = GeminiParser()
     parser.parse(gemini("BTCUSD", BOOK, snapshot=True), RECV_NS)
-    parser.parse(gemini("BTCUSD", [["buy", "100.8", "1"]]), RECV_NS)
+    assert parser.parse(gemini("BTCUSD", [["buy", "100.8", "1"]]), RECV_NS) == [lost("gemini", "BTC/USD", RECV_NS)]
     assert parser.resync_needed == {"BTCUSD"}
     parser.new_connection()
     assert parser.resync_needed == parser.awaiting_snapshot() == set()
@@ -92,10 +119,11 @@ def test_a_kraken_book_that_fails_its_checksum_asks_once_for_the_pair():
     assert len(parser.parse(json.dumps(update), RECV_NS)) == 1
     assert parser.resync_needed == set()
     bad = [1, {"a": [["100.54", "1.0", TIME_S]], "c": "12345"}, "book-10", "XBT/USD"]
-    assert parser.parse(json.dumps(bad), RECV_NS) == []
+    assert parser.parse(json.dumps(bad), RECV_NS) == [lost("kraken", "BTC/USD", RECV_NS)]
     assert parser.resync_needed == parser.awaiting_snapshot() == {"XBT/USD"}
     parser.resync_needed.clear()
-    assert parser.parse(json.dumps(bad), RECV_NS) == []  # no book to apply it to: no second request
+    # No book to apply it to: no second request, and no second book-lost tick.
+    assert parser.parse(json.dumps(bad), RECV_NS) == []
     assert parser.resync_needed == set()
     assert len(parser.parse(snapshot, RECV_NS)) == 1
     assert parser.awaiting_snapshot() == set()

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from ingest_worker.tests.recorded import files, frames
+from ingest_worker.tests.recorded import BINANCE_SYMBOLS, files, frames, lost
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK
 from ingest_worker.venues.binance import BinanceParser
 from signals_app.contracts.tick import Tick
@@ -149,6 +149,13 @@ def test_events_before_the_snapshot_are_held_and_those_it_lacks_applied(market_d
     assert parser.stats.ignored["depth_buffered"] == len(early)
 
 
+def lost_book(native: str, recv_ns: int) -> Tick:
+    """The book-lost tick of the frame at `recv_ns` that dropped the sent book of `native`."""
+    symbol = BINANCE_SYMBOLS[native]
+    assert symbol is not None
+    return lost("binance", symbol, recv_ns)
+
+
 def fed(lines: list[Line]) -> BinanceParser:
     """A parser given `lines`: REST lines to seed, frames to parse."""
     parser = BinanceParser(max_age_ms=None)
@@ -181,12 +188,13 @@ def test_a_skipped_event_is_a_gap_the_book_is_dropped_and_a_new_snapshot_restore
     skipped = later[0]
     parser = fed(lines[:skipped])
     assert native in parser._diff_books
-    # The event after the skipped one: its U is not the last u + 1.
-    assert parser.parse(lines[later[1]][2], lines[later[1]][3]) == []
+    # The event after the skipped one: its U is not the last u + 1. The engine is told the book is gone.
+    assert parser.parse(lines[later[1]][2], lines[later[1]][3]) == [lost_book(native, lines[later[1]][3])]
     assert parser.stats.dropped[BOOK_GAP] == 1
     assert parser.resync_needed == parser.awaiting_snapshot() == {native}
     assert native not in parser._diff_books
-    # Later events are held for the next snapshot, not counted as gaps again nor asked for twice.
+    # Later events are held for the next snapshot, not counted as gaps again nor asked for twice
+    # (nor told as lost again).
     parser.resync_needed.clear()
     assert parser.parse(lines[later[2]][2], lines[later[2]][3]) == []
     assert parser.stats.dropped[BOOK_GAP] == 1
@@ -233,7 +241,7 @@ def test_an_event_that_crosses_the_book_drops_it(market_data):
     native = event["s"]
     best_ask = parser._diff_books[native].best_ask()
     event["b"] = [*event["b"], [str(best_ask * 1.01), "1"]]  # type: ignore[operator]
-    assert parser.parse(json.dumps(event), lines[at][3]) == []
+    assert parser.parse(json.dumps(event), lines[at][3]) == [lost_book(native, lines[at][3])]
     assert parser.stats.dropped[CROSSED_BOOK] == 1
     assert parser.resync_needed == parser.awaiting_snapshot() == {native}
 
@@ -248,6 +256,6 @@ def test_an_event_with_a_bad_number_drops_the_book(market_data, level, reason):
     parser = fed(lines[:at])
     event = payload(lines[at][2])
     event["a"] = [*event["a"], level]
-    assert parser.parse(json.dumps(event), lines[at][3]) == []
+    assert parser.parse(json.dumps(event), lines[at][3]) == [lost_book(event["s"], lines[at][3])]
     assert parser.stats.dropped[reason] == 1
     assert parser.resync_needed == {event["s"]}

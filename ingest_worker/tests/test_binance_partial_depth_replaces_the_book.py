@@ -10,6 +10,7 @@ import json
 
 import pytest
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues import binance
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK, MISSING_FIELD, UNKNOWN_SYMBOL
 from ingest_worker.venues.binance import BinanceParser
@@ -83,8 +84,10 @@ def test_a_raw_frame_is_taken_only_by_a_parser_told_its_stream():
 def test_a_bad_snapshot_is_dropped_under_its_reason_and_the_next_good_one_is_sent(bids, asks, reason):
     parser = BinanceParser()
     assert len(parser.parse(combined(partial(BIDS, ASKS)), RECV_NS)) == 1
-    assert parser.parse(combined(partial(bids, asks)), RECV_NS) == []
+    # The book sent is gone: the engine is told so.
+    assert parser.parse(combined(partial(bids, asks)), RECV_NS) == [lost("binance", "BTC/USDT", RECV_NS)]
     assert parser.stats.dropped[reason] == 1
+    assert parser.stats.books() == {"ticks": 1, "clock_skewed": 0, "lost": 1}
     # The book is unknown after a bad frame: the next good one is sent even if it is the same.
     assert len(parser.parse(combined(partial(BIDS, ASKS)), RECV_NS)) == 1
 
@@ -118,7 +121,8 @@ def test_events_at_or_below_the_snapshot_are_discarded_and_the_first_must_bridge
 def test_a_snapshot_newer_than_every_held_event_but_the_first_later_one_skipping_is_a_gap():
     parser = BinanceParser()
     assert len(parser.seed(URL, json.dumps(partial(BIDS, ASKS)), RECV_NS)) == 1
-    assert parser.parse(diff(102, 104, [["61837.00", "8"]]), RECV_NS) == []  # U > lastUpdateId + 1
+    # U > lastUpdateId + 1: the seeded book, sent, is gone
+    assert parser.parse(diff(102, 104, [["61837.00", "8"]]), RECV_NS) == [lost("binance", "BTC/USDT", RECV_NS)]
     assert parser.stats.dropped[BOOK_GAP] == 1
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSDT"}
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest_worker.tests.recorded import frames
+from ingest_worker.tests.recorded import frames, lost
 from ingest_worker.tests.test_bitfinex_ticks_match_their_frames import Expectation, check_file
 from ingest_worker.venues.base import BAD_PRICE, BOOK_GAP, CROSSED_BOOK
 from ingest_worker.venues.bitfinex import BitfinexParser, book_checksum, js_number
@@ -215,8 +215,10 @@ def good_checksum() -> int:
 def test_a_book_that_fails_drops_and_asks_once_for_a_new_one(frame, reason):
     parser = booked_parser()
     assert parser.parse(f'[7,"cs",{good_checksum()}]', RECV_NS) == []  # the good one passes
-    assert parser.parse(frame, RECV_NS) == []
+    # The book sent is gone: the engine is told so, once.
+    assert parser.parse(frame, RECV_NS) == [lost("bitfinex", "BTC/USD", RECV_NS)]
     assert parser.stats.as_dict()["dropped"] == {reason: 1}
+    assert parser.stats.books() == {"ticks": 1, "clock_skewed": 0, "lost": 1}
     assert parser.resync_needed == parser.awaiting_snapshot() == {"tBTCUSD"}
     parser.resync_needed.clear()  # the live client took the request
     # Updates and checksums in flight until the new snapshot: ignored, never a second drop or request.
@@ -224,6 +226,7 @@ def test_a_book_that_fails_drops_and_asks_once_for_a_new_one(frame, reason):
     assert parser.parse(f'[7,"cs",{good_checksum()}]', RECV_NS) == []
     assert parser.resync_needed == set()
     assert parser.stats.as_dict()["dropped"] == {reason: 1}
+    assert parser.stats.books_lost == 1
     # Meanwhile the ticker gives the top (no sizes: they are 25-level sums).
     [quote] = parser.parse("[8,[100.5,10,100.6,12,0,0,100.5,1,101,99]]", RECV_NS)
     assert (quote.type, quote.bid, quote.ask, quote.bid_size) == ("quote", 100.5, 100.6, None)

@@ -1,4 +1,5 @@
-"""Bad Bitstamp frames give no tick and are counted once, under the reason that says what was wrong.
+"""Bad Bitstamp frames give no tick and are counted once, under the reason that says what was wrong;
+one that drops a book a book tick was sent of gives that market's book-lost tick, and nothing else.
 
 Also: control events, ignored channels, the live `order_book` channel (a book tick only when
 its top levels change), and the diff book dropped on a gap until the next snapshot.
@@ -10,6 +11,7 @@ import json
 
 import pytest
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -76,9 +78,16 @@ def outcome(parser: BitstampParser) -> dict[str, object]:
     return parser.stats.as_dict()
 
 
-def assert_dropped(parser: BitstampParser, frame_: str | bytes, reason: str) -> None:
-    assert parser.parse(frame_, RECV_NS) == []
-    assert outcome(parser) == {"frames": 1, "ticks": 0, "control": {}, "ignored": {}, "dropped": {reason: 1}}, frame_
+def assert_dropped(parser: BitstampParser, frame_: str | bytes, reason: str, *, book_lost: bool = False) -> None:
+    """`frame_` is dropped under `reason`: no tick, or with `book_lost` (it drops the book sent of
+    BTC/USD) that market's book-lost tick alone."""
+    expected = [lost("bitstamp", "BTC/USD", RECV_NS)] if book_lost else []
+    assert parser.parse(frame_, RECV_NS) == expected
+    ticks = len(expected)
+    assert outcome(parser) == {"frames": 1, "ticks": ticks, "control": {}, "ignored": {}, "dropped": {reason: 1}}, (
+        frame_
+    )
+    assert parser.stats.books() == {"ticks": 0, "clock_skewed": 0, "lost": ticks}
 
 
 def test_the_good_frames_these_tests_break_are_good():
@@ -132,7 +141,8 @@ def test_unknown_messages(bad):
 )
 def test_missing_fields(base, field):
     parser = seeded()
-    assert_dropped(parser, frame(base, **{field: ...}), MISSING_FIELD)
+    # A book frame without a side drops the book of its market, which the seeded snapshot sent.
+    assert_dropped(parser, frame(base, **{field: ...}), MISSING_FIELD, book_lost=base is not TRADE)
 
 
 @pytest.mark.parametrize("base", [TRADE, BOOK, DIFF])
@@ -151,7 +161,7 @@ def test_bad_prices(bad):
     assert_dropped(BitstampParser(), frame(TRADE, price=bad), BAD_PRICE)
     assert_dropped(BitstampParser(), frame(BOOK, bids=[[bad, "1"]]), BAD_PRICE)
     assert_dropped(BitstampParser(), frame(BOOK, asks=[[bad, "1"]]), BAD_PRICE)
-    assert_dropped(seeded(), frame(DIFF, bids=[[bad, "1"]]), BAD_PRICE)
+    assert_dropped(seeded(), frame(DIFF, bids=[[bad, "1"]]), BAD_PRICE, book_lost=True)
     parser = BitstampParser()
     assert parser.load_snapshot("btcusd", json.dumps(SNAPSHOT | {"asks": [[bad, "1"]]}), RECV_NS) == []
     assert outcome(parser)["dropped"] == {BAD_PRICE: 1}
@@ -162,7 +172,7 @@ def test_bad_book_sizes(bad):
     assert_dropped(BitstampParser(), frame(BOOK, bids=[["100.5", bad]]), BAD_SIZE)
     assert_dropped(BitstampParser(), frame(BOOK, asks=[["100.6", bad]]), BAD_SIZE)
     if bad not in ("0", "0.0", "-0", 0, 0.0):  # in a diff, amount 0 removes the level
-        assert_dropped(seeded(), frame(DIFF, bids=[["100.5", bad]]), BAD_SIZE)
+        assert_dropped(seeded(), frame(DIFF, bids=[["100.5", bad]]), BAD_SIZE, book_lost=True)
     parser = BitstampParser()
     assert parser.load_snapshot("btcusd", json.dumps(SNAPSHOT | {"bids": [["100.5", bad]]}), RECV_NS) == []
     assert outcome(parser)["dropped"] == {BAD_SIZE: 1}
@@ -178,7 +188,7 @@ def test_bad_sizes(bad):
 @pytest.mark.parametrize("bad", ["-1", "nan", "inf", "1e15", "abc", True, None])
 def test_bad_diff_amounts_drop_the_book(bad):
     parser = seeded()
-    assert_dropped(parser, frame(DIFF, asks=[["100.7", bad]]), BAD_SIZE)
+    assert_dropped(parser, frame(DIFF, asks=[["100.7", bad]]), BAD_SIZE, book_lost=True)
     assert parser.awaiting_snapshot() == {"btcusd"}
 
 
@@ -202,11 +212,12 @@ def test_crossed_books():
 
 def test_a_diff_that_crosses_the_book_is_a_gap_and_the_book_waits_for_the_next_snapshot():
     parser = seeded()
-    assert_dropped(parser, frame(DIFF, bids=[["100.6", "1"]]), BOOK_GAP)
+    assert_dropped(parser, frame(DIFF, bids=[["100.6", "1"]]), BOOK_GAP, book_lost=True)
     assert parser.awaiting_snapshot() == parser.resync_needed == {"btcusd"}
     parser.resync_needed.clear()  # the request was taken
-    assert parser.parse(frame(DIFF, microtimestamp=str(RECV_US)), RECV_NS) == []
+    assert parser.parse(frame(DIFF, microtimestamp=str(RECV_US)), RECV_NS) == []  # the engine was told once
     assert outcome(parser)["dropped"] == {BOOK_GAP: 2}
+    assert parser.stats.books_lost == 1
     assert parser.resync_needed == set()  # asked once per loss
     assert len(parser.load_snapshot("btcusd", json.dumps(SNAPSHOT), RECV_NS)) == 1
     assert parser.awaiting_snapshot() == set()
@@ -218,7 +229,7 @@ def test_a_diff_older_than_the_last_applied_one_is_a_gap():
     assert len(parser.parse(frame(DIFF), RECV_NS)) == 1
     earlier = str(int(DIFF_DATA["microtimestamp"]) - 1)  # type: ignore[call-overload]
     parser.stats.__init__()  # type: ignore[misc]
-    assert_dropped(parser, frame(DIFF, microtimestamp=earlier, bids=[["100.45", "1"]]), BOOK_GAP)
+    assert_dropped(parser, frame(DIFF, microtimestamp=earlier, bids=[["100.45", "1"]]), BOOK_GAP, book_lost=True)
     assert parser.awaiting_snapshot() == {"btcusd"}
 
 
@@ -248,7 +259,7 @@ def test_with_a_market_list_only_listed_pairs_are_known():
 def test_bad_timestamps(bad):
     assert_dropped(BitstampParser(), frame(TRADE, microtimestamp=bad), BAD_TIMESTAMP)
     assert_dropped(BitstampParser(), frame(BOOK, microtimestamp=bad), BAD_TIMESTAMP)
-    assert_dropped(seeded(), frame(DIFF, microtimestamp=bad), BAD_TIMESTAMP)
+    assert_dropped(seeded(), frame(DIFF, microtimestamp=bad), BAD_TIMESTAMP, book_lost=True)
 
 
 def test_the_seconds_timestamp_stands_in_for_a_missing_microtimestamp_then_the_receive_time():
@@ -256,7 +267,8 @@ def test_the_seconds_timestamp_stands_in_for_a_missing_microtimestamp_then_the_r
     assert trade.timestamp == RECV_MS // 1000 * 1000
     (trade,) = BitstampParser().parse(frame(TRADE, microtimestamp=..., timestamp=...), RECV_NS)
     assert trade.timestamp == RECV_MS
-    assert_dropped(seeded(), frame(DIFF, microtimestamp=...), MISSING_FIELD)  # a diff must be placed in time
+    # A diff must be placed in time: one that cannot be loses the book.
+    assert_dropped(seeded(), frame(DIFF, microtimestamp=...), MISSING_FIELD, book_lost=True)
 
 
 @pytest.mark.parametrize("age_ms", [60_001, -60_001, 3_600_000])

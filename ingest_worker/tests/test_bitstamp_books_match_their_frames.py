@@ -20,7 +20,7 @@ import pytest
 from engine_worker.config import EngineConfig
 from engine_worker.replay import replay_files
 from ingest_worker.normalize import normalize_lines
-from ingest_worker.tests.recorded import frames
+from ingest_worker.tests.recorded import frames, lost
 from ingest_worker.tests.test_bitstamp_ticks_match_their_frames import BITSTAMP_SYMBOLS, SESSIONS, pair_of
 from ingest_worker.venues import make_parser
 from ingest_worker.venues.base import BOOK_GAP, CROSSED_BOOK, UNKNOWN_MESSAGE
@@ -224,7 +224,8 @@ def test_a_crossed_order_book_is_dropped_without_a_resync_and_the_next_message_r
     parser = BitstampParser()
     good = order_book(full_side(10050, -1), full_side(10060, 1))
     assert len(parser.parse(good, RECV_NS)) == 1
-    assert parser.parse(order_book(full_side(10070, -1), full_side(10060, 1)), RECV_NS) == []
+    crossed = order_book(full_side(10070, -1), full_side(10060, 1))
+    assert parser.parse(crossed, RECV_NS) == [lost("bitstamp", "BTC/USD", RECV_NS)]  # the book sent is gone
     assert parser.stats.as_dict()["dropped"] == {CROSSED_BOOK: 1}
     assert parser.resync_needed == parser.awaiting_snapshot() == set()  # the next message is a whole book
     [tick] = parser.parse(good, RECV_NS)  # the same levels as before the drop: sent again
@@ -247,11 +248,11 @@ def test_a_diff_that_crosses_the_book_drops_it_and_asks_once_for_a_snapshot():
     snapshot = {"microtimestamp": str(RECV_US - 10_000), "bids": [["100.5", "1"]], "asks": [["100.6", "1"]]}
     url = "https://www.bitstamp.net/api/v2/order_book/btcusd"
     assert len(parser.seed(url, json.dumps(snapshot), RECV_NS)) == 1
-    assert parser.parse(diff([["100.7", "1"]], [], RECV_US - 5_000), RECV_NS) == []
+    assert parser.parse(diff([["100.7", "1"]], [], RECV_US - 5_000), RECV_NS) == [lost("bitstamp", "BTC/USD", RECV_NS)]
     assert parser.stats.as_dict()["dropped"] == {BOOK_GAP: 1}
     assert parser.resync_needed == parser.awaiting_snapshot() == {"btcusd"}
     parser.resync_needed.clear()  # the request was taken
-    assert parser.parse(diff([["100.4", "1"]], [], RECV_US - 4_000), RECV_NS) == []
+    assert parser.parse(diff([["100.4", "1"]], [], RECV_US - 4_000), RECV_NS) == []  # told once
     assert parser.stats.as_dict()["dropped"] == {BOOK_GAP: 2}
     assert parser.resync_needed == set()  # once per loss
     [tick] = parser.seed(url, json.dumps(snapshot), RECV_NS)

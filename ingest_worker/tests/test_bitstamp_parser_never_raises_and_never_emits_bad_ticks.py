@@ -12,17 +12,19 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.test_parsers_never_raise_and_never_emit_bad_ticks import (
     any_text,
     as_frame,
     assert_valid_tick,
     cents,
     check,
+    check_frame_ticks,
     decimal,
+    frame_counts,
     json_values,
     max_ages,
     mutated,
-    outcomes,
     recv_times,
 )
 from ingest_worker.venues.base import UNEXPECTED
@@ -107,12 +109,9 @@ SNAPSHOT: dict[str, object] = {"microtimestamp": "1", "timestamp": "1", "bids": 
 def test_snapshot_bodies(body, pair, recv_ns, max_age_ms):
     parser = BitstampParser(max_age_ms=max_age_ms)
     for form in ("str", "bytes", "dict"):
-        before = parser.stats.ticks, outcomes(parser)
+        before = frame_counts(parser)
         ticks = parser.load_snapshot(pair, body if form == "dict" else as_frame(body, form), recv_ns)
-        for tick in ticks:
-            assert_valid_tick(tick, parser)
-        assert parser.stats.ticks - before[0] == len(ticks)
-        assert outcomes(parser) - before[1] == (0 if ticks else 1)
+        check_frame_ticks(parser, ticks, before)
     assert parser.stats.dropped[UNEXPECTED] == 0
 
 
@@ -134,6 +133,7 @@ def test_diff_books_are_the_top_levels_of_an_independently_kept_book(diffs, dept
     sent: tuple[Levels, Levels] | None = None
     assert len(parser.load_snapshot("btcusd", json.dumps(snapshot), recv_ns)) == 1
     sent = ([[5.0, 1.0]], [[8.0, 1.0]])
+    held = True  # the engine holds a book of the market (one was sent since the last loss)
     gaps = 0  # the diff that crossed the book, and each after it: no book to apply them to
     for step, (bid_updates, ask_updates) in enumerate(diffs, 1):
         data = {
@@ -157,12 +157,15 @@ def test_diff_books_are_the_top_levels_of_an_independently_kept_book(diffs, dept
                     side.pop(price, None)
         bids, asks = model
         if not bids or not asks:
-            sent = None
+            sent = None  # the next book goes whatever it holds; the engine keeps the last one
             assert ticks == []
             continue
         if max(bids) >= min(asks):  # crossed: a missed update; the book waits for the next snapshot
-            assert ticks == []
+            # The engine is told the book is gone when it holds one (also through a one-sided book).
+            assert ticks == ([lost("bitstamp", "BTC/USD", recv_ns)] if held else [])
             model = None
+            sent = None
+            held = False
             gaps += 1
             continue
         levels = (
@@ -173,6 +176,7 @@ def test_diff_books_are_the_top_levels_of_an_independently_kept_book(diffs, dept
             assert ticks == []
             continue
         sent = levels
+        held = True
         (tick,) = ticks
         assert (tick.bids, tick.asks) == levels
     assert parser.stats.dropped[UNEXPECTED] == 0

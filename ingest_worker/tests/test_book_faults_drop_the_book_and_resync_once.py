@@ -1,22 +1,25 @@
 """Each simulated book failure of Binance and Coinbase (`/sim/fault`) makes our parser drop that
-market's book (counted under its reason) and ask for a resync exactly once, and the live feed's
-resubscription brings the book back on the same connection with no tick carrying the bad level."""
+market's book (counted under its reason), tell the engine once that it is gone (a book-lost tick)
+and ask for a resync exactly once, and the live feed's resubscription brings the book back on the
+same connection with no tick carrying the bad level."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, simulator
 from ingest_worker.tests.test_feed_follows_each_venues_connection_rules import Running, until
 from ingest_worker.venues import VENUES
 from ingest_worker.venues.base import BAD_PRICE, BOOK_GAP, CROSSED_BOOK, VenueParser
 from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.coinbase import CoinbaseParser
-from signals_app.contracts.tick import BOOK, Tick
+from signals_app.contracts.tick import BOOK, Tick, is_book_lost
 
 
 def parse_counting_requests(parser: VenueParser, frames: list[tuple[str, int]], requests: list[str]) -> list[Tick]:
@@ -27,6 +30,14 @@ def parse_counting_requests(parser: VenueParser, frames: list[tuple[str, int]], 
         requests += sorted(parser.resync_needed)
         parser.resync_needed.clear()
     return ticks
+
+
+def fault_at(sent: dict[str, Any], frames: list[tuple[str, int]]) -> int:
+    """The index in `frames` of the frame `/sim/fault` answered `sent` for (Binance names its payload,
+    which a combined stream wraps; Coinbase its frame)."""
+    faulty: list[str] = sent["frames"] if "frames" in sent else [sent["frame"]]
+    assert len(faulty) == 1
+    return next(index for index, (frame, _) in enumerate(frames) if faulty[0] in frame)
 
 
 async def live_subscription(url: str, venue: str, natives: list[str]) -> ClientConnection:
@@ -62,13 +73,18 @@ def test_a_fault_on_the_live_subscription_drops_the_book_and_asks_once(
                 after = await frames_for(ws, 0.5)
             ticks = parse_counting_requests(parser, after, requests)
             assert requests == [native]  # once, though the market's frames kept coming
+            # The frame with the fault gave the engine the market's book-lost tick, and no other did.
+            at = fault_at(sent, after)
+            symbol = parser.symbols.resolve(native)
+            assert symbol is not None
+            assert [tick for tick in ticks if is_book_lost(tick)] == [lost(venue, symbol, after[at][1])]
+            assert parser.stats.books_lost == 1
             if venue == "binance":  # the next partial-depth frame is a whole book again
                 assert parser.stats.as_dict()["dropped"] == {reason: 1}
                 assert parser.awaiting_snapshot() == set()
-                assert [tick for tick in ticks if tick.type == BOOK]
+                assert [tick for tick in ticks if tick.type == BOOK and not is_book_lost(tick)]
             else:  # later l2updates have no book to go to until a snapshot comes: each dropped as a gap
-                fault_at = [frame for frame, _ in after].index(sent["frame"])
-                later = sum(frame.startswith('{"type":"l2update"') for frame, _ in after[fault_at + 1 :])
+                later = sum(frame.startswith('{"type":"l2update"') for frame, _ in after[at + 1 :])
                 assert parser.stats.dropped[reason] >= 1
                 assert sum(parser.stats.dropped.values()) == 1 + later
                 assert parser.awaiting_snapshot() == {native}
@@ -94,9 +110,13 @@ def test_a_diff_depth_fault_drops_the_seeded_book_and_asks_once_for_a_snapshot(k
                 assert parser.stats.as_dict()["dropped"] == {}
                 _, sent = await http(f"{http_url(base)}/sim/fault?venue=binance&market=BTCUSDT&kind={kind}")
                 assert sent["clients"] == 1
-                parse_counting_requests(parser, await frames_for(ws, 0.4), requests)
+                after = await frames_for(ws, 0.4)
+                ticks = parse_counting_requests(parser, after, requests)
                 assert parser.stats.dropped[reason] == 1
                 assert requests == ["BTCUSDT"]
+                # The seeded book had been sent: the engine is told once that it is gone.
+                at = fault_at(sent, after)
+                assert [tick for tick in ticks if is_book_lost(tick)] == [lost("binance", "BTC/USDT", after[at][1])]
                 assert parser.awaiting_snapshot() == {"BTCUSDT"}
                 # A fresh snapshot seeds the book again, and the events after it apply.
                 _, snapshot = await http(url)
@@ -105,6 +125,7 @@ def test_a_diff_depth_fault_drops_the_seeded_book_and_asks_once_for_a_snapshot(k
             assert parser.awaiting_snapshot() == set()
             assert parser.stats.dropped[reason] == 1
             assert requests == ["BTCUSDT"]
+            assert parser.stats.books_lost == 1
 
     run(body)
 
@@ -120,20 +141,18 @@ def test_the_live_feed_resubscribes_a_broken_book_and_no_tick_carries_the_bad_le
             running = Running(sim, VENUES[venue], ("BTC", "ETH"))
             feed, engine = running.feed, running.engine
             try:
-
-                def books(start: int = 0) -> list[Tick]:
-                    return [m for m in engine.drain()[start:] if isinstance(m, Tick) and m.type == BOOK]
-
-                await until(lambda: len({tick.symbol for tick in books()}) == 2, 10, "both books")
+                await until(lambda: len({tick.symbol for tick in engine.books()}) == 2, 10, "both books")
                 connection = feed.connections[0]
                 sent = sim.venues[venue].fault(native, kind)
                 assert sent["clients"] == 1
                 start = len(engine.drain())
                 await until(lambda: connection.resyncs == 1, 3, "a resubscription")
                 symbol = connection.parser.symbols.resolve(native)
+                assert symbol is not None
                 await until(
                     lambda: (
-                        symbol in {tick.symbol for tick in books(start)} and not connection.parser.awaiting_snapshot()
+                        symbol in {tick.symbol for tick in engine.books(start)}
+                        and not connection.parser.awaiting_snapshot()
                     ),
                     3,
                     "the book back",
@@ -141,7 +160,9 @@ def test_the_live_feed_resubscribes_a_broken_book_and_no_tick_carries_the_bad_le
                 await asyncio.sleep(0.3)
                 assert connection.resyncs == 1
                 assert connection.connects == 1
-                for tick in books():
+                # The engine was told once that the book was gone, and never walks the bad level.
+                engine.assert_book_lost_once(venue, symbol)
+                for tick in engine.books():
                     assert tick.bids
                     assert tick.asks
                     assert tick.bids[0][0] < tick.asks[0][0]

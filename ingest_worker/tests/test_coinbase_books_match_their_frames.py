@@ -20,13 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest_worker.tests.recorded import COINBASE_SYMBOLS, frames
+from ingest_worker.tests.recorded import COINBASE_SYMBOLS, frames, lost
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK, MISSING_FIELD, STALE
 from ingest_worker.venues.coinbase import CoinbaseParser
 from signals_app.contracts import tick
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 RECV_NS = 1_705_665_600_100_000_000  # 2024-01-19T12:00:00.100Z
+LOST = lost("coinbase", "BTC/USD", RECV_NS)  # what a frame that drops the BTC-USD book sent gives
 TIME = "2024-01-19T12:00:00.050000Z"
 TIME_MS = 1_705_665_600_050
 
@@ -207,8 +208,8 @@ def test_an_update_that_crosses_the_book_drops_it_until_the_next_snapshot() -> N
     parser = CoinbaseParser()
     (first,) = parser.parse(snapshot(BIDS, ASKS), RECV_NS)
     parser.parse(snapshot(BIDS, ASKS, product="ETH-USD"), RECV_NS)
-    # A bid at the best ask: the book missed the update that took that ask away.
-    assert parser.parse(l2update(["buy", "100.6", "1"]), RECV_NS) == []
+    # A bid at the best ask: the book missed the update that took that ask away. The engine is told.
+    assert parser.parse(l2update(["buy", "100.6", "1"]), RECV_NS) == [LOST]
     assert dropped(parser) == {BOOK_GAP: 1}
     assert parser.book("BTC-USD") is None
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTC-USD"}
@@ -222,11 +223,12 @@ def test_an_update_that_crosses_the_book_drops_it_until_the_next_snapshot() -> N
 
 def test_a_crossed_or_bad_snapshot_leaves_the_product_without_a_book() -> None:
     parser = CoinbaseParser()
-    assert parser.parse(snapshot([["100.7", "1"]], ASKS), RECV_NS) == []
+    assert parser.parse(snapshot([["100.7", "1"]], ASKS), RECV_NS) == []  # no book was sent: none is lost
     assert dropped(parser) == {CROSSED_BOOK: 1}
     assert parser.resync_needed == {"BTC-USD"}
-    parser.parse(snapshot(BIDS, ASKS), RECV_NS)
-    assert parser.parse(snapshot(BIDS, [["100.6", "-1"]]), RECV_NS) == []  # a snapshot replaces: none is left
+    assert len(parser.parse(snapshot(BIDS, ASKS), RECV_NS)) == 1
+    # A snapshot replaces: none is left, and the engine is told the book it was sent is gone.
+    assert parser.parse(snapshot(BIDS, [["100.6", "-1"]]), RECV_NS) == [LOST]
     assert dropped(parser) == {CROSSED_BOOK: 1, BAD_SIZE: 1}
     assert parser.book("BTC-USD") is None
     assert parser.parse(l2update(["buy", "100.55", "1"]), RECV_NS) == []
@@ -258,8 +260,8 @@ def test_a_bad_change_drops_its_frame_and_the_book_until_the_next_snapshot(chang
     parser = CoinbaseParser()
     (first,) = parser.parse(snapshot(BIDS, ASKS), RECV_NS)
     # None of the frame's changes is applied, the good one before the bad one neither: the venue's
-    # book moved and ours cannot follow it, so it is dropped and asked for again, once.
-    assert parser.parse(l2update(["buy", "100.55", "9"], change), RECV_NS) == []
+    # book moved and ours cannot follow it, so it is dropped (the engine told) and asked for again, once.
+    assert parser.parse(l2update(["buy", "100.55", "9"], change), RECV_NS) == [LOST]
     assert dropped(parser) == {reason: 1}
     assert parser.book("BTC-USD") is None
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTC-USD"}
@@ -279,7 +281,7 @@ def test_a_frame_without_changes_or_with_a_bad_time_drops_the_book(field: dict[s
     parser = CoinbaseParser()
     parser.parse(snapshot(BIDS, ASKS), RECV_NS)
     frame = json.loads(l2update(["buy", "100.55", "1"]))
-    assert parser.parse(json.dumps(frame | field), RECV_NS) == []
+    assert parser.parse(json.dumps(frame | field), RECV_NS) == [LOST]
     assert dropped(parser) == {reason: 1}
     assert parser.book("BTC-USD") is None
     assert parser.resync_needed == {"BTC-USD"}
@@ -386,12 +388,14 @@ generated_frames = st.lists(st.one_of(changes, snapshots), max_size=25)
 def test_generated_frames_keep_the_book_and_its_ticks_right(
     sequence: list[list[list[str]] | tuple[list[str], list[str]]], depth_levels: int
 ) -> None:
-    """A model of the rules: no book before a snapshot, a bad frame or a crossing drops the book,
-    a tick exactly when the top `depth_levels` levels change."""
+    """A model of the rules: no book before a snapshot, a bad frame or a crossing drops the book
+    (with a book-lost tick when a book tick of it had been sent), a tick exactly when the top
+    `depth_levels` levels change."""
     parser = CoinbaseParser(depth_levels=depth_levels)
     book: dict[str, dict[float, float]] | None = None
     sent: tuple[list[list[float]], list[list[float]]] | None = None
     for item in sequence:
+        gone = False  # this frame drops a book a tick was sent of
         if isinstance(item, tuple):
             bid_prices, ask_prices = item
             frame = snapshot([[price, "1"] for price in bid_prices], [[price, "1"] for price in ask_prices])
@@ -402,6 +406,7 @@ def test_generated_frames_keep_the_book_and_its_ticks_right(
         else:
             frame = l2update(*item)
             if book is not None and not all(p in GOOD_PRICES and s in GOOD_SIZES for _, p, s in item):
+                gone = sent is not None
                 book, sent = None, None  # a change it cannot apply: dropped until the next snapshot
             elif book is not None:
                 for side, price, size in item:
@@ -410,12 +415,13 @@ def test_generated_frames_keep_the_book_and_its_ticks_right(
                     else:
                         book[side][float(price)] = float(size)
                 if book["buy"] and book["sell"] and max(book["buy"]) >= min(book["sell"]):
+                    gone = sent is not None
                     book, sent = None, None  # crossed: dropped until the next snapshot
         ticks = parser.parse(frame, RECV_NS)
         for book_tick in ticks:
             assert tick.decode(tick.encode(book_tick)) == book_tick  # valid levels, best bid < best ask
         if book is None:
-            assert ticks == []
+            assert ticks == ([LOST] if gone else [])
             assert parser.book("BTC-USD") is None
             assert parser.awaiting_snapshot() == {"BTC-USD"}
             continue

@@ -18,11 +18,12 @@ from ingest_worker import feed as feed_module
 from ingest_worker.feed import LIVE, ConnectionRules, Feed, split_markets
 from ingest_worker.push import TickPusher
 from ingest_worker.sim.server import ExchangeSimulator
+from ingest_worker.tests.recorded import assert_book_lost_once
 from ingest_worker.tests.sim_helpers import http_url, run, simulator
 from ingest_worker.venues import VENUES, kraken, okx
 from ingest_worker.venues.base import TextKeepalive
 from ingest_worker.venues.declaration import Venue
-from signals_app.contracts.tick import BOOK, FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message
+from signals_app.contracts.tick import BOOK, FEED_DOWN, FEED_UP, QUOTE, FeedState, Tick, decode_message, is_book_lost
 
 ASSETS_15 = (
     "BTC",
@@ -101,8 +102,18 @@ class Engine:
                 return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:
-        # A book tick is also the market's quote (DESIGN.md "Depth").
-        return [m for m in self.drain()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK)]
+        # A book tick is also the market's quote (DESIGN.md "Depth"); a book-lost tick is none.
+        return [
+            m for m in self.drain()[start:] if isinstance(m, Tick) and m.type in (QUOTE, BOOK) and not is_book_lost(m)
+        ]
+
+    def books(self, start: int = 0) -> list[Tick]:
+        """The book ticks pushed (from message `start` on), book-lost ticks left out."""
+        return [m for m in self.quotes(start) if m.type == BOOK]
+
+    def assert_book_lost_once(self, exchange: str, symbol: str) -> None:
+        """One book-lost tick was pushed, of `symbol`, between a book of it and the next (recorded.py)."""
+        assert_book_lost_once(self.drain(), exchange, symbol)
 
     def states(self) -> list[tuple[int, str]]:
         return [(index, m.state) for index, m in enumerate(self.drain()) if isinstance(m, FeedState)]
@@ -250,6 +261,8 @@ def test_a_gemini_book_that_goes_wrong_is_resubscribed_on_the_same_connection() 
                 assert len(quotes) == len(engine.quotes())
                 assert all(bid < ask for _, bid, ask in quotes)
                 assert max(bid for symbol, bid, _ in quotes if symbol == "BTC/USD") < phantom
+                # The engine was told, once, that the book it had been sent was gone.
+                engine.assert_book_lost_once("gemini", "BTC/USD")
             finally:
                 await running.close()
 

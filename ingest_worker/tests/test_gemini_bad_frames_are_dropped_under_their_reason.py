@@ -1,5 +1,6 @@
 """Bad Gemini frames give no tick and are counted once, under the reason that says what was wrong;
-a book that missed a frame is dropped and its updates count as `book_gap` until the next snapshot."""
+a book that missed a frame is dropped and its updates count as `book_gap` until the next snapshot.
+A frame that drops a book a book tick was sent of gives that market's book-lost tick, and nothing else."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 
 import pytest
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -59,17 +61,24 @@ def stats(parser: GeminiParser) -> dict[str, object]:
     return parser.stats.as_dict()
 
 
-def assert_dropped(parser: GeminiParser, frame_: str | bytes, reason: str, recv_ns: int = RECV_NS) -> None:
+def assert_dropped(
+    parser: GeminiParser, frame_: str | bytes, reason: str, recv_ns: int = RECV_NS, *, book_lost: bool = False
+) -> None:
+    """`frame_` is dropped under `reason`: no tick, or with `book_lost` (it drops the book sent of
+    BTC/USD) that market's book-lost tick alone."""
+    expected = [lost("gemini", "BTC/USD", recv_ns)] if book_lost else []
     before = stats(parser)
-    assert parser.parse(frame_, recv_ns) == []
+    lost_before = parser.stats.books_lost
+    assert parser.parse(frame_, recv_ns) == expected
     after = stats(parser)
     dropped_before: dict[str, int] = before["dropped"]  # type: ignore[assignment]
     assert after["dropped"] == dropped_before | {reason: dropped_before.get(reason, 0) + 1}, frame_
     assert (after["control"], after["ignored"], after["ticks"]) == (
         before["control"],
         before["ignored"],
-        before["ticks"],
+        before["ticks"] + len(expected),  # type: ignore[operator]
     )
+    assert parser.stats.books_lost == lost_before + len(expected)
 
 
 def with_snapshot(depth: int = 20) -> GeminiParser:
@@ -159,25 +168,26 @@ def test_l2_level_that_is_not_side_price_quantity(change):
 @pytest.mark.parametrize("value", BAD_PRICES)
 def test_bad_level_price(value):
     assert_dropped(GeminiParser(), frame(SNAPSHOT, changes=[["buy", value, "1"], ["sell", "101", "1"]]), BAD_PRICE)
-    assert_dropped(with_snapshot(), frame(UPDATE, changes=[["sell", value, "1"]]), BAD_PRICE)
+    assert_dropped(with_snapshot(), frame(UPDATE, changes=[["sell", value, "1"]]), BAD_PRICE, book_lost=True)
 
 
 @pytest.mark.parametrize("value", BAD_LEVEL_SIZES)
 def test_bad_level_quantity(value):
     assert_dropped(GeminiParser(), frame(SNAPSHOT, changes=[["buy", "100", value], ["sell", "101", "1"]]), BAD_SIZE)
-    assert_dropped(with_snapshot(), frame(UPDATE, changes=[["buy", "100.1", value]]), BAD_SIZE)
+    assert_dropped(with_snapshot(), frame(UPDATE, changes=[["buy", "100.1", value]]), BAD_SIZE, book_lost=True)
 
 
 @pytest.mark.parametrize(("bid", "ask"), [("100.7", "100.6"), ("100.6", "100.6"), ("100.60", "100.6")])
 def test_crossed_or_locked_books(bid, ask):
-    # A crossed snapshot cannot be a book of resting orders: dropped, and a fresh one asked for.
+    # A crossed snapshot cannot be a book of resting orders: dropped, and a fresh one asked for (no
+    # book of it was sent: none is lost).
     parser = GeminiParser()
     assert_dropped(parser, frame(SNAPSHOT, changes=[["buy", bid, "1"], ["sell", ask, "1"]]), CROSSED_BOOK)
     assert not parser.has_book("BTCUSD")
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
     # An update that crosses the kept book: resting orders never cross, so the book missed an update.
     parser = with_snapshot()
-    assert_dropped(parser, frame(UPDATE, changes=[["buy", "100.6", "1"]]), BOOK_GAP)
+    assert_dropped(parser, frame(UPDATE, changes=[["buy", "100.6", "1"]]), BOOK_GAP, book_lost=True)
     assert not parser.has_book("BTCUSD")
     assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
 
@@ -199,10 +209,12 @@ def test_unknown_messages(bad):
 
 def test_a_bad_update_drops_the_book_until_the_next_snapshot():
     parser = with_snapshot()
-    assert_dropped(parser, frame(UPDATE, changes=[["buy", "100.1", "1"], ["sell", "nan", "1"]]), BAD_PRICE)
+    bad = frame(UPDATE, changes=[["buy", "100.1", "1"], ["sell", "nan", "1"]])
+    assert_dropped(parser, bad, BAD_PRICE, book_lost=True)
     assert not parser.has_book("BTCUSD")
     assert parser.awaiting_snapshot() == {"BTCUSD"}
-    assert_dropped(parser, frame(UPDATE), BOOK_GAP)  # the book missed a frame: no quote from it
+    # The book missed a frame: no quote from it (and the engine was told once it is gone).
+    assert_dropped(parser, frame(UPDATE), BOOK_GAP)
     assert_dropped(parser, frame(UPDATE, changes=[["sell", "100.65", "1"]]), BOOK_GAP)
     # Another symbol's book is not affected.
     assert len(parser.parse(frame(SNAPSHOT, symbol="ETHBTC"), RECV_NS)) == 1

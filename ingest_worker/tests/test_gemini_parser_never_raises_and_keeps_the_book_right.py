@@ -11,6 +11,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.test_parsers_never_raise_and_never_emit_bad_ticks import (
     any_text,
     as_frame,
@@ -115,32 +116,43 @@ def valid_l2_runs(draw: st.DrawFn) -> list[dict[str, object]]:
 @settings(max_examples=150, deadline=None)  # each example is a run of up to 21 frames
 @given(run=valid_l2_runs(), depth=st.sampled_from([1, 2, 20]))
 def test_book_ticks_are_the_top_levels_of_the_book_the_frames_describe(run, depth):
+    recv_ns = 1_618_677_942_700_000_000
     parser = GeminiParser(depth_levels=depth)
     bids: dict[float, float] = {}
     asks: dict[float, float] = {}
-    last: tuple[list[list[float]], list[list[float]]] | None = None
-    lost = False  # the book crossed: it is dropped until the next snapshot
+    last: tuple[list[list[float]], list[list[float]]] | None = None  # the levels of the last book tick sent
+    dropped = False  # the book crossed: it is dropped until the next snapshot
+    held = False  # the engine holds a book of the market (one was sent since the last loss)
     for msg in run:
         snapshot = "trades" in msg
+        # A snapshot replaces the book: the book sent before it is gone, whatever the snapshot holds.
+        replaced = snapshot and held
         if snapshot:
-            bids, asks, last, lost = {}, {}, None, False
+            bids, asks, last, dropped, held = {}, {}, None, False, False
         for side, price, size in msg["changes"]:  # type: ignore[attr-defined]
             book = bids if side == "buy" else asks
             if float(size) == 0:
                 book.pop(float(price), None)
             else:
                 book[float(price)] = float(size)
-        ticks = parser.parse(json.dumps(msg), 1_618_677_942_700_000_000)
-        if lost:
-            assert ticks == []
+        ticks = parser.parse(json.dumps(msg), recv_ns)
+        if dropped:
+            assert ticks == []  # the engine was told at the loss
             continue
         if not bids or not asks:
-            assert ticks == []  # one-sided: no book tick, and the next is sent whatever it holds
+            # one-sided: no book tick, and the next is sent whatever it holds (the engine keeps the
+            # last one: not a loss); a snapshot that leaves a side empty has replaced a sent book,
+            # and the engine is told it is gone
+            assert ticks == ([lost("gemini", "BTC/USD", recv_ns)] if replaced else [])
             last = None
             continue
         if max(bids) >= min(asks):
-            assert ticks == []  # crossed: a missed update (or a bad snapshot); a fresh one is asked for
-            lost = True
+            # crossed: a missed update (or a bad snapshot); a fresh one is asked for, and the engine
+            # is told the book it was sent is gone
+            assert ticks == ([lost("gemini", "BTC/USD", recv_ns)] if replaced or held else [])
+            dropped = True
+            last = None
+            held = False
             assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
             parser.resync_needed.clear()
             continue
@@ -154,4 +166,5 @@ def test_book_ticks_are_the_top_levels_of_the_book_the_frames_describe(run, dept
             [tick] = ticks
             assert (tick.type, tick.bids, tick.asks) == ("book", *levels)
         last = levels
+        held = True
     assert parser.stats.dropped["unexpected"] == 0

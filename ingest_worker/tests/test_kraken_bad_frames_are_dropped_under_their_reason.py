@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues.base import (
     BAD_PRICE,
     BAD_SIZE,
@@ -220,9 +221,9 @@ def test_a_book_update_with_old_level_times_gives_a_stale_quote_but_keeps_the_bo
 
 def test_a_book_update_with_a_wrong_checksum_is_a_gap():
     parser = KrakenParser()
-    parser.parse(dumps([1, SNAPSHOT, "book-10", "XBT/USD"]), RECV_NS)
+    assert len(parser.parse(dumps([1, SNAPSHOT, "book-10", "XBT/USD"]), RECV_NS)) == 1
     update = dumps([1, {"a": [["100.55", "1.0", TIME_S]], "c": "12345"}, "book-10", "XBT/USD"])
-    assert parser.parse(update, RECV_NS) == []
+    assert parser.parse(update, RECV_NS) == [lost("kraken", "BTC/USD", RECV_NS)]  # the book sent is gone
     assert parser.stats.dropped[BOOK_GAP] == 1
     assert parser.books_awaiting_snapshot() == ["XBT/USD"]
 
@@ -230,11 +231,11 @@ def test_a_book_update_with_a_wrong_checksum_is_a_gap():
 @pytest.mark.parametrize("checksum", [None, 12345, "", "-1", "1e5", "9" * 5000])
 def test_a_book_update_without_a_checksum_drops_the_book(checksum):
     parser = KrakenParser()
-    parser.parse(dumps([1, SNAPSHOT, "book-10", "XBT/USD"]), RECV_NS)
+    assert len(parser.parse(dumps([1, SNAPSHOT, "book-10", "XBT/USD"]), RECV_NS)) == 1
     part: dict[str, object] = {"a": [["100.55", "1.0", TIME_S]]}
     if checksum is not None:
         part["c"] = checksum
-    assert parser.parse(dumps([1, part, "book-10", "XBT/USD"]), RECV_NS) == []
+    assert parser.parse(dumps([1, part, "book-10", "XBT/USD"]), RECV_NS) == [lost("kraken", "BTC/USD", RECV_NS)]
     assert parser.stats.dropped[MISSING_FIELD] == 1
     assert parser.books_awaiting_snapshot() == ["XBT/USD"]
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ingest_worker.tests.recorded import frames
+from ingest_worker.tests.recorded import frames, lost
 from ingest_worker.tests.test_kraken_ticks_match_their_frames import KRAKEN_SYMBOLS, assert_same, epoch_ms
 from ingest_worker.venues.base import BOOK_GAP
 from ingest_worker.venues.kraken import KrakenParser
@@ -168,7 +168,8 @@ def test_a_checksum_mismatch_drops_the_book_until_the_next_snapshot(market_data)
         got = parser.parse(sent, recv_ns)
         want = reference.expect(frame, recv_ns)  # the reference follows the true stream
         if corrupt <= index < resync and want is not None and frame.endswith(f'"{pair}"]'):
-            assert got == [], index
+            # The corrupt update drops the book sent: the engine is told once; the updates after it are refused.
+            assert got == ([lost("kraken", KRAKEN_SYMBOLS[pair], recv_ns)] if index == corrupt else []), index
             refused += 1
             continue
         if want is None:
@@ -177,6 +178,7 @@ def test_a_checksum_mismatch_drops_the_book_until_the_next_snapshot(market_data)
             assert_same(got, want, f"book.jsonl:{index + 1}")
     assert refused == 100  # the corrupt update and the 99 after it
     assert parser.stats.dropped[BOOK_GAP] == refused
+    assert parser.stats.books_lost == 1
     assert parser.books_awaiting_snapshot() == []
 
 

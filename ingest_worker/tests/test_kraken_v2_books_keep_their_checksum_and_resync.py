@@ -16,6 +16,7 @@ import zlib
 
 import pytest
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.venues import kraken
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK, MISSING_FIELD
 from ingest_worker.venues.kraken import KrakenParser
@@ -24,6 +25,7 @@ from signals_app.contracts import tick as tick_contract
 RECV_NS = 1_705_670_123_456_000_000  # 2024-01-19T13:15:23.456Z
 TIME = "2024-01-19T13:15:23.400123Z"
 TIME_MS = 1_705_670_123_400
+LOST = lost("kraken", "BTC/USD", RECV_NS)  # what a frame that drops the BTC/USD book sent gives
 
 # (price text, qty text) as the wire writes them, best first.
 BIDS = [("45283.5", "0.10000000"), ("45283.4", "1.54582015"), ("45282.1", "0.10000000")]
@@ -158,8 +160,8 @@ def test_while_a_market_has_a_book_its_ticker_is_not_a_quote():
     parser.parse(snapshot(), RECV_NS)
     assert parser.parse(ticker, RECV_NS) == []
     assert parser.stats.ignored == {"ticker_behind_book": 1}
-    # The book is lost: the ticker quotes the market again until the next snapshot.
-    parser.parse(book_frame("update", [("45283.6", "1")], [], 1), RECV_NS)
+    # The book is lost (the engine told): the ticker quotes the market again until the next snapshot.
+    assert parser.parse(book_frame("update", [("45283.6", "1")], [], 1), RECV_NS) == [LOST]
     (quote,) = parser.parse(ticker, RECV_NS)
     assert quote.type == tick_contract.QUOTE
     parser.parse(snapshot(), RECV_NS)
@@ -186,13 +188,13 @@ def test_a_failed_checksum_drops_the_book_and_asks_once_for_a_resync():
     parser.parse(snapshot(), RECV_NS)
     bids = [("45283.5", "0.20000000"), *BIDS[1:]]
     good = checksum(bids, ASKS)
-    assert parser.parse(book_frame("update", [("45283.5", "0.20000000")], [], good ^ 1), RECV_NS) == []
+    assert parser.parse(book_frame("update", [("45283.5", "0.20000000")], [], good ^ 1), RECV_NS) == [LOST]
     assert_lost_once(parser, BOOK_GAP)
 
 
 def test_a_snapshot_with_a_wrong_checksum_is_no_book():
     parser = KrakenParser()
-    assert parser.parse(book_frame("snapshot", BIDS, ASKS, checksum(BIDS, ASKS) + 1), RECV_NS) == []
+    assert parser.parse(book_frame("snapshot", BIDS, ASKS, checksum(BIDS, ASKS) + 1), RECV_NS) == []  # none sent
     assert_lost_once(parser, BOOK_GAP)
 
 
@@ -201,14 +203,14 @@ def test_an_update_that_crosses_the_book_drops_it_and_asks_once_for_a_resync():
     parser.parse(snapshot(), RECV_NS)
     bids = [("45285.2", "1.00000000"), *BIDS]  # a bid at the best ask: an update was missed
     crossed = book_frame("update", [("45285.2", "1.00000000")], [], checksum(bids, ASKS))
-    assert parser.parse(crossed, RECV_NS) == []
+    assert parser.parse(crossed, RECV_NS) == [LOST]
     assert_lost_once(parser, BOOK_GAP)
 
 
 def test_a_crossed_snapshot_is_no_book():
     parser = KrakenParser()
     bids = [("45285.3", "1.00000000"), *BIDS]
-    assert parser.parse(snapshot(bids, ASKS), RECV_NS) == []
+    assert parser.parse(snapshot(bids, ASKS), RECV_NS) == []  # no book was sent: none is lost
     assert_lost_once(parser, CROSSED_BOOK)
 
 
@@ -241,7 +243,7 @@ def test_a_bad_level_drops_the_book_under_its_reason(level: str, reason: str) ->
     parser = KrakenParser()
     parser.parse(snapshot(), RECV_NS)
     frame = book_frame("update", [], [], 0).replace('"bids":[]', f'"bids":[{level}]')
-    assert parser.parse(frame, RECV_NS) == []
+    assert parser.parse(frame, RECV_NS) == [LOST]
     assert dropped(parser) == {reason: 1}
     assert parser.resync_needed == {"BTC/USD"}
 
@@ -251,11 +253,13 @@ def test_a_frame_without_checksum_or_with_a_bad_time_drops_the_book():
     parser.parse(snapshot(), RECV_NS)
     frame = json.loads(book_frame("update", [], [], checksum(BIDS, ASKS)))
     del frame["data"][0]["checksum"]
-    assert parser.parse(json.dumps(frame), RECV_NS) == []
+    assert parser.parse(json.dumps(frame), RECV_NS) == [LOST]
     assert dropped(parser) == {MISSING_FIELD: 1}
-    parser.parse(snapshot(), RECV_NS)
-    assert parser.parse(book_frame("update", [], [], checksum(BIDS, ASKS), timestamp="yesterday"), RECV_NS) == []
+    assert len(parser.parse(snapshot(), RECV_NS)) == 1
+    bad_time = book_frame("update", [], [], checksum(BIDS, ASKS), timestamp="yesterday")
+    assert parser.parse(bad_time, RECV_NS) == [LOST]
     assert dropped(parser) == {MISSING_FIELD: 1, "bad_timestamp": 1}
+    assert parser.stats.books() == {"ticks": 2, "clock_skewed": 0, "lost": 2}
 
 
 def test_resubscribing_leaves_and_joins_the_book_of_the_lost_markets_only():

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from ingest_worker.tests.recorded import files, frames
+from ingest_worker.tests.recorded import files, frames, lost
 from ingest_worker.venues import okx
 from ingest_worker.venues.base import BAD_PRICE, BAD_SIZE, BOOK_GAP, CROSSED_BOOK, MISSING_FIELD
 from ingest_worker.venues.okx import OkxParser
@@ -28,6 +28,7 @@ from signals_app.contracts import tick as tick_contract
 
 RECV_NS = 1_652_459_223_100_000_000
 TS = "1652459223003"
+LOST = lost("okx", "BTC/USDT", RECV_NS)  # what a frame that drops the BTC-USDT book sent gives
 
 
 class ReferenceBook:
@@ -167,7 +168,7 @@ def test_a_corrupted_recorded_checksum_drops_the_book_until_the_next_snapshot(ma
                 reference.apply(data)
         if index == corrupt:
             msg["data"][0]["checksum"] ^= 1
-            assert parser.parse(json.dumps(msg), recv_ns) == []
+            assert parser.parse(json.dumps(msg), recv_ns) == [lost("okx", "BTC/USDT", recv_ns)]  # the book sent is gone
             assert parser.stats.dropped[BOOK_GAP] == 1
             assert parser.resync_needed == parser.awaiting_snapshot() == {native}
             parser.resync_needed.clear()
@@ -177,6 +178,7 @@ def test_a_corrupted_recorded_checksum_drops_the_book_until_the_next_snapshot(ma
             assert ticks == []  # refused: no book to apply it to
     assert parser.stats.dropped[BOOK_GAP] == 1 + len(updates) - 41
     assert parser.resync_needed == set()  # asked once
+    assert parser.stats.books_lost == 1  # and told once
     # The resubscription's snapshot: the book as it stands, sent whatever the last tick held.
     assert reference is not None
     asks = [[p, s, "0", "1"] for p, s in reference.sorted("asks")]
@@ -264,7 +266,7 @@ def test_a_sequence_gap_drops_the_book_and_asks_once_for_a_resync() -> None:
     frame, book = snapshot()
     parser.parse(frame, RECV_NS)
     parser.parse(update(book, [["30243.2", "1", "0", "1"]], [], (100, 101)), RECV_NS)
-    assert parser.parse(update(book, [["30243.3", "1", "0", "1"]], [], (102, 103)), RECV_NS) == []  # 102 missed
+    assert parser.parse(update(book, [["30243.3", "1", "0", "1"]], [], (102, 103)), RECV_NS) == [LOST]  # 102 missed
     assert_lost_once(parser, BOOK_GAP)
 
 
@@ -274,7 +276,7 @@ def test_a_wrong_checksum_drops_the_book_and_asks_once_for_a_resync() -> None:
     parser.parse(frame, RECV_NS)
     bad = json.loads(update(book, [["30243.2", "1", "0", "1"]], [], (100, 101)))
     bad["data"][0]["checksum"] += 1
-    assert parser.parse(json.dumps(bad), RECV_NS) == []
+    assert parser.parse(json.dumps(bad), RECV_NS) == [LOST]
     assert_lost_once(parser, BOOK_GAP)
 
 
@@ -282,7 +284,7 @@ def test_an_update_that_crosses_the_book_drops_it() -> None:
     parser = OkxParser()
     frame, book = snapshot()
     parser.parse(frame, RECV_NS)
-    assert parser.parse(update(book, [["30243.5", "1", "0", "1"]], [], (100, 101)), RECV_NS) == []
+    assert parser.parse(update(book, [["30243.5", "1", "0", "1"]], [], (100, 101)), RECV_NS) == [LOST]
     assert_lost_once(parser, BOOK_GAP)
 
 
@@ -290,7 +292,7 @@ def test_a_crossed_snapshot_is_no_book() -> None:
     parser = OkxParser()
     bids = [["30250", "1", "0", "1"], *BIDS]
     book = ReferenceBook({"bids": bids, "asks": ASKS})
-    assert parser.parse(push("snapshot", bids, ASKS, book), RECV_NS) == []
+    assert parser.parse(push("snapshot", bids, ASKS, book), RECV_NS) == []  # no book was sent: none is lost
     assert_lost_once(parser, CROSSED_BOOK)
 
 
@@ -318,7 +320,7 @@ def test_a_bad_level_drops_the_book_under_its_reason(level: object, reason: str)
     parser.parse(frame, RECV_NS)
     bad = json.loads(push("update", [], [], book, seq=(100, 101)))
     bad["data"][0]["bids"] = [level]
-    assert parser.parse(json.dumps(bad), RECV_NS) == []
+    assert parser.parse(json.dumps(bad), RECV_NS) == [LOST]
     assert_lost_once(parser, reason)
 
 
@@ -329,7 +331,7 @@ def test_a_push_without_checksum_or_time_drops_the_book() -> None:
         parser.parse(frame, RECV_NS)
         bad = json.loads(update(book, [], [], (100, 100)))
         del bad["data"][0][field]
-        assert parser.parse(json.dumps(bad), RECV_NS) == []
+        assert parser.parse(json.dumps(bad), RECV_NS) == [LOST]
         assert_lost_once(parser, reason)
 
 
@@ -349,7 +351,7 @@ def test_while_a_market_has_a_book_its_tickers_give_no_quote() -> None:
     parser.parse(frame, RECV_NS)
     assert parser.parse(ticker, RECV_NS) == []
     assert parser.stats.ignored == {"tickers_behind_book": 1}
-    parser.parse(update(book, [], [], (7, 8)), RECV_NS)  # a gap: the book is lost
+    assert parser.parse(update(book, [], [], (7, 8)), RECV_NS) == [LOST]  # a gap: the book is lost
     (quote,) = parser.parse(ticker, RECV_NS)  # and the ticker quotes the market again
     assert quote.type == tick_contract.QUOTE
 

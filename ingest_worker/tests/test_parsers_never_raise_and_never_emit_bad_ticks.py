@@ -17,10 +17,11 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from ingest_worker.venues.base import UNEXPECTED, VenueParser
+from ingest_worker.tests.recorded import lost
+from ingest_worker.venues.base import ONE_SIDED_BOOK, UNEXPECTED, VenueParser
 from ingest_worker.venues.binance import BinanceParser
 from ingest_worker.venues.coinbase import CoinbaseParser
-from signals_app.contracts.tick import BOOK, QUOTE, TRADE, Tick
+from signals_app.contracts.tick import BOOK, QUOTE, TRADE, Tick, is_book_lost
 
 PARSERS = [BinanceParser, CoinbaseParser]
 EXAMPLES = settings(max_examples=400, deadline=None)
@@ -145,6 +146,10 @@ def assert_valid_tick(tick: Tick, parser: VenueParser) -> None:
     assert type(tick.timestamp) is int
     assert type(tick.recv_ns) is int
     assert type(tick.price) is float
+    if is_book_lost(tick):  # a dropped book: exactly the contract's book-lost tick, nothing else set
+        assert type(tick.volume) is float
+        assert tick == lost(parser.name, tick.symbol, tick.recv_ns)
+        return
     assert math.isfinite(tick.price)
     assert tick.price > 0
     if tick.type == BOOK:  # also a quote: its top is its best levels
@@ -192,17 +197,43 @@ def outcomes(parser: VenueParser) -> int:
     return sum(stats.control.values()) + sum(stats.ignored.values()) + sum(stats.dropped.values())
 
 
+def check_frame_ticks(parser: VenueParser, ticks: list[Tick], before: tuple[int, int, int, int]) -> None:
+    """The ticks of one frame, given `frame_counts(parser)` from before it: each valid and counted; a
+    tick-giving frame or exactly one other outcome. Book-lost ticks are counted, one per market, never
+    beside a new book of it, and only in a frame that dropped a book (or whose snapshot replaced a
+    sent book with a one-sided one): such a frame gives no other tick, so it has its one outcome."""
+    for tick in ticks:
+        assert_valid_tick(tick, parser)
+    lost_symbols = [tick.symbol for tick in ticks if is_book_lost(tick)]
+    assert len(set(lost_symbols)) == len(lost_symbols)
+    assert not set(lost_symbols) & {tick.symbol for tick in ticks if tick.type == BOOK and not is_book_lost(tick)}
+    after = frame_counts(parser)
+    made, books_lost, losses, other_outcomes = (now - then for now, then in zip(after, before, strict=True))
+    assert made == len(ticks)
+    assert books_lost == len(lost_symbols)
+    if lost_symbols:
+        assert losses == 1
+    assert other_outcomes == (0 if len(ticks) > len(lost_symbols) else 1)
+
+
+def frame_counts(parser: VenueParser) -> tuple[int, int, int, int]:
+    """What check_frame_ticks compares a frame's ticks with: ticks made, book-lost ticks, the outcomes
+    that may lose a book (drops, one-sided books) and all outcomes other than ticks."""
+    stats = parser.stats
+    one_sided = sum(stats.ignored.get(kind, 0) for kind in {ONE_SIDED_BOOK, parser.ONE_SIDED})
+    return stats.ticks, stats.books_lost, sum(stats.dropped.values()) + one_sided, outcomes(parser)
+
+
 def check(parser: VenueParser, frames: list[str | bytes], recv_ns: int) -> None:
-    """Feed the frames one by one: each is a tick-giving frame or exactly one other outcome."""
+    """Feed the frames one by one: each is a tick-giving frame or exactly one other outcome (a frame
+    that drops a sent book gives its book-lost tick too)."""
     for calls, frame in enumerate(frames, 1):
-        before_ticks, before_outcomes = parser.stats.ticks, outcomes(parser)
+        before = frame_counts(parser)
         ticks = parser.parse(frame, recv_ns)
-        for tick in ticks:
-            assert_valid_tick(tick, parser)
+        check_frame_ticks(parser, ticks, before)
         assert parser.stats.frames == calls
-        assert parser.stats.ticks - before_ticks == len(ticks)
-        assert outcomes(parser) - before_outcomes == (0 if ticks else 1), frame
-        event(f"{parser.name}: {'ticks' if ticks else 'no tick'}")
+        kinds = {"book lost" if is_book_lost(tick) else "ticks" for tick in ticks}
+        event(f"{parser.name}: {', '.join(sorted(kinds)) if ticks else 'no tick'}")
     # The safety net in VenueParser.parse catches parser bugs; no input may reach it.
     assert parser.stats.dropped[UNEXPECTED] == 0
 

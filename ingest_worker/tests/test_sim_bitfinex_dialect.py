@@ -6,11 +6,12 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.sim_helpers import frames_for, http, http_url, recv_until, run, simulator, subscribed_parser
 from ingest_worker.venues import bitfinex as bitfinex_venue
 from ingest_worker.venues.bitfinex import BitfinexParser
 from signals_app.contracts.symbols import SymbolTable
-from signals_app.contracts.tick import Tick
+from signals_app.contracts.tick import Tick, is_book_lost
 
 
 def test_the_pair_list_is_bitfinexs_and_our_market_list_reader_takes_it() -> None:
@@ -205,14 +206,19 @@ def test_each_book_fault_drops_the_clients_book_once_and_a_resubscription_brings
                     # The ticks of the frames after the one that dropped the book (frames the server
                     # had queued before the fault still carry BTC/USD book ticks, rightly).
                     ticks = []
+                    dropped_at: int | None = None  # the receive time of the frame that dropped the book
                     for frame, recv_ns in after:
                         parsed = parser.parse(frame, recv_ns)
                         if parser.stats.dropped[reason]:
+                            dropped_at = recv_ns if dropped_at is None else dropped_at
                             ticks += parsed
                     assert parser.stats.dropped[reason] == 1, kind
                     assert parser.resync_needed == parser.awaiting_snapshot() == {"tBTCUSD"}
+                    # The frame that dropped the book told the engine so, once.
+                    assert dropped_at is not None
+                    assert [tick for tick in ticks if is_book_lost(tick)] == [lost("bitfinex", "BTC/USD", dropped_at)]
                     # No book tick of the dropped book; the other market's book goes on.
-                    books = [tick for tick in ticks if tick.type == "book"]
+                    books = [tick for tick in ticks if tick.type == "book" and not is_book_lost(tick)]
                     assert books
                     assert "BTC/USD" not in {tick.symbol for tick in books}
                     requests = parser.resubscribe_messages(sorted(parser.resync_needed))
@@ -223,9 +229,11 @@ def test_each_book_fault_drops_the_clients_book_once_and_a_resubscription_brings
                     again = await frames_for(ws, 0.4)
                     ticks = [tick for frame, recv_ns in again for tick in parser.parse(frame, recv_ns)]
                     assert parser.awaiting_snapshot() == set()
+                    assert not [tick for tick in ticks if is_book_lost(tick)]
                     assert [tick for tick in ticks if tick.type == "book" and tick.symbol == "BTC/USD"]
                     assert parser.resync_needed == set()
                 assert sum(parser.stats.dropped.values()) == 2  # one drop per fault, nothing else
+                assert parser.stats.books_lost == 2  # and one book-lost tick per fault
             status, refused = await http(base + "/sim/fault?venue=bitfinex&market=tBTCUSD&kind=sideways")
             assert status == 400
             assert "error" in refused

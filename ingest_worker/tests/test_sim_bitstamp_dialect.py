@@ -9,10 +9,12 @@ import time
 import orjson
 from websockets.asyncio.client import connect
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.sim_helpers import frames_for, frames_until, http, http_url, run, simulator, subscribed_parser
 from ingest_worker.venues import bitstamp as bitstamp_venue
 from ingest_worker.venues.bitstamp import BitstampParser
 from signals_app.contracts.symbols import SymbolTable
+from signals_app.contracts.tick import is_book_lost
 
 TRADE_FIELDS = [
     *("id", "timestamp", "amount", "amount_str", "price", "price_str", "type", "microtimestamp"),
@@ -120,10 +122,12 @@ def test_a_crossed_order_book_is_dropped_without_a_resync_and_the_next_message_i
             at = [frame for frame, _ in after].index(sent["frame"])
             for frame, recv_ns in after[:at]:
                 parser.parse(frame, recv_ns)
-            assert parser.parse(sent["frame"], after[at][1]) == []
+            # The book sent is gone: the engine is told so.
+            assert parser.parse(sent["frame"], after[at][1]) == [lost("bitstamp", "BTC/USD", after[at][1])]
             assert parser.stats.as_dict()["dropped"] == {"crossed_book": 1}
             assert parser.resync_needed == parser.awaiting_snapshot() == set()  # the next message is a whole book
             ticks = [tick for frame, recv_ns in after[at + 1 :] for tick in parser.parse(frame, recv_ns)]
+            assert not [tick for tick in ticks if is_book_lost(tick)]  # told once
             assert [tick for tick in ticks if tick.type == "book" and tick.symbol == "BTC/USD"]
             assert all(tick.bid < tick.ask for tick in ticks if tick.type == "book")  # type: ignore[operator]
             assert parser.stats.as_dict()["dropped"] == {"crossed_book": 1}

@@ -6,11 +6,12 @@ from __future__ import annotations
 import orjson
 from websockets.asyncio.client import connect
 
+from ingest_worker.tests.recorded import lost
 from ingest_worker.tests.sim_helpers import frames_for, http, http_url, run, simulator
 from ingest_worker.venues import gemini as gemini_venue
 from ingest_worker.venues.gemini import GeminiParser
 from signals_app.contracts.symbols import SymbolTable
-from signals_app.contracts.tick import BOOK, Tick
+from signals_app.contracts.tick import BOOK, Tick, is_book_lost
 
 
 def _rebuild(messages: list[dict[str, object]]) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
@@ -143,10 +144,13 @@ def test_a_fault_breaks_the_clients_book_and_a_resubscription_brings_a_good_one(
                 at = [frame for frame, _ in after].index(sent["frame"])  # frames sent before it come first
                 for frame, recv_ns in after[:at]:
                     parser.parse(frame, recv_ns)
-                ticks = [tick for frame, recv_ns in after[at:] for tick in parser.parse(frame, recv_ns)]
-                # The crossed book gave no quote; the symbol waits for a snapshot, the other goes on.
+                # The crossed book gave no quote but its book-lost tick: the book sent is gone.
+                assert parser.parse(after[at][0], after[at][1]) == [lost("gemini", "BTC/USD", after[at][1])]
+                ticks = [tick for frame, recv_ns in after[at + 1 :] for tick in parser.parse(frame, recv_ns)]
+                # The symbol waits for a snapshot (told once), the other goes on.
                 assert parser.stats.dropped["book_gap"] >= 1
                 assert parser.resync_needed == parser.awaiting_snapshot() == {"BTCUSD"}
+                assert not [tick for tick in ticks if is_book_lost(tick)]
                 quotes = [tick for tick in ticks if tick.type == BOOK]
                 assert quotes
                 assert all(tick.bid is not None and tick.ask is not None and tick.bid < tick.ask for tick in quotes)
@@ -160,15 +164,17 @@ def test_a_fault_breaks_the_clients_book_and_a_resubscription_brings_a_good_one(
                 assert [snapshot["symbol"] for snapshot in snapshots] == ["BTCUSD"]
                 ticks = [tick for frame, recv_ns in again for tick in parser.parse(frame, recv_ns)]
                 assert parser.awaiting_snapshot() == set()
+                assert not [tick for tick in ticks if is_book_lost(tick)]
                 assert [tick for tick in ticks if tick.type == BOOK and tick.symbol == "BTC/USD"]
                 # A bad level is the other fault: the book is dropped under the bad number's reason.
                 parser.resync_needed.clear()
                 status, _ = await http(base + "/sim/fault?venue=gemini&market=ETHUSD&kind=bad_level")
                 assert status == 200
-                for frame, recv_ns in await frames_for(ws, 0.3):
-                    parser.parse(frame, recv_ns)
+                ticks = [tick for frame, recv_ns in await frames_for(ws, 0.3) for tick in parser.parse(frame, recv_ns)]
                 assert parser.stats.dropped["bad_price"] == 1
                 assert parser.resync_needed == {"ETHUSD"}
+                assert [tick.symbol for tick in ticks if is_book_lost(tick)] == ["ETH/USD"]
+                assert parser.stats.books_lost == 2  # one per fault
             for kind, market in (("sideways", "BTCUSD"), ("crossed", "DOGEUSD")):
                 status, refused = await http(base + f"/sim/fault?venue=gemini&market={market}&kind={kind}")
                 assert status == 400

@@ -73,12 +73,13 @@ class TextKeepalive(NamedTuple):
 class ParseStats:
     """Counters of one parser: frames seen, ticks made, control frames, ignored and dropped frames."""
 
-    __slots__ = ("book_ticks", "clock_skewed", "control", "dropped", "frames", "ignored", "ticks")
+    __slots__ = ("book_ticks", "books_lost", "clock_skewed", "control", "dropped", "frames", "ignored", "ticks")
 
     def __init__(self) -> None:
         self.frames = 0
         self.ticks = 0
         self.book_ticks = 0  # of the ticks, book ticks
+        self.books_lost = 0  # of the ticks, book-lost ticks: a book the engine had was dropped
         # Book ticks whose venue time is more than CLOCK_SKEW_MS off the receive time: sent, and counted
         # (a venue clock that drifts, or a book held up on its way), DESIGN.md "Depth" data health.
         self.clock_skewed = 0
@@ -94,6 +95,7 @@ class ParseStats:
             total.frames += part.frames
             total.ticks += part.ticks
             total.book_ticks += part.book_ticks
+            total.books_lost += part.books_lost
             total.clock_skewed += part.clock_skewed
             for mine, theirs in ((total.control, part.control), (total.ignored, part.ignored)):
                 for kind, count in theirs.items():
@@ -104,7 +106,7 @@ class ParseStats:
 
     def books(self) -> dict[str, int]:
         """The book counters (shown beside `as_dict` in the feed's /health, under `books`)."""
-        return {"ticks": self.book_ticks, "clock_skewed": self.clock_skewed}
+        return {"ticks": self.book_ticks, "clock_skewed": self.clock_skewed, "lost": self.books_lost}
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -143,6 +145,9 @@ class VenueParser:
         # symbol -> the levels of the last book tick sent: a frame that changes nothing within
         # them sends none (DESIGN.md "Depth").
         self._sent_levels: dict[str, tuple[list[tuple[float, float]], list[tuple[float, float]]]] = {}
+        # Symbols whose sent book was forgotten during this frame: unless the frame sends the market
+        # a new book, the engine is told the book is gone (a book-lost tick) and walks none of it.
+        self._forgotten: set[str] = set()
         # Reject ticks whose exchange time is further than this from the receive time
         # (the injected clock); None turns the check off (`normalize` without --max-age-s).
         self.max_age_ms = max_age_ms
@@ -158,8 +163,11 @@ class VenueParser:
         raise NotImplementedError
 
     def new_connection(self) -> None:
-        """A new connection begins: it subscribes to everything afresh, so no resync is pending."""
+        """A new connection begins: it subscribes to everything afresh, so no resync is pending
+        (and no book-lost tick: the feed's `down` already told the engine to forget the venue)."""
         self.resync_needed.clear()
+        self._sent_levels.clear()  # the engine forgot the venue at `down`: every book goes afresh
+        self._forgotten.clear()
 
     def awaiting_snapshot(self) -> set[str]:
         """Markets whose book was dropped and has not been rebuilt by a snapshot (none for book-less parsers)."""
@@ -176,9 +184,24 @@ class VenueParser:
         try:
             ticks = self._parse(frame, recv_ns)
         except Exception as exc:  # noqa: BLE001 - the safety net: a parser bug must not kill the feed
-            return self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
+            ticks = self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
+        return self.outcome(ticks, recv_ns)
+
+    def outcome(self, ticks: list[Tick], recv_ns: int) -> list[Tick]:
+        """What one frame (or REST answer) gives, counted: its ticks, then a book-lost tick for each
+        market whose sent book it forgot and did not replace."""
+        if self._forgotten:
+            ticks = [*ticks, *self._books_lost(recv_ns)]
         self.stats.ticks += len(ticks)
         return ticks
+
+    def _books_lost(self, recv_ns: int) -> list[Tick]:
+        """A book-lost tick for each market whose sent book this frame forgot and did not replace."""
+        timestamp = recv_ns // 1_000_000
+        lost = [tick_contract.book_lost(self.name, symbol, timestamp, recv_ns) for symbol in sorted(self._forgotten)]
+        self._forgotten.clear()
+        self.stats.books_lost += len(lost)
+        return lost
 
     def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         raise NotImplementedError
@@ -269,6 +292,8 @@ class VenueParser:
         if self.max_age_ms is not None and off_ms > self.max_age_ms:
             return self.drop(STALE, recv_ns, f"{symbol} event time {timestamp} vs receive {recv_ns // 1_000_000}")
         self._sent_levels[symbol] = (bids, asks)
+        if self._forgotten:
+            self._forgotten.discard(symbol)  # a new book replaces the one forgotten earlier in this frame
         stats = self.stats
         stats.book_ticks += 1
         if off_ms > CLOCK_SKEW_MS:
@@ -283,7 +308,12 @@ class VenueParser:
         """make_book, with the frame's one outcome counted when it gives no tick: `one_sided_book`
         (and the next book is sent whatever it holds) or `book_unchanged`, as ignored; stale, dropped."""
         if book.best_bid() is None or book.best_ask() is None:
-            self.forget_book(symbol)
+            # Not a lost book (no rule failed: a side emptied, often for a moment between two of
+            # Bitfinex's one-level updates): no book-lost tick. The engine still holds the last book
+            # sent, so a later loss is still told (a book was sent), and the next book goes
+            # whatever it holds (no levels equal these).
+            if symbol in self._sent_levels:
+                self._sent_levels[symbol] = ([], [])
             return self.ignore(ONE_SIDED_BOOK)
         return self.book_ticks(symbol, book, timestamp, recv_ns)
 
@@ -300,8 +330,10 @@ class VenueParser:
         return self.ignore(self.UNCHANGED_BOOK)
 
     def forget_book(self, symbol: str) -> None:
-        """The book of `symbol` was dropped: the next one is sent whatever it holds."""
-        self._sent_levels.pop(symbol, None)
+        """The book of `symbol` was dropped: the next one is sent whatever it holds, and unless this
+        frame sends one the engine gets a book-lost tick (when it had been sent a book of it)."""
+        if self._sent_levels.pop(symbol, None) is not None:
+            self._forgotten.add(symbol)
 
     def make_trade(self, symbol: str, raw_price: object, raw_size: object, timestamp: int, recv_ns: int) -> list[Tick]:
         """One validated trade tick, or a counted drop."""
@@ -354,7 +386,7 @@ class BookParser(VenueParser):
         for native in list(self._kept):
             self._forget(native)
         self._awaited.clear()
-        self.resync_needed.clear()
+        super().new_connection()
 
     def awaiting_snapshot(self) -> set[str]:
         """Names whose book was dropped, or whose updates came before any snapshot."""

@@ -40,7 +40,10 @@ book ticks reach the engine, and the newest tick sets the market's top: a quote 
 no levels, and a walk takes a quote newer than the book first and then only the book's levels
 behind it (`engine_worker/book.py` `Quote.ask_levels`/`bid_levels`), so no level better than
 the newer top is ever walked; the next depth frame (within 100 ms, its top that quote's, same
-update id) replaces the book.
+update id) replaces the book. Which is newer is decided by Binance's order book update id, not
+by arrival: a depth frame whose `lastUpdateId` (a diff's `u`) is below the last bookTicker's `u`
+arrived after that quote but shows an older book, so its book tick is followed by that quote
+again (the same tick), and the engine keeps the newer top in front of the book's levels.
 """
 
 from __future__ import annotations
@@ -238,6 +241,9 @@ class BinanceParser(VenueParser):
         self._buffered: dict[str, list[_Event]] = {}  # native -> diffs waiting for its snapshot, oldest first
         self._lost: set[str] = set()  # natives whose diff book was dropped and not yet reseeded
         self._partial_lost: set[str] = set()  # natives whose partial-depth book was dropped, until a good frame
+        # symbol -> (update id, tick) of its last bookTicker quote: a book older than it is followed
+        # by it again, so the engine's top stays the newer one (the module's docstring).
+        self._quotes: dict[str, tuple[int, Tick]] = {}
 
     @classmethod
     def default_symbols(cls) -> SymbolTable:
@@ -247,6 +253,7 @@ class BinanceParser(VenueParser):
         """A new connection subscribes afresh: its partial-depth streams bring whole books again."""
         super().new_connection()
         self._partial_lost.clear()
+        self._quotes.clear()
 
     def awaiting_snapshot(self) -> set[str]:
         """Markets with diff events but no seeded book (never seeded yet, or dropped on a gap), and
@@ -262,9 +269,8 @@ class BinanceParser(VenueParser):
         try:
             ticks = self._seed(url, body, recv_ns)
         except Exception as exc:  # noqa: BLE001 - the same safety net as parse()
-            return self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
-        self.stats.ticks += len(ticks)
-        return ticks
+            ticks = self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
+        return self.outcome(ticks, recv_ns)
 
     def _seed(self, url: str, body: str | bytes, recv_ns: int) -> list[Tick]:
         parts = urlsplit(url)
@@ -301,7 +307,7 @@ class BinanceParser(VenueParser):
         self.forget_book(symbol)  # a new book: sent whatever it holds
         if book.crossed():
             return self._lose(native, symbol, CROSSED_BOOK, recv_ns, f"{native} seeded book is crossed")
-        return self.book_ticks(symbol, book, timestamp, recv_ns)
+        return self._behind_quote(symbol, book.update_id, self.book_ticks(symbol, book, timestamp, recv_ns))
 
     def _snapshot(self, msg: object) -> tuple[int, list[tuple[float, float]], list[tuple[float, float]]] | str:
         """(lastUpdateId, bids, asks) of a snapshot body, or the drop reason: every size > 0,
@@ -353,13 +359,24 @@ class BinanceParser(VenueParser):
                 self._partial_lost.add(native)
                 self.resync_needed.add(native)
             return self.drop(levels, recv_ns, f"{native} partial depth")
-        _, bids, asks = levels
+        update_id, bids, asks = levels
         self._partial_lost.discard(native)
         book = self._partial_books.get(native)
         if book is None:
             book = self._partial_books[native] = L2Book()
         book.replace(bids, asks)
-        return self.book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns)
+        return self._behind_quote(symbol, update_id, self.book_ticks(symbol, book, recv_ns // 1_000_000, recv_ns))
+
+    def _behind_quote(self, symbol: str, update_id: int, ticks: list[Tick]) -> list[Tick]:
+        """A book tick of the book at `update_id`, followed by the market's last bookTicker quote
+        when that quote is newer (a higher update id): the engine then walks the newer top first
+        and only the book's levels behind it, instead of taking the older book's top as the market's."""
+        if not ticks:
+            return ticks
+        last = self._quotes.get(symbol)
+        if last is None or last[0] <= update_id:
+            return ticks
+        return [*ticks, last[1]]
 
     def _diff(self, msg: dict[str, Any], recv_ns: int) -> list[Tick]:
         """A depthUpdate event: applied to the market's seeded book, or held for its snapshot."""
@@ -405,7 +422,7 @@ class BinanceParser(VenueParser):
             )
         if book.crossed():
             return self._lose(native, symbol, CROSSED_BOOK, recv_ns, f"{native} book crossed after {first}..{final}")
-        return self.book_ticks(symbol, book, event_ms, recv_ns)
+        return self._behind_quote(symbol, final, self.book_ticks(symbol, book, event_ms, recv_ns))
 
     def parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
         """Ticks in `frame`; never raises. Spot bookTicker frames take a fast path."""
@@ -431,26 +448,26 @@ class BinanceParser(VenueParser):
                     stats.frames += 1
                     stats.ticks += 1
                     # Spot bookTicker has no event time: the receive time stands in (DESIGN.md).
-                    return [
-                        _new_tuple(
-                            Tick,
-                            (
-                                NAME,
-                                symbol,
-                                QUOTE,
-                                (bid + ask) * 0.5,
-                                0.0,
-                                bid,
-                                ask,
-                                book.B,
-                                book.A,
-                                recv_ns // 1_000_000,
-                                recv_ns,
-                                None,
-                                None,
-                            ),
-                        )
-                    ]
+                    tick = _new_tuple(
+                        Tick,
+                        (
+                            NAME,
+                            symbol,
+                            QUOTE,
+                            (bid + ask) * 0.5,
+                            0.0,
+                            bid,
+                            ask,
+                            book.B,
+                            book.A,
+                            recv_ns // 1_000_000,
+                            recv_ns,
+                            None,
+                            None,
+                        ),
+                    )
+                    self._quotes[symbol] = (book.u, tick)
+                    return [tick]
         return super().parse(frame, recv_ns)
 
     def _parse(self, frame: str | bytes, recv_ns: int) -> list[Tick]:
@@ -491,7 +508,11 @@ class BinanceParser(VenueParser):
                 return self.drop(BAD_SIZE, recv_ns, f"{native} sizes {raw_bid_size!r}/{raw_ask_size!r}")
             event_ms = msg.get("E")  # futures only; spot bookTicker has no event time
             timestamp = event_ms if event_ms.__class__ is int else recv_ns // 1_000_000
-            return self.make_quote(symbol, raw_bid, raw_ask, raw_bid_size, raw_ask_size, timestamp, recv_ns)
+            ticks = self.make_quote(symbol, raw_bid, raw_ask, raw_bid_size, raw_ask_size, timestamp, recv_ns)
+            update_id = msg.get("u")
+            if ticks and update_id.__class__ is int:
+                self._quotes[symbol] = (update_id, ticks[0])
+            return ticks
         if event == "trade" or event == "aggTrade":
             try:
                 native = msg["s"]

@@ -204,9 +204,8 @@ class BitstampParser(VenueParser):
             ticks = self._load_snapshot(pair, body, recv_ns)
         except Exception as exc:  # noqa: BLE001 - the same safety net as parse()
             self._books.pop(pair, None)
-            return self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
-        self.stats.ticks += len(ticks)
-        return ticks
+            ticks = self.drop(UNEXPECTED, recv_ns, f"{type(exc).__name__}: {exc}")
+        return self.outcome(ticks, recv_ns)
 
     def awaiting_snapshot(self) -> set[str]:
         """Pairs whose diffs arrive without a seeded book (not seeded yet, or dropped)."""

@@ -176,6 +176,7 @@ class GeminiParser(VenueParser):
         self.resync_needed.clear()
 
     def new_connection(self) -> None:
+        super().new_connection()
         self.reset()
 
     def has_book(self, native: str) -> bool:

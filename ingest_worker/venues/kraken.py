@@ -46,10 +46,9 @@ besides `ticker` and `trade`; while a market has a book its ticker frames are co
 ignored (`ticker_behind_book`), never sent as quotes, so the only top the engine sees is
 the book tick's and no level better than a newer top is ever walked. A market without a
 book (before its snapshot, or after a loss until the resubscription's snapshot) is quoted
-from its ticker. The engine puts a quote newer than a market's book in front of the book's
-levels behind it (`engine_worker/book.py` `Quote.ask_levels`) until that book is older than
-STALE_MS: a lost book's deeper levels can be walked behind the ticker's top for up to
-STALE_MS (the engine is not told the book was lost; README "What remains" of issue 11).
+from its ticker. The frame that loses a book also gives the engine a book-lost tick
+(`ingest_worker/venues/base.py`), so none of the lost book's levels is walked behind the
+ticker's top: the market signals from its ticker without depth until the next snapshot.
 """
 
 from __future__ import annotations

@@ -36,9 +36,8 @@ Which channel sets the top: the book. The live client subscribes to `books` besi
 `tickers` and `trades`; while a market has a book its `tickers` pushes are counted as
 ignored (`tickers_behind_book`), never sent as quotes, so no level better than a newer top
 is ever walked. A market without a book (before its snapshot, or after a loss until the
-new snapshot) is quoted from `tickers`; the engine then walks that top in front of the lost
-book's deeper levels until the book is older than STALE_MS (`engine_worker/book.py`
-`Quote.ask_levels`; the engine is not told the book was lost: README, issue 11's state).
+new snapshot) is quoted from `tickers`, without depth: the frame that lost the book gave
+the engine a book-lost tick, so nothing of the lost book is walked behind that top.
 """
 
 from __future__ import annotations

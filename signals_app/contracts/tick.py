@@ -6,7 +6,10 @@ building one costs a fraction of a dataclass, which matters at 20k ticks/s.
 
 A **book tick** (DESIGN.md "Depth") is a quote that carries the market's levels too:
 `type` "book", `bids` and `asks` as `[[price, size], ...]` best first (at most
-`DEPTH_LEVELS` each), and `bid`/`ask`/sizes the first level of each. The two fields
+`DEPTH_LEVELS` each), and `bid`/`ask`/sizes the first level of each. A **book-lost tick**
+is a book tick with both level lists empty and no top (`bid`, `ask` and sizes null, price
+0): the venue's book of that market was dropped (a gap, a failed checksum, a crossed or
+one-sided book) and nothing of it may be walked or quoted until its next book tick. The two fields
 exist on every tick and are None on quotes and trades, whose wire form leaves them
 out, so a quote's bytes are the same as before books existed. Level lists are shared,
 not copied: nobody mutates them.
@@ -73,6 +76,16 @@ def book(exchange: str, symbol: str, bids: Levels, asks: Levels, timestamp: int,
         Tick,
         (exchange, symbol, BOOK, (bid + ask) * 0.5, 0.0, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks),
     )
+
+
+def book_lost(exchange: str, symbol: str, timestamp: int, recv_ns: int) -> Tick:
+    """A book-lost tick: the market's book is gone until its next book tick."""
+    return _new_tick(Tick, (exchange, symbol, BOOK, 0.0, 0.0, None, None, None, None, timestamp, recv_ns, [], []))
+
+
+def is_book_lost(tick: Tick) -> bool:
+    """Whether `tick` says its market's book was dropped (a book tick without levels)."""
+    return tick.bids is not None and not tick.bids
 
 
 def top_of(tick: Tick) -> Tick:
@@ -164,7 +177,10 @@ def decode_message(data: bytes | str) -> Tick | FeedState:
         raise TickDecodeError("not a tick: bad exchange or symbol")
     if tick.recv_ns.__class__ is not int or tick.timestamp.__class__ is not int:
         raise TickDecodeError("not a tick: bad times")
-    if tick.type == QUOTE or tick.type == BOOK:
+    if tick.type == BOOK and tick.bids == [] and tick.asks == []:  # a book-lost tick: nothing else set
+        if tick.bid is not None or tick.ask is not None or tick.bid_size is not None or tick.ask_size is not None:
+            raise TickDecodeError("not a tick: a top on a book without levels")
+    elif tick.type == QUOTE or tick.type == BOOK:
         bid, ask = tick.bid, tick.ask
         if bid.__class__ is not float or ask.__class__ is not float or not 0.0 < bid < ask < _INF:
             raise TickDecodeError("not a tick: bad quote prices")

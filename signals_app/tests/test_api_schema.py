@@ -7,8 +7,10 @@ match the documented schemas.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import pytest
@@ -20,6 +22,7 @@ from openapi_spec_validator import validate
 from engine_worker.config import EngineConfig
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts import keys
+from signals_app.contracts.depth_view import depth_view_key
 from signals_app.tests import api_fixtures
 from signals_app.tests.api_fixtures import PublishingEngine, make_signal, store_signal
 from signals_app.urls import urlpatterns
@@ -61,9 +64,14 @@ def test_served_at_api_schema(client):
     assert orjson.loads(response.content) == SCHEMA
 
 
+def openapi_path(route: str) -> str:
+    """A Django route in OpenAPI's spelling: `<path:signal_id>` is `{id}` (the schema names it `id`)."""
+    return re.sub(r"<(?:\w+:)?(\w+)>", lambda match: "{" + match[1].removeprefix("signal_") + "}", route)
+
+
 def test_documents_exactly_the_api_routes():
     routes = {"/" + str(pattern.pattern) for pattern in urlpatterns if isinstance(pattern.pattern, RoutePattern)}
-    assert {route for route in routes if route.startswith("/api/")} == set(SCHEMA["paths"])
+    assert {openapi_path(route) for route in routes if route.startswith("/api/")} == set(SCHEMA["paths"])
     for path in SCHEMA["paths"]:
         assert resolve(path).func.__module__ == "signals_app.api", path
 
@@ -78,7 +86,13 @@ def test_every_example_matches_its_schema(path, operation):
                 assert_matches(media["schema"], media["example"], f"{path} {status}")
 
 
-PARAMETERS = [(path, parameter) for path, operation in OPERATIONS for parameter in operation.get("parameters", [])]
+# Query parameters; the one path parameter (a signal's id) is test_api_signal_depth's.
+PARAMETERS = [
+    (path, parameter)
+    for path, operation in OPERATIONS
+    for parameter in operation.get("parameters", [])
+    if parameter["in"] == "query"
+]
 
 
 @pytest.mark.parametrize(
@@ -128,6 +142,23 @@ def test_real_answers_match_the_documented_schemas(client, api_redis, api_redis_
         assert_matches(response_schema(path, response.status_code), body)
     assert orjson.loads(answers["/api/signals"].content)["next_cursor"]
     assert orjson.loads(answers["/api/markets"].content)["matrix"]["BTC"]["binance"]["coinbase"] is not None
+
+    depth_path = "/api/signals/{id}/depth"
+    depth_url = f"/api/signals/{quote(signal['id'], safe='')}/depth"
+    assert client.get(depth_url).status_code == 404
+    assert_matches(response_schema(depth_path, 404), orjson.loads(client.get(depth_url).content))
+    api_redis.set(
+        depth_view_key(signal["id"]),
+        orjson.dumps(
+            SCHEMA["paths"][depth_path]["get"]["responses"]["200"]["content"]["application/json"]["example"]
+            | {"id": signal["id"]}
+        ),
+    )
+    depth = client.get(depth_url)
+    assert depth.status_code == 200, depth.content
+    assert_matches(response_schema(depth_path, 200), orjson.loads(depth.content))
+    api_redis.set(depth_view_key(signal["id"]), b"{}")
+    assert_matches(response_schema(depth_path, 502), orjson.loads(client.get(depth_url).content))
 
     api_redis.set(keys.ENGINE_HEARTBEAT, orjson.dumps({"timestamp": now, "signals": {"open": 1}}))
     healthy = client.get("/api/health")

@@ -94,3 +94,18 @@ def test_the_engine_takes_a_book_tick_as_the_markets_quote_and_keeps_its_levels(
     # A book received before the oldest fresh time takes no part.
     assert slot.bid_levels(RECV_NS // 1_000_000 + 1) is None
     assert slot.ask_levels(RECV_NS // 1_000_000 + 1) is None
+
+
+def test_a_book_lost_tick_round_trips_and_a_top_without_levels_is_refused() -> None:
+    lost = tick.book_lost("kraken", "BTC/USD", RECV_NS // 1_000_000, RECV_NS)
+    wire = orjson.loads(tick.encode(lost))
+    assert (wire["type"], wire["bids"], wire["asks"]) == ("book", [], [])
+    assert (wire["bid"], wire["ask"], wire["bid_size"], wire["ask_size"], wire["price"]) == (None,) * 4 + (0.0,)
+    assert tick.decode(tick.encode(lost)) == lost
+    assert tick.is_book_lost(lost)
+    assert not tick.is_book_lost(book_tick())
+    assert not tick.is_book_lost(tick.quote("okx", "BTC/USDT", 1.0, 2.0, None, None, 1, 1))
+    for changes in ({"bid": 100.0}, {"ask_size": 1.0}, {"asks": [[100.5, 0.5]]}):
+        wire_lost = {**wire, **changes}
+        with pytest.raises(tick.TickDecodeError):
+            tick.decode(orjson.dumps(wire_lost))

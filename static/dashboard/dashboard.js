@@ -1,6 +1,10 @@
 /*
  * Arbitrage Sniper dashboard: the live signal feed, the spread matrix, feed status and latency.
  *
+ * Clicking a signal row (or Enter on it) opens its books: GET /api/signals/<id>/depth, both books'
+ * levels and the profit curve of the depth walk drawn on a canvas, refetched (at most once a
+ * second) while the signal updates.
+ *
  * Data paths:
  *   - signals: GET history once, then the /ws/signals/ WebSocket; every reconnect refills from the
  *     history API. Messages are queued and applied once per animation frame, coalesced by id,
@@ -36,6 +40,8 @@
       history_url: "/api/signals/history",
       markets_url: "/api/markets",
       health_url: "/api/health",
+      depth_url: "/api/signals/{id}/depth",
+      depth_refresh_ms: 1000,
       history_limit: 200,
       refill_limit: 1000,
       markets_interval_ms: 1000,
@@ -323,6 +329,8 @@
 
     for (var name in cells) tr.appendChild(cells[name]);
     tr.setAttribute("data-id", signal.id);
+    tr.tabIndex = 0; // Enter or Space opens its books, as a click does
+    tr.setAttribute("aria-haspopup", "dialog");
     return {
       id: signal.id,
       tr: tr,
@@ -463,6 +471,7 @@
       var previous = row.signal;
       renderRow(row, signal, previous, live);
       applyFilter(row);
+      if (row.id === depth.id) depthSignalChanged(signal);
       return;
     }
     row = buildRow(signal);
@@ -473,6 +482,7 @@
     tbody.insertBefore(row.tr, next ? next.tr : null);
     order.splice(index, 0, row);
     rowsById.set(row.id, row);
+    if (row.id === depth.id) depthSignalChanged(signal); // its row had left the table (the cap) and is back
   }
 
   // Too many rows: closed ones leave first, oldest first; open ones only when nothing else is left.
@@ -1124,6 +1134,662 @@
       });
   }
 
+  // --- the depth panel: one opportunity's books and the profit curve of its walk ---------------------
+  // GET /api/signals/<id>/depth (signals_app/contracts/depth_view.py): the buy market's asks, the sell
+  // market's bids, and curve = [[size, cost, profit], ...] cumulative along the walk without its
+  // threshold stop, from [0, 0, 0]. Opened by a click on a row (or Enter / Space on a focused one),
+  // refetched at most every depth_refresh_ms while the signal updates, closed by × or Escape.
+  var depthPanel = $("depth-panel");
+  var depthChart = $("depth-chart");
+  var depthAsks = $("depth-asks");
+  var depthBids = $("depth-bids");
+  var depthMessage = $("depth-message");
+  var depthReadout = $("depth-readout");
+  var depth = {
+    id: null, // the signal whose books are shown; null while the panel is closed
+    signal: null, // its newest message
+    view: null, // the depth view on show
+    opener: null, // the row that opened the panel: focus goes back to it on close
+    seq: 0, // bumped on open and close: an answer to an older request is dropped
+    inFlight: false,
+    again: false, // the signal changed while a request was out: fetch once more after it
+    lastFetchAt: 0,
+    timer: 0,
+    points: [], // the curve's points, as drawn
+    peak: -1, // index of the highest profit
+    hover: -1, // index of the point under the pointer (or picked with the arrow keys)
+    plot: null, // the chart's geometry of the last draw, for the pointer
+    zoom: false, // sizes up to a little past where the profit turns negative, rather than the whole curve
+  };
+  var CHART = {
+    padLeft: 48,
+    padRight: 14,
+    padTop: 14,
+    padBottom: 38,
+    grid: "#1e2633",
+    axis: "#2a3445",
+    label: "#8391a7",
+    zero: "#8391a7",
+    up: "#22c55e",
+    upFill: "rgba(34, 197, 94, 0.14)",
+    down: "#f0525b",
+    downFill: "rgba(240, 82, 91, 0.13)",
+    mark: "#4cb3ff",
+    peak: "#f5a524",
+    text: "#d8dee9",
+  };
+
+  function depthUrl(id) {
+    return config.depth_url.replace("{id}", encodeURIComponent(id));
+  }
+
+  function validLevels(levels) {
+    var out = [];
+    if (!Array.isArray(levels)) return out;
+    for (var i = 0; i < levels.length; i++) {
+      var level = levels[i];
+      if (Array.isArray(level) && isNum(level[0]) && isNum(level[1])) out.push(level);
+    }
+    return out;
+  }
+
+  function validCurve(curve) {
+    var out = [];
+    if (!Array.isArray(curve)) return out;
+    for (var i = 0; i < curve.length; i++) {
+      var point = curve[i];
+      if (Array.isArray(point) && isNum(point[0]) && isNum(point[1]) && isNum(point[2])) out.push(point);
+    }
+    return out;
+  }
+
+  function marketText(exchange, symbol) {
+    return str(exchange) + " " + str(symbol);
+  }
+
+  function renderDepthHead(signal, view) {
+    var source = view || signal || {};
+    var asset = str(signal && signal.asset) || str(source.buy_symbol).split("/")[0];
+    setText($("depth-asset"), asset);
+    setText($("depth-buy-market"), marketText(source.buy_exchange, source.buy_symbol));
+    setText($("depth-sell-market"), marketText(source.sell_exchange, source.sell_symbol));
+    setText($("depth-asks-market"), "· buy on " + marketText(source.buy_exchange, source.buy_symbol));
+    setText($("depth-bids-market"), "· sell on " + marketText(source.sell_exchange, source.sell_symbol));
+    var status = signal ? str(signal.status) : "";
+    var pill = $("depth-status");
+    setText(pill, status === "close" ? "closed" : status);
+    setClass(pill, "pill " + (STATUS_RANK.hasOwnProperty(status) ? "pill-" + status : "pill-muted"));
+  }
+
+  function depthAsset() {
+    return str(depth.signal && depth.signal.asset);
+  }
+
+  function sizeText(value) {
+    return isNum(value) ? fmtSize(value) + (depthAsset() ? " " + depthAsset() : "") : DASH;
+  }
+
+  function renderDepthFigures(view) {
+    var source = view || depth.signal || {};
+    setText($("depth-size"), sizeText(source.depth_size));
+    setText($("depth-profit"), fmtMoney(source.depth_profit));
+    setClass($("depth-profit"), "num " + (source.depth_profit > 0 ? "pos" : source.depth_profit < 0 ? "neg" : ""));
+    var peak = depth.peak >= 0 ? depth.points[depth.peak] : null;
+    setText($("depth-peak"), peak ? fmtMoney(peak[2]) : DASH);
+    setText($("depth-peak-size"), peak ? sizeText(peak[0]) : DASH);
+    var threshold = view && isNum(view.threshold_pct) ? view.threshold_pct : null;
+    setText($("depth-threshold"), threshold === null ? DASH : "> " + F2.format(threshold) + " %");
+    var at = view && isNum(view.timestamp) ? new Date(view.timestamp).toISOString().slice(11, 23) : DASH;
+    setText($("depth-time"), at);
+  }
+
+  // The asks or bids, best first, with their running size; the levels the walk took are marked.
+  function renderLevels(tbody, levels, depthSize) {
+    clear(tbody);
+    var fragment = document.createDocumentFragment();
+    var cumulative = 0;
+    var walked = isNum(depthSize) ? depthSize * (1 - 1e-9) : 0; // summed floats: a hair under is the same size
+    for (var i = 0; i < levels.length; i++) {
+      var price = levels[i][0];
+      var size = levels[i][1];
+      var before = cumulative;
+      cumulative += size;
+      var tr = el("tr");
+      var taken = before < walked;
+      var partial = taken && cumulative > depthSize * (1 + 1e-9);
+      tr.setAttribute("data-walked", taken ? (partial ? "partial" : "full") : "no");
+      if (taken) {
+        tr.className = partial ? "is-walked is-partial" : "is-walked";
+        tr.title = partial
+          ? "the walk took " + fmtSize(depthSize - before) + " of this level's " + fmtSize(size)
+          : "the walk took all of this level";
+      }
+      tr.appendChild(el("td", "num", fmtPrice(price)));
+      tr.appendChild(el("td", "num", fmtSize(size)));
+      tr.appendChild(el("td", "num muted", fmtSize(cumulative)));
+      fragment.appendChild(tr);
+    }
+    tbody.appendChild(fragment);
+  }
+
+  function setDepthState(state, message) {
+    depthPanel.setAttribute("data-state", state);
+    setText(depthMessage, message || "");
+    setClass(depthMessage, "depth-message" + (state === "gone" || state === "error" ? " is-" + state : ""));
+  }
+
+  function clearDepthBooks() {
+    depth.view = null;
+    depth.points = [];
+    depth.peak = -1;
+    depth.hover = -1;
+    clear(depthAsks);
+    clear(depthBids);
+    depthPanel.removeAttribute("data-view-timestamp");
+    drawDepthChart();
+  }
+
+  function showDepthView(view) {
+    depth.view = view;
+    depth.points = validCurve(view.curve);
+    depth.peak = -1;
+    for (var i = 0; i < depth.points.length; i++) {
+      if (depth.peak < 0 || depth.points[i][2] > depth.points[depth.peak][2]) depth.peak = i;
+    }
+    if (depth.hover >= depth.points.length) depth.hover = -1;
+    renderDepthHead(depth.signal, view);
+    renderDepthFigures(view);
+    renderLevels(depthAsks, validLevels(view.asks), view.depth_size);
+    renderLevels(depthBids, validLevels(view.bids), view.depth_size);
+    depthPanel.setAttribute("data-view-timestamp", str(view.timestamp));
+    setDepthState("shown", "");
+    drawDepthChart();
+  }
+
+  function depthGone() {
+    clearDepthBooks();
+    renderDepthFigures(null);
+    var noDepth = depth.signal && !isNum(depth.signal.depth_size);
+    setDepthState(
+      "gone",
+      "The books of this opportunity are no longer held" +
+        (noDepth
+          ? ": it was raised without an order book on both markets, so the engine kept none."
+          : ": the engine keeps them for an hour after the opportunity's last update with depth.")
+    );
+  }
+
+  function depthUnavailable(status, body) {
+    var reason = body && typeof body === "object" && typeof body.error === "string" ? ": " + body.error : "";
+    var what = status ? "HTTP " + status + reason : "network";
+    var kept = depth.view && isNum(depth.view.timestamp)
+      ? " Showing the books of " + new Date(depth.view.timestamp).toISOString().slice(11, 19) + " UTC."
+      : "";
+    setDepthState("error", "Books unavailable (" + what + ")." + kept);
+  }
+
+  function fetchDepth() {
+    if (depth.id === null) return;
+    if (depth.inFlight) {
+      depth.again = true;
+      return;
+    }
+    var wait = depth.lastFetchAt + config.depth_refresh_ms - Date.now();
+    if (wait > 0) {
+      if (!depth.timer) {
+        depth.timer = window.setTimeout(function () {
+          depth.timer = 0;
+          fetchDepth();
+        }, wait);
+      }
+      return;
+    }
+    var seq = depth.seq;
+    var id = depth.id;
+    depth.inFlight = true;
+    depth.again = false;
+    depth.lastFetchAt = Date.now();
+    fetchJson(depthUrl(id))
+      .then(
+        function (result) {
+          if (seq !== depth.seq) return;
+          var view = result.body;
+          var valid = view && typeof view === "object" && view.id === id && Array.isArray(view.curve);
+          if (result.status === 200 && valid) showDepthView(view);
+          else if (result.status === 404) depthGone();
+          else depthUnavailable(result.status, result.body);
+        },
+        function () {
+          if (seq === depth.seq) depthUnavailable(0, null);
+        }
+      )
+      .finally(function () {
+        if (seq !== depth.seq) return;
+        depth.inFlight = false;
+        if (depth.again) fetchDepth();
+      });
+  }
+
+  // A newer message of the panel's signal: its status in the head, and its books again (throttled).
+  function depthSignalChanged(signal) {
+    depth.signal = signal;
+    renderDepthHead(signal, depth.view);
+    if (!depth.view) renderDepthFigures(null);
+    fetchDepth();
+  }
+
+  function markOpener(tr, on) {
+    if (!tr) return;
+    if (on) {
+      tr.setAttribute("data-selected", "true");
+      tr.setAttribute("aria-expanded", "true");
+    } else {
+      tr.removeAttribute("data-selected");
+      tr.removeAttribute("aria-expanded");
+    }
+  }
+
+  function resetDepth() {
+    window.clearTimeout(depth.timer);
+    depth.timer = 0;
+    depth.seq++;
+    depth.inFlight = false;
+    depth.again = false;
+    depth.lastFetchAt = 0;
+    markOpener(depth.opener, false);
+    depth.opener = null;
+  }
+
+  function openDepth(row) {
+    if (depth.id !== row.id) {
+      resetDepth();
+      depth.id = row.id;
+      depth.signal = row.signal;
+      clearDepthBooks();
+      renderDepthHead(row.signal, null);
+      renderDepthFigures(null);
+      setDepthState("loading", "Loading the books…");
+    }
+    if (depth.opener !== row.tr) {
+      markOpener(depth.opener, false);
+      depth.opener = row.tr;
+      markOpener(row.tr, true);
+    }
+    depthPanel.hidden = false;
+    depthPanel.focus();
+    fetchDepth(); // at once for a new signal; again on a second click, within the throttle
+    drawDepthChart(); // the canvas has its size only now that the panel shows
+  }
+
+  function closeDepth() {
+    if (depth.id === null) return;
+    var opener = depth.opener;
+    resetDepth();
+    depth.id = null;
+    depth.signal = null;
+    clearDepthBooks();
+    depthPanel.hidden = true;
+    setDepthState("closed", "");
+    if (opener && opener.isConnected && !opener.hidden) opener.focus();
+  }
+
+  // --- the chart ---------------------------------------------------------------------------------------
+  function niceStep(range, count) {
+    var raw = range / Math.max(1, count);
+    var magnitude = Math.pow(10, Math.floor(Math.log(raw) / Math.LN10));
+    var normal = raw / magnitude;
+    return (normal < 1.5 ? 1 : normal < 3 ? 2 : normal < 7 ? 5 : 10) * magnitude;
+  }
+
+  function axisTicks(lo, hi, count) {
+    var step = niceStep(hi - lo, count);
+    var out = [];
+    for (var v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9 && out.length < 50; v += step) {
+      out.push(Math.abs(v) < step * 1e-9 ? 0 : v);
+    }
+    return { values: out, step: step };
+  }
+
+  function axisLabel(value, step) {
+    var decimals = Math.min(8, Math.max(0, -Math.floor(Math.log(step) / Math.LN10 + 1e-9)));
+    var text = Math.abs(value) >= 1000 && decimals === 0 ? F0.format(value) : value.toFixed(decimals);
+    return value < 0 ? text.replace("-", "−") : text;
+  }
+
+  // Profit at `size` on the curve (straight between its points: each step trades at one price pair).
+  function profitAt(points, size) {
+    for (var i = 1; i < points.length; i++) {
+      var a = points[i - 1];
+      var b = points[i];
+      if (size <= b[0] + 1e-12) {
+        var span = b[0] - a[0];
+        return span > 0 ? a[2] + ((b[2] - a[2]) * (size - a[0])) / span : b[2];
+      }
+    }
+    return points.length ? points[points.length - 1][2] : 0;
+  }
+
+  // The chart's size axis: the whole curve, or (zoomed) up to half as far again as where the
+  // profit first turns negative after its peak.
+  function zoomedSize(points, peakIndex) {
+    var whole = points.length ? points[points.length - 1][0] : 0;
+    for (var i = 1; i < points.length; i++) if (points[i][0] > whole) whole = points[i][0];
+    if (!depth.zoom || peakIndex <= 0) return whole;
+    for (var k = peakIndex + 1; k < points.length; k++) {
+      if (points[k][2] < 0) return Math.min(whole, points[k][0] * 1.5);
+    }
+    return whole;
+  }
+
+  function quoteLabel(view) {
+    var buy = quoteOf(view && view.buy_symbol);
+    var sell = quoteOf(view && view.sell_symbol);
+    return buy && buy === sell ? buy : "common quote";
+  }
+
+  function drawDepthChart() {
+    var canvas = depthChart;
+    var points = depth.points;
+    var peakIndex = depth.peak;
+    var ctx = canvas.getContext && canvas.getContext("2d");
+    var width = Math.round(canvas.clientWidth);
+    var height = Math.round(canvas.clientHeight);
+    if (!ctx || !width || !height) {
+      depth.plot = null;
+      canvas.setAttribute("data-points", "0");
+      canvas.removeAttribute("data-peak-size");
+      return; // hidden: drawn again when the panel opens (or the books come back)
+    }
+    var ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio);
+      canvas.height = Math.round(height * ratio);
+    }
+    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+    ctx.clearRect(0, 0, width, height);
+    ctx.font = "11px " + getComputedStyle(document.body).fontFamily;
+    var left = CHART.padLeft;
+    var right = width - CHART.padRight;
+    var top = CHART.padTop;
+    var bottom = height - CHART.padBottom;
+    if (points.length < 2 || right - left < 20 || bottom - top < 20) {
+      depth.plot = null;
+      canvas.setAttribute("data-points", String(points.length));
+      if (points.length) canvas.setAttribute("data-peak-size", String(points[peakIndex][0]));
+      else canvas.removeAttribute("data-peak-size");
+      ctx.fillStyle = CHART.label;
+      ctx.textAlign = "center";
+      ctx.textBaseline = "middle";
+      ctx.fillText(depth.id === null ? "" : depth.view ? "no curve: a book side is empty" : "", width / 2, height / 2);
+      return;
+    }
+
+    var xMax = zoomedSize(points, peakIndex);
+    var yMin = 0;
+    var yMax = 0;
+    for (var i = 0; i < points.length && points[i][0] <= xMax; i++) {
+      if (points[i][2] < yMin) yMin = points[i][2];
+      if (points[i][2] > yMax) yMax = points[i][2];
+    }
+    var atEdge = profitAt(points, xMax);
+    if (atEdge < yMin) yMin = atEdge;
+    if (atEdge > yMax) yMax = atEdge;
+    if (!(xMax > 0)) xMax = 1;
+    if (yMax - yMin <= 0) {
+      yMax += 1;
+      yMin -= 1;
+    }
+    var pad = (yMax - yMin) * 0.08;
+    yMax += pad;
+    yMin = yMin < 0 ? yMin - pad : yMin;
+    // room on the left for the widest profit label and the axis title
+    var yTicks = axisTicks(yMin, yMax, 5);
+    var labelWidth = 0;
+    yTicks.values.forEach(function (value) {
+      labelWidth = Math.max(labelWidth, ctx.measureText(axisLabel(value, yTicks.step)).width);
+    });
+    left = Math.max(CHART.padLeft, Math.ceil(labelWidth) + 28);
+    function px(size) {
+      return left + (size / xMax) * (right - left);
+    }
+    function py(profit) {
+      return bottom - ((profit - yMin) / (yMax - yMin)) * (bottom - top);
+    }
+    depth.plot = { left: left, right: right, px: px };
+
+    // grid and tick labels
+    ctx.lineWidth = 1;
+    ctx.strokeStyle = CHART.grid;
+    ctx.fillStyle = CHART.label;
+    ctx.textAlign = "right";
+    ctx.textBaseline = "middle";
+    yTicks.values.forEach(function (value) {
+      var y = Math.round(py(value)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(left, y);
+      ctx.lineTo(right, y);
+      ctx.stroke();
+      ctx.fillText(axisLabel(value, yTicks.step), left - 6, y);
+    });
+    var xTicks = axisTicks(0, xMax, Math.max(2, Math.floor((right - left) / 80)));
+    ctx.textAlign = "center";
+    ctx.textBaseline = "top";
+    xTicks.values.forEach(function (value) {
+      var x = Math.round(px(value)) + 0.5;
+      ctx.beginPath();
+      ctx.moveTo(x, top);
+      ctx.lineTo(x, bottom);
+      ctx.stroke();
+      ctx.fillText(axisLabel(value, xTicks.step), x, bottom + 5);
+    });
+    // axes and their titles
+    ctx.strokeStyle = CHART.axis;
+    ctx.beginPath();
+    ctx.moveTo(left + 0.5, top);
+    ctx.lineTo(left + 0.5, bottom + 0.5);
+    ctx.lineTo(right, bottom + 0.5);
+    ctx.stroke();
+    ctx.fillStyle = CHART.label;
+    ctx.textBaseline = "bottom";
+    ctx.fillText("cumulative size" + (depthAsset() ? " (" + depthAsset() + ")" : ""), (left + right) / 2, height - 2);
+    ctx.save();
+    ctx.translate(10, (top + bottom) / 2);
+    ctx.rotate(-Math.PI / 2);
+    ctx.textBaseline = "middle";
+    ctx.fillText("cumulative profit (" + quoteLabel(depth.view) + ")", 0, 0);
+    ctx.restore();
+
+    // the curve: filled to the zero line, green above it and red below
+    var zeroY = py(0);
+    ctx.save();
+    ctx.beginPath();
+    ctx.rect(left, top - 6, right - left + 6, bottom - top + 6); // zoomed: the rest of the curve runs off
+    ctx.clip();
+    function curvePath() {
+      ctx.beginPath();
+      ctx.moveTo(px(points[0][0]), py(points[0][2]));
+      for (var k = 1; k < points.length; k++) ctx.lineTo(px(points[k][0]), py(points[k][2]));
+    }
+    [
+      [top, zeroY, CHART.up, CHART.upFill],
+      [zeroY, bottom, CHART.down, CHART.downFill],
+    ].forEach(function (band) {
+      if (band[1] <= band[0]) return;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(left, band[0], right - left, band[1] - band[0]);
+      ctx.clip();
+      curvePath();
+      ctx.lineTo(px(points[points.length - 1][0]), zeroY);
+      ctx.lineTo(px(points[0][0]), zeroY);
+      ctx.closePath();
+      ctx.fillStyle = band[3];
+      ctx.fill();
+      curvePath();
+      ctx.strokeStyle = band[2];
+      ctx.lineWidth = 2;
+      ctx.lineJoin = "round";
+      ctx.stroke();
+      ctx.restore();
+    });
+
+    ctx.restore();
+
+    // the zero line
+    ctx.save();
+    ctx.setLineDash([4, 3]);
+    ctx.strokeStyle = CHART.zero;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(left, Math.round(zeroY) + 0.5);
+    ctx.lineTo(right, Math.round(zeroY) + 0.5);
+    ctx.stroke();
+    ctx.restore();
+
+    // the peak
+    var peak = points[peakIndex];
+    ctx.strokeStyle = CHART.peak;
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    ctx.arc(px(peak[0]), py(peak[2]), 4.5, 0, Math.PI * 2);
+    ctx.stroke();
+
+    // where the walk with the threshold stopped: the signal's depth size
+    var depthSize = depth.view && depth.view.depth_size;
+    if (isNum(depthSize)) {
+      var mx = Math.round(px(Math.min(depthSize, xMax))) + 0.5;
+      ctx.save();
+      ctx.setLineDash([2, 3]);
+      ctx.strokeStyle = CHART.mark;
+      ctx.beginPath();
+      ctx.moveTo(mx, top);
+      ctx.lineTo(mx, bottom);
+      ctx.stroke();
+      ctx.restore();
+      ctx.fillStyle = CHART.mark;
+      ctx.beginPath();
+      ctx.arc(mx, py(profitAt(points, depthSize)), 4, 0, Math.PI * 2);
+      ctx.fill();
+      ctx.textAlign = mx > (left + right) / 2 ? "right" : "left";
+      ctx.textBaseline = "top";
+      ctx.fillText("depth " + fmtSize(depthSize), mx + (ctx.textAlign === "right" ? -5 : 5), top + 1);
+    }
+
+    // the point under the pointer
+    if (depth.hover >= 0 && depth.hover < points.length) {
+      var h = points[depth.hover];
+      var hx = px(h[0]);
+      ctx.strokeStyle = CHART.text;
+      ctx.lineWidth = 1;
+      ctx.beginPath();
+      ctx.moveTo(Math.round(hx) + 0.5, top);
+      ctx.lineTo(Math.round(hx) + 0.5, bottom);
+      ctx.stroke();
+      ctx.fillStyle = CHART.text;
+      ctx.beginPath();
+      ctx.arc(hx, py(h[2]), 3.5, 0, Math.PI * 2);
+      ctx.fill();
+    }
+    renderReadout();
+
+    canvas.setAttribute("data-points", String(points.length));
+    canvas.setAttribute("data-peak-size", String(peak[0]));
+    canvas.setAttribute(
+      "aria-label",
+      "Cumulative profit against cumulative size over " + points.length + " points: highest " + fmtMoney(peak[2]) +
+        " at " + sizeText(peak[0]) + (isNum(depthSize) ? "; the walk stops at " + sizeText(depthSize) : "")
+    );
+  }
+
+  function renderReadout() {
+    var point = depth.hover >= 0 ? depth.points[depth.hover] : null;
+    if (!point) {
+      setText(depthReadout, depth.points.length > 1 ? "hover or use ← → on the chart to read a point" : "");
+      return;
+    }
+    setText(
+      depthReadout,
+      "size " + sizeText(point[0]) + " · cost " + fmtMoney(point[1]) + " · profit " + fmtMoney(point[2]) +
+        (point[1] > 0 ? " (" + fmtPct((point[2] / point[1]) * 100, F3) + " %)" : "")
+    );
+  }
+
+  function hoverAt(clientX) {
+    if (!depth.plot || depth.points.length < 2) return;
+    var x = clientX - depthChart.getBoundingClientRect().left;
+    var best = -1;
+    var bestDistance = Infinity;
+    for (var i = 0; i < depth.points.length; i++) {
+      var distance = Math.abs(depth.plot.px(depth.points[i][0]) - x);
+      if (distance < bestDistance) {
+        bestDistance = distance;
+        best = i;
+      }
+    }
+    if (best !== depth.hover) {
+      depth.hover = best;
+      drawDepthChart();
+    }
+  }
+
+  $("depth-zoom").addEventListener("click", function () {
+    depth.zoom = !depth.zoom;
+    this.setAttribute("aria-pressed", depth.zoom ? "true" : "false");
+    drawDepthChart();
+  });
+  depthChart.tabIndex = 0;
+  depthChart.addEventListener("mousemove", function (event) {
+    hoverAt(event.clientX);
+  });
+  depthChart.addEventListener("mouseleave", function () {
+    if (depth.hover !== -1) {
+      depth.hover = -1;
+      drawDepthChart();
+    }
+  });
+  depthChart.addEventListener("keydown", function (event) {
+    var count = depth.points.length;
+    if (!count || (event.key !== "ArrowLeft" && event.key !== "ArrowRight")) return;
+    event.preventDefault();
+    var start = depth.hover < 0 ? (depth.peak >= 0 ? depth.peak : 0) : depth.hover;
+    depth.hover = Math.max(0, Math.min(count - 1, start + (event.key === "ArrowRight" ? 1 : -1)));
+    drawDepthChart();
+  });
+  if (window.ResizeObserver) {
+    new ResizeObserver(function () {
+      if (!depthPanel.hidden) drawDepthChart();
+    }).observe(depthChart);
+  } else {
+    window.addEventListener("resize", function () {
+      if (!depthPanel.hidden) drawDepthChart();
+    });
+  }
+
+  // --- opening and closing ------------------------------------------------------------------------------
+  function rowOf(target) {
+    var tr = target && target.closest ? target.closest("tr[data-id]") : null;
+    return tr && tbody.contains(tr) ? rowsById.get(tr.getAttribute("data-id")) || null : null;
+  }
+
+  tbody.addEventListener("click", function (event) {
+    var row = rowOf(event.target);
+    if (!row) return;
+    var selection = window.getSelection ? String(window.getSelection()) : "";
+    if (selection) return; // selecting text to copy it, not asking for the books
+    openDepth(row);
+  });
+  tbody.addEventListener("keydown", function (event) {
+    if (event.key !== "Enter" && event.key !== " ") return;
+    var row = rowOf(event.target);
+    if (!row || event.target !== row.tr) return;
+    event.preventDefault();
+    openDepth(row);
+  });
+  $("depth-close").addEventListener("click", closeDepth);
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape" && depth.id !== null) closeDepth();
+  });
+
   // --- start ---------------------------------------------------------------------------------------
   setText($("stat-threshold"), "> " + F2.format(config.threshold_pct) + " %");
   var emptyText = emptyNode.querySelector(".empty-text");
@@ -1149,6 +1815,11 @@
     },
     rows: function () {
       return order.length;
+    },
+    openDepth: function (id) {
+      var row = rowsById.get(id);
+      if (row) openDepth(row);
+      return Boolean(row);
     },
   };
 })();
