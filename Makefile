@@ -23,7 +23,7 @@ run: $(STAMP)
 # The bundled seven-venue demo capture through the offline replay: signals on stdout, counts on
 # stderr. QUOTE_RATES=live make demo shows the USDT depeg it holds as well.
 demo: $(STAMP)
-	$(PY) manage.py replay demo/seven_venues.jsonl
+	$(PY) manage.py replay demo/seven_venues.jsonl.gz
 
 lint: style types
 
@@ -44,7 +44,7 @@ demo-capture: $(STAMP)
 # Re-record the seven-venue demo capture: our simulator through our ingestor, a scripted market,
 # about 75 s; similar, not byte-identical, from run to run (demo/README.md).
 demo-record: $(STAMP)
-	$(PY) demo/record_seven_venues.py demo/seven_venues.jsonl
+	$(PY) demo/record_seven_venues.py demo/seven_venues.jsonl.gz
 
 bench: $(STAMP)
 	$(PY) bench/core.py

@@ -1,7 +1,7 @@
 """Record the seven-venue demo capture from our own simulator through our own ingestor.
 
     .venv/bin/python demo/record_seven_venues.py [OUT] [--seed N] [--rate R] [--raw PATH]
-    make demo-record                                    (OUT: demo/seven_venues.jsonl)
+    make demo-record                                    (OUT: demo/seven_venues.jsonl.gz)
 
 Real processes on real sockets, every port a free one picked at start:
 
@@ -36,15 +36,18 @@ the simulator's control API on a fixed timetable (`SCRIPT` below, about 70 s):
   USD venue. A simulator without `/sim/depeg` (404) gets a printed note and no
   depeg; any other failed control request stops the recording.
 
-One change is made to what was received: Bitstamp's `order_book` message carries
-the top 100 levels per side (about 4.6 KB, as on the real venue), which alone would
-pass 1 MB in a minute, so those frames keep their top BITSTAMP_BOOK_LEVELS levels
-per side (the parser reads only the best level; the script checks with `manage.py
-normalize --exchange bitstamp` that the trimmed frames give exactly the ticks of the
-received ones). Every other frame is byte for byte as received.
+Every venue's depth channel is recorded with the rest (the books the replay walks). One
+change is made to what was received: Bitstamp's `order_book` message carries the top 100
+levels per side (about 4.6 KB, as on the real venue), so those frames keep their top
+BITSTAMP_BOOK_LEVELS (20, DEPTH_LEVELS) levels per side: the parser's book ticks carry no
+more, and the script checks with `manage.py normalize --exchange bitstamp` that the
+trimmed frames give exactly the ticks of the received ones. Every other frame is byte for
+byte as received.
 
-The capture is written to OUT only when it is complete and under 1 MB (a hard limit
-for a file in the repository); otherwise the script exits 1 and writes nothing. A
+An OUT ending in `.gz` is written gzip-compressed (replay, normalize and the simulator's
+--replay read it as it is). It is written only when it is complete and under 1 MB as
+stored (a hard limit for a file in the repository); otherwise the script exits 1 and
+writes nothing. A
 summary (lines and bytes per venue, the ingestor's counters) goes to stderr.
 
 Not byte-identical between runs: the seed fixes the simulator's random walk and
@@ -59,8 +62,10 @@ Only the standard library and orjson; the processes run in the repository.
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -81,7 +86,7 @@ sys.path.insert(0, str(REPO))  # run as a script: the project's packages come fr
 from arbsite.redis_server import free_port  # noqa: E402
 from tests.procs import Proc, get_json  # noqa: E402
 
-DEFAULT_OUT = REPO / "demo" / "seven_venues.jsonl"
+DEFAULT_OUT = REPO / "demo" / "seven_venues.jsonl.gz"
 MAX_BYTES = 1_000_000  # hard limit: the script refuses to write a capture this large
 
 VENUES = ("binance", "coinbase", "kraken", "okx", "bitstamp", "gemini", "bitfinex")
@@ -96,10 +101,10 @@ TAIL_S = 2.5  # once the last event has run its course, so that the last opportu
 LIVE_TIMEOUT_S = 40.0
 NOT_LISTED = re.compile(r"(\w+): not listed, skipped: (.+)$")  # the ingestor's log line for a SYMBOLS miss
 # Bitstamp's order_book message is the top 100 levels per side (about 4.6 KB), as on the real
-# venue: a minute of it alone would pass 1 MB. The recorder keeps the top levels of each side of
-# those frames; the parser reads only the best level, and the script checks that the trimmed
-# frames give exactly the ticks of the received ones. Every other frame is kept as received.
-BITSTAMP_BOOK_LEVELS = 3
+# venue. The recorder keeps the top DEPTH_LEVELS of each side of those frames, all a book tick
+# carries, and checks that the trimmed frames give exactly the ticks of the received ones.
+# Every other frame is kept as received.
+BITSTAMP_BOOK_LEVELS = 20
 
 
 @dataclass(frozen=True)
@@ -397,8 +402,14 @@ def record(out: Path, seed: int, rate: float, raw_copy: Path | None) -> int:
         if before != after:
             raise Failure("the trimmed Bitstamp frames do not give the ticks of the received ones")
         lines, sizes, total, span_s = summarize(trimmed_path)
+        if out.suffix == ".gz":
+            packed_path = trimmed_path.with_suffix(".gz.part")
+            # mtime 0: the same capture gives the same bytes
+            with trimmed_path.open("rb") as plain, gzip.GzipFile(packed_path, "wb", 9, mtime=0) as packed:
+                shutil.copyfileobj(plain, packed)
+            packed_path.replace(trimmed_path)
         size = trimmed_path.stat().st_size
-        say(f"\ncapture: {total} lines, {size} bytes, {span_s:.1f} s of receive time")
+        say(f"\ncapture: {total} lines, {size} bytes as stored, {span_s:.1f} s of receive time")
         say(
             f"  (as received: {received_size} bytes; {trimmed} Bitstamp order_book frames cut to their top "
             f"{BITSTAMP_BOOK_LEVELS} levels per side, same ticks: {len(after.splitlines())})"

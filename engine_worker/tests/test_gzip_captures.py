@@ -1,4 +1,5 @@
-"""A capture compressed with gzip (`.jsonl.gz`) replays and normalizes exactly as the plain file does."""
+"""A capture compressed with gzip (`.jsonl.gz`) replays and normalizes exactly as the plain file does:
+the bundled seven-venue demo (stored compressed) against its own lines written out plain."""
 
 from __future__ import annotations
 
@@ -13,15 +14,15 @@ from engine_worker.replay import replay_files
 from ingest_worker.venues import DEFAULT_FEES_PCT, make_parser
 
 REPO = Path(__file__).resolve().parents[2]
-DEMO = REPO / "demo" / "seven_venues.jsonl"
+PACKED = REPO / "demo" / "seven_venues.jsonl.gz"
 
 
 def test_a_gzipped_capture_replays_to_the_same_bytes(tmp_path: Path) -> None:
-    packed = tmp_path / "seven_venues.jsonl.gz"
-    packed.write_bytes(gzip.compress(DEMO.read_bytes()))
+    plain = tmp_path / "seven_venues.jsonl"
+    plain.write_bytes(gzip.decompress(PACKED.read_bytes()))
     config = EngineConfig(fees_pct=DEFAULT_FEES_PCT)
     outputs = []
-    for path in (DEMO, packed):
+    for path in (plain, PACKED):
         out = io.BytesIO()
         stats = replay_files([path], config, out, make_parser=make_parser)
         outputs.append((out.getvalue(), stats.summary()))
@@ -30,7 +31,8 @@ def test_a_gzipped_capture_replays_to_the_same_bytes(tmp_path: Path) -> None:
 
 
 def test_normalize_reads_a_gzipped_capture(tmp_path: Path) -> None:
-    lines = [line for line in DEMO.read_bytes().splitlines(keepends=True) if b'"exchange":"kraken"' in line][:200]
+    demo = gzip.decompress(PACKED.read_bytes())
+    lines = [line for line in demo.splitlines(keepends=True) if b'"exchange":"kraken"' in line][:200]
     plain = tmp_path / "kraken.jsonl"
     plain.write_bytes(b"".join(lines))
     packed = tmp_path / "kraken.jsonl.gz"

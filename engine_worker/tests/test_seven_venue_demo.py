@@ -1,4 +1,4 @@
-"""The seven-venue demo capture (`demo/seven_venues.jsonl`, what `make demo` replays) shows what it promises.
+"""The seven-venue demo capture (`demo/seven_venues.jsonl.gz`, what `make demo` replays) shows what it promises.
 
 The capture is recorded by `demo/record_seven_venues.py` from our simulator through our ingestor,
 so its exact signals change with every recording: these tests check properties that any
@@ -18,6 +18,7 @@ recording made by that script must have, not a copy of one run's output.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import os
 import subprocess
@@ -30,11 +31,12 @@ from typing import Any
 import orjson
 import pytest
 
+from ingest_worker.sim.model import route_depth
 from ingest_worker.venues import make_parser
 from signals_app.contracts.signal import FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
-CAPTURE = REPO / "demo" / "seven_venues.jsonl"
+CAPTURE = REPO / "demo" / "seven_venues.jsonl.gz"
 RECORDER = REPO / "demo" / "record_seven_venues.py"
 VENUES = ("binance", "coinbase", "kraken", "okx", "bitstamp", "gemini", "bitfinex")
 THRESHOLD_PCT = 0.5
@@ -98,7 +100,7 @@ def recorder() -> ModuleType:
 @pytest.fixture(scope="module")
 def lines() -> list[dict[str, Any]]:
     assert CAPTURE.is_file(), f"{CAPTURE} is missing: make demo-record"
-    return [orjson.loads(line) for line in CAPTURE.read_bytes().splitlines()]
+    return [orjson.loads(line) for line in gzip.decompress(CAPTURE.read_bytes()).splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +216,12 @@ def test_the_silenced_venue_goes_stale_closes_and_opens_again(fixed, recorder):
 
 
 def test_the_usdt_depeg_is_an_opportunity_only_live_rates_see(fixed, live, ticks):
-    usdt = [tick for venue in VENUES for tick in ticks[venue] if tick.symbol == "USDT/USD" and tick.type == "quote"]
+    usdt = [
+        tick
+        for venue in VENUES
+        for tick in ticks[venue]
+        if tick.symbol == "USDT/USD" and tick.type in ("quote", "book") and tick.bid is not None
+    ]
     assert {tick.exchange for tick in usdt} >= {"coinbase", "kraken"}, "reference markets recorded"
     depegged = [tick.recv_ns // 1_000_000 for tick in usdt if tick.price < DEPEGGED_BELOW]
     if not depegged:
@@ -257,3 +264,36 @@ def test_live_rates_change_the_usdt_pairs_and_leave_the_usd_pairs_alone(fixed, l
     shared = [(by_key[k], s) for s in live_signals if (k := (s["id"], s["status"], s["timestamp"])) in by_key]
     assert len(shared) > 10
     assert any(f["net_spread_pct"] != s["net_spread_pct"] for f, s in shared), "live USDT rates are not 1.0"
+
+
+def test_every_open_carries_depth_and_deep_routes_hold_more_than_thin_ones(fixed, recorder):
+    """All seven venues are recorded with their books, so every signal walks two books; the
+    simulator makes some routes deep and some thin (`ingest_worker.sim.model.route_depth`), and the
+    replay's depth figures tell them apart."""
+    found = signals(fixed.stdout)
+    for signal in opens(found):
+        assert signal["depth_size"] > 0, signal  # above the threshold at the top: some depth taken
+        assert signal["depth_levels"][0] >= 1
+        assert signal["depth_levels"][1] >= 1
+    best: dict[tuple[str, str, str], float] = {}
+    for signal in found:
+        if signal["status"] != "close":
+            key = (signal["asset"], signal["buy_exchange"], signal["sell_exchange"])
+            best[key] = max(best.get(key, 0.0), signal["depth_profit"])
+    scripted = {
+        (event.params["asset"], event.params["cheap"], event.params["rich"])
+        for event in recorder.SCRIPT
+        if event.action == "dislocate"
+    }
+    deep = {key for key in scripted if route_depth(*key) == 0}
+    thin = {key for key in scripted if route_depth(*key) == 1}
+    assert deep
+    assert thin
+    compared = 0
+    for asset in ("BTC", "ETH"):
+        deep_profits = [best[key] for key in deep if key[0] == asset]
+        thin_profits = [best[key] for key in thin if key[0] == asset]
+        if deep_profits and thin_profits:
+            assert min(deep_profits) > 5 * max(thin_profits), (asset, deep_profits, thin_profits)
+            compared += 1
+    assert compared
