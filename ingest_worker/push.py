@@ -37,7 +37,8 @@ class TickPusher:
         self._socket.setsockopt(zmq.SNDHWM, SNDHWM)
         self._socket.setsockopt(zmq.LINGER, 500)  # on close, give queued ticks half a second to leave
         self._socket.bind(endpoint)
-        self.sent = 0
+        self.sent = 0  # ticks sent (what the engine counts as `ticks`)
+        self.states_sent = 0  # feed states sent
         self.dropped = 0  # ticks refused at the high-water mark, or behind a held feed state
         self.states_held = 0  # feed states that met the mark and waited for room (none is dropped)
         self._held: collections.deque[bytes] = collections.deque()
@@ -58,6 +59,7 @@ class TickPusher:
         """Send now or hold for the next room; True when it left at once."""
         data = encode_feed_state(exchange, state, timestamp_ms)
         if not self._held and self._try(data):
+            self.states_sent += 1
             return True
         self._held.append(data)
         self.states_held += 1
@@ -71,6 +73,7 @@ class TickPusher:
             if not self._try(self._held[0]):
                 return False
             self._held.popleft()
+            self.states_sent += 1
         return True
 
     def _schedule_retry(self) -> None:
@@ -92,11 +95,11 @@ class TickPusher:
             self._socket.send(data, zmq.NOBLOCK)
         except zmq.Again:
             return False
-        self.sent += 1
         return True
 
     def _send(self, data: bytes) -> bool:
         if self._try(data):
+            self.sent += 1
             return True
         self._drop()
         return False
@@ -120,7 +123,7 @@ class TickPusher:
                 while self._held:
                     self._socket.send(self._held[0])
                     self._held.popleft()
-                    self.sent += 1
+                    self.states_sent += 1
             except zmq.Again:
                 log.warning("%d feed state(s) not delivered: no engine took them before shutdown", len(self._held))
         self._socket.close()
