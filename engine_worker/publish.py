@@ -74,7 +74,12 @@ class RedisPublisher:
         views = self._views
         views.pop(view["id"], None)
         views[view["id"]] = encode_depth_view(view)
-        if len(views) > MAX_PENDING_VIEWS:
+        self._bound_views()
+
+    def _bound_views(self) -> None:
+        """The newest MAX_PENDING_VIEWS views only (the dict keeps them oldest first)."""
+        views = self._views
+        while len(views) > MAX_PENDING_VIEWS:
             del views[next(iter(views))]
 
     def pending(self) -> int:
@@ -154,7 +159,8 @@ class RedisPublisher:
             await pipe.execute()
         except (RedisError, OSError) as exc:
             self._keep(signals, quotes)
-            self._views = {**views, **self._views}
+            self._views = {**views, **self._views}  # a newer view of the same signal wins
+            self._bound_views()
             self.failures += 1
             if self.connected or time.monotonic() - self._last_failure_log > 10:
                 log.warning("redis unavailable (%s): holding %d signals, retrying", exc, len(self._signals))

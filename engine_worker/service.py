@@ -40,7 +40,6 @@ from signals_app.contracts.tick import (
     FeedState,
     TickDecodeError,
     decode_message,
-    is_book_lost,
     top_of,
 )
 
@@ -182,9 +181,10 @@ class EngineService:
             self.engine_latency.add((decided_ns - received_ns) / 1000)
             if message.type == TRADE:
                 continue
-            if not is_book_lost(message):  # a book tick's top goes to the price cache as a quote
+            levels = message.bids
+            if levels is None or levels:  # a quote, or a book tick whose top goes to the cache as one
                 publisher.add_quote(top_of(message))
-            elif not engine.has_quote(message.exchange, message.symbol):
+            elif not engine.has_quote(message.exchange, message.symbol):  # a book-lost tick (is_book_lost)
                 publisher.add_quote(message)  # the quote went with the book: its cached price goes too
         if signals:
             publisher.add_signals(signals)
