@@ -242,6 +242,11 @@ class Lifecycle:
         if stale_after < self.next_stale_after:
             self.next_stale_after = stale_after
 
+    @property
+    def pending_timers(self) -> int:
+        """Entries on the timer heap, skipped ones included (each open opportunity has one or two)."""
+        return len(self._timers)
+
     def earliest_stale(self, clock: int) -> Opportunity | None:
         """The open opportunity that went stale first, if one of its quotes is stale at `clock`
         (ties by id); None when none is. Each is handed out once: its timer is taken off, and the
