@@ -235,15 +235,16 @@ class Engine:
             for opportunity in list(held.values())
         ]
 
-    def restore_open(self, signals: Iterable[Signal], now_ms: int) -> int:
+    def restore_open(self, signals: Iterable[object], now_ms: int) -> int:
         """Start-up after a restart (DESIGN.md lifecycle rule 8): hold the open opportunities a
         previous engine left (the last open or update signal of each), resuming; returns how many.
 
         Each goes on with its id, `opened_at` and peak when a tick evaluates it fresh above the
         threshold before `now_ms + STALE_MS`, closes (`threshold`) when one evaluates it at or
         below, and otherwise closes by the timer at `now_ms + STALE_MS` (`engine_restart`) with
-        the stored figures. What is not a whole open or update signal is skipped, counted in
-        `restore_skipped`.
+        the stored figures. What is not a whole open or update signal (anything a decoded stored
+        value may be) is skipped, counted in `restore_skipped` (`lifecycle.restore_problem` says
+        what was wrong with the last one).
         """
         return self.lifecycle.restore(signals, now_ms)
 

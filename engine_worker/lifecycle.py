@@ -33,6 +33,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 from engine_worker.book import Quote
 from engine_worker.depth import Depth, signal_fields
@@ -270,7 +271,7 @@ class Lifecycle:
         return due
 
     # --- restart ---------------------------------------------------------------------
-    def restore(self, signals: Iterable[Signal], now_ms: int) -> int:
+    def restore(self, signals: Iterable[object], now_ms: int) -> int:
         """Hold the open opportunities a previous engine left (their last open or update signals),
         each resuming until `now_ms + stale_ms`; returns how many. A value that is not a whole
         open or update signal (`contract.open_problem`), or one whose id is already held, is
@@ -283,7 +284,7 @@ class Lifecycle:
                 self.restore_skipped += 1
                 self.restore_problem = problem
                 continue
-            held.append(stored)
+            held.append(cast(Signal, stored))
         held.sort(key=_newest_first)
         until = now_ms + self.stale_ms - 1  # closed at now_ms + stale_ms, the usual stale_after + 1
         restored = 0
