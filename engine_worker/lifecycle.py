@@ -8,8 +8,8 @@ the signal to publish, if any. Pure: the clock is an argument.
 Every close carries its `close_reason` (lifecycle rule 8; the names and what each covers are
 `signals_app/contracts/signal.py`'s): `threshold` when an evaluation falls to or below the
 threshold, `stale` when nothing fresh is left to evaluate (a quote gone stale, by the timer or on
-the next tick, or taken by a lost book), `feed_down` from `close`, called by the engine's
-`mark_down`, and `engine_restart` for a restored opportunity that did not come back.
+the next tick, or taken by a lost book), `feed_down` when the engine's `mark_down` closes what a
+feed was part of, and `engine_restart` for a restored opportunity that did not come back in time.
 
 Stale timers: each open opportunity has an entry in a heap ordered by (stale_after, id), the
 order the engine closes them in. An entry is never updated in place (lazy invalidation): an
@@ -143,7 +143,8 @@ class Lifecycle:
                 self.resumed += 1
             opportunity.last_above = found
             opportunity.stale_after = stale_after
-            if stale_after < opportunity.timer_at:  # later: its earlier entry moves when it comes up
+            # Earlier than its entry: file another. Later (the usual case): its entry is moved when it comes up.
+            if stale_after < opportunity.timer_at:
                 self._schedule(opportunity)
             if found.net_spread_pct > opportunity.peak_net_spread_pct:
                 opportunity.peak_net_spread_pct = found.net_spread_pct
