@@ -137,12 +137,31 @@ async def leader_exit(process: asyncio.subprocess.Process) -> int:
     return process.returncode
 
 
+def group_members(pgid: int) -> list[int] | None:
+    """The live (not zombie) processes of the process group `pgid`; None without /proc to tell."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    members = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+            if int(pgrp) == pgid and state not in ("Z", "X"):
+                members.append(int(entry.name))
+    return sorted(members)
+
+
 async def reap_group(child: Child) -> None:
     """Kill whatever is left of the child's process group, then let its output pump finish."""
     assert child.process is not None
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.process.pid, signal.SIGKILL)  # the group's id is its leader's pid
-        note(f"{child.name}: killed what was left of its process group")
+    left = group_members(child.process.pid)  # the group's id is its leader's pid
+    if left is None or left:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        if left:
+            note(f"{child.name}: killed what was left of its process group (pids {', '.join(map(str, left))})")
     _done, pending = await asyncio.wait(child.tasks, timeout=2.0)
     for task in pending:  # a pipe still held by something outside the group: stop reading it
         task.cancel()
