@@ -6,8 +6,10 @@ with an append-only file). Each scenario breaks one part: the engine, the ingest
 worker's main process and daphne each killed with SIGKILL, Redis frozen for 10 s (SIGSTOP, then
 SIGCONT) and Redis killed and started again. After each, the supervisor has restarted what died,
 /api/health is 200 again (persistence lag included), fresh signals reach the stream, and the SQL
-table holds every entry of `signals:stream` exactly once. The scenarios run in order on the same
-system; each starts by waiting for a healthy one, so a failure names its own scenario.
+table holds every entry of `signals:stream` exactly once. And the Celery worker stopped (SIGSTOP
+of its group) turns /api/health 503 naming `persistence` once its lag passes the limit. The
+scenarios run in order on the same system; each starts by waiting for a healthy one, so a
+failure names its own scenario.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from arbsite.redis_server import EmbeddedRedis
 from signals_app.contracts import keys
 from tests.faults.system import RunningSystem
 
+LAG_LIMIT_S = 4.0  # /api/health's persistence limit here: below the 10 s default, for a short stop
+
 
 @pytest.fixture(scope="module")
 def durable_redis() -> Iterator[EmbeddedRedis]:
@@ -39,7 +43,9 @@ def durable_redis() -> Iterator[EmbeddedRedis]:
 @pytest.fixture(scope="module")
 def system(durable_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSystem]:
     workdir: Path = tmp_path_factory.mktemp("faults")
-    running = RunningSystem(durable_redis.url, workdir, SIM_RATE="200", FEED_SILENCE_TIMEOUT_S="3")
+    running = RunningSystem(
+        durable_redis.url, workdir, SIM_RATE="200", FEED_SILENCE_TIMEOUT_S="3", PERSIST_LAG_LIMIT_S=str(LAG_LIMIT_S)
+    )
     try:
         running.wait_healthy(90)
         yield running
@@ -112,6 +118,25 @@ def zombie(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return False
+
+
+def test_a_stopped_writer_turns_api_health_503_naming_persistence_until_it_moves_again(healthy: RunningSystem):
+    system = healthy
+    mark = system.log_mark()
+    worker = system.pids("worker")[-1]
+    os.killpg(worker, signal.SIGSTOP)  # the worker and its pool: alive, writing nothing
+    try:
+        system.sleep_with_load(LAG_LIMIT_S + 2)
+        status, body = system.health()
+    finally:
+        os.killpg(worker, signal.SIGCONT)
+    assert status == 503, body
+    assert "persistence" in body["failing"], body
+    assert body["persistence"]["lag_s"] > LAG_LIMIT_S, body["persistence"]
+    assert "is the Celery worker running?" in body["persistence"]["error"]
+    system.wait_healthy()
+    system.assert_stream_stored_exactly_once()
+    assert system.restarts_since(mark) == [], system.output()
 
 
 def test_daphne_killed_is_restarted_and_the_api_answers_again(healthy: RunningSystem):
