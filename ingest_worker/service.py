@@ -169,7 +169,13 @@ class IngestorService:
         pusher = self.pusher
         status, body = encode_ingestor_health(
             ingestor_health(
-                feeds, pusher.sent, pusher.dropped, pusher.states_held, pusher.holding, pusher.messages_sent
+                feeds,
+                pusher.sent,
+                pusher.dropped,
+                pusher.states_held,
+                pusher.holding,
+                messages_sent=pusher.messages_sent,
+                states_sent=pusher.states_sent,
             )
         )
         return status, "application/json", body

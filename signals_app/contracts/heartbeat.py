@@ -172,6 +172,7 @@ class IngestorHealth(TypedDict):
     feeds: dict[str, FeedHealth]
     ticks_sent: int
     messages_sent: int  # ZeroMQ messages those ticks went in: one per frame
+    feed_states_sent: int  # venue down/up messages sent, each a ZeroMQ message of its own
     ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark, or behind a held feed state
     feed_states_held: int  # venue down/up messages that met the mark and waited (none is dropped)
     feed_states_holding: int  # waiting now
@@ -201,6 +202,7 @@ def ingestor_health(
     states_held: int = 0,
     states_holding: int = 0,
     messages_sent: int = 0,
+    states_sent: int = 0,
 ) -> IngestorHealth:
     """The body for these feeds: `degraded`, naming them, while any feed is not live."""
     not_live = [name for name, feed in feeds.items() if feed["state"] != FEED_LIVE]
@@ -210,6 +212,7 @@ def ingestor_health(
         "feeds": feeds,
         "ticks_sent": ticks_sent,
         "messages_sent": messages_sent,
+        "feed_states_sent": states_sent,
         "ticks_dropped_backpressure": ticks_dropped,
         "feed_states_held": states_held,
         "feed_states_holding": states_holding,

@@ -23,6 +23,7 @@ positional fields (see "the ZeroMQ hop" below).
 from __future__ import annotations
 
 import operator
+import sys
 from collections.abc import Callable, Sequence
 from itertools import islice
 from operator import itemgetter
@@ -36,9 +37,11 @@ TRADE = "trade"
 BOOK = "book"
 MAX_LEVELS = 1000  # a book tick with more levels a side than this is refused (DEPTH_LEVELS is far below)
 
-# [[price, size], ...], best first. The Annotated bounds are msgspec's, checked as it decodes a
-# ZeroMQ message (see "the ZeroMQ hop" below); to mypy and everyone else this is list[list[float]].
-Level = Annotated[list[float], msgspec.Meta(min_length=2, max_length=2)]
+# [[price, size], ...], best first. The Annotated bounds are msgspec's, checked in C as it decodes
+# a ZeroMQ message (see "the ZeroMQ hop" below): two floats a level, each > 0 and finite, at most
+# MAX_LEVELS a side. To mypy and everyone else this is list[list[float]].
+_Positive = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
+Level = Annotated[list[_Positive], msgspec.Meta(min_length=2, max_length=2)]
 Levels = Annotated[list[Level], msgspec.Meta(max_length=MAX_LEVELS)]
 
 
@@ -155,7 +158,7 @@ def decode(data: bytes | str) -> Tick:
     except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise TickDecodeError(f"not a tick: {exc}") from None
     # JSON gives any types: the levels' shape is checked here, the rest by _refusal.
-    reason = _level_shape_refusal(tick.bids) or _level_shape_refusal(tick.asks) or _refusal(tick)
+    reason = _json_levels_refusal(tick.bids) or _json_levels_refusal(tick.asks) or _refusal(tick)
     if reason is not None:
         raise TickDecodeError(f"not a tick: {reason}")
     return tick
@@ -234,7 +237,8 @@ def decode_message(data: bytes) -> WireMessage:
     """A ZeroMQ message from the ingestor; TickDecodeError when it is not one (see above)."""
     try:
         decoded = _decode_wire(data)
-    except (msgspec.DecodeError, TypeError) as exc:  # msgspec.ValidationError is a DecodeError
+    # msgspec.ValidationError is a DecodeError; a string that is no UTF-8 raises UnicodeDecodeError
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
         raise TickDecodeError(f"not a message: {exc}") from None
     if decoded.__class__ is list:
         ticks: list[Tick] = decoded  # type: ignore[assignment]
@@ -260,12 +264,19 @@ def decode_message(data: bytes) -> WireMessage:
 
 def _refusal(tick: Tick) -> str | None:
     """Why `tick` is not a valid tick, or None when it is. Its levels, when they are lists, hold
-    [float, float] lists (msgspec's decoding, or `_level_shape_refusal`, saw to that)."""
-    exchange, symbol, kind, price, _volume, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks = tick
+    [float, float] lists with finite sizes > 0 (msgspec's decoding, or `_json_levels_refusal`,
+    saw to that)."""
+    exchange, symbol, kind, price, volume, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks = tick
     if not (_is_name(exchange) and _is_name(symbol) and "/" in symbol):
         return "bad exchange or symbol"
     if recv_ns.__class__ is not int or timestamp.__class__ is not int:
         return "bad times"
+    if (
+        price.__class__ is not float
+        or volume.__class__ is not float
+        or not (0.0 <= price < _INF and 0.0 <= volume < _INF)
+    ):
+        return "bad price or volume"  # a quote's mid, a trade's figures: finite, never negative
     if kind in (QUOTE, BOOK):
         if kind == BOOK and bids == [] and asks == []:  # a book-lost tick: nothing else set
             if bid is not None or ask is not None or bid_size is not None or ask_size is not None:
@@ -287,6 +298,8 @@ def _refusal(tick: Tick) -> str | None:
             return "bad trade price"
         if bids is not None or asks is not None:
             return "levels on a trade"
+        if bid is not None or ask is not None or bid_size is not None or ask_size is not None:
+            return "a top on a trade"
         return None
     return "unknown type"
 
@@ -295,40 +308,38 @@ def _side_refusal(
     levels: Levels | None, top: object, top_size: object, better: Callable[[float, float], bool]
 ) -> str | None:
     """One side of a book tick: 1 to MAX_LEVELS levels, prices strictly ordered best first
-    (`better`: > for bids, < for asks), prices and sizes finite and > 0, the first level the top.
+    (`better`: > for bids, < for asks) and finite, the first level the top. Each level is a
+    [price, size] of floats with a finite size > 0 already: msgspec's bounds on `Level` saw to
+    that as it decoded the message, `_json_levels_refusal` for `decode`.
 
-    The levels are walked by `map` in C, not by a Python loop: a NaN fails every comparison of
-    the order, `min` finds a size <= 0 and `sum` turns a NaN or an infinity into one that is
-    not below infinity (a sum of sizes that overflows is no market either)."""
+    The prices are compared by `map` in C, not by a Python loop; a NaN fails every comparison."""
     if levels.__class__ is not list or not 0 < len(levels) <= MAX_LEVELS:  # type: ignore[arg-type]
         return "a book side is no list of levels"
-    sizes = list(map(_second, levels))  # type: ignore[arg-type]
-    if not (min(sizes) > 0.0 and sum(sizes) < _INF):
-        return "bad level"
     prices = list(map(_first, levels))  # type: ignore[arg-type]
     best, worst = prices[0], prices[-1]
     if not (0.0 < best < _INF and 0.0 < worst < _INF and all(map(better, prices, islice(prices, 1, None)))):
         return "levels out of order"
-    if best != top or sizes[0] != top_size:
+    if best != top or levels[0][1] != top_size:  # type: ignore[index]
         return "the top is not the first level"
     return None
 
 
-def _level_shape_refusal(levels: object) -> str | None:
-    """JSON's levels: None, or a list of [float, float] lists (the rest is _side_refusal's)."""
+def _json_levels_refusal(levels: object) -> str | None:
+    """What msgspec's `Level` bounds check on the ZeroMQ hop, for JSON's levels: None, or a list
+    of [float, float] lists with finite sizes > 0 (the rest is _side_refusal's)."""
     if levels.__class__ is not list:
         return None  # None, or no list at all: _refusal says which is wrong
     for level in levels:  # type: ignore[attr-defined]
         if level.__class__ is not list or len(level) != 2:
             return "a level is no [price, size]"
-        if level[0].__class__ is not float or level[1].__class__ is not float:
+        price, size = level
+        if price.__class__ is not float or size.__class__ is not float or not 0.0 < size < _INF:
             return "bad level"
     return None
 
 
 _INF = float("inf")
 _first = itemgetter(0)
-_second = itemgetter(1)
 _lt = operator.lt
 _gt = operator.gt
 
