@@ -267,7 +267,13 @@ def _refusal(tick: Tick) -> str | None:
     [float, float] lists with finite sizes > 0 (msgspec's decoding, or `_json_levels_refusal`,
     saw to that)."""
     exchange, symbol, kind, price, volume, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks = tick
-    if not (_is_name(exchange) and _is_name(symbol) and "/" in symbol):
+    if (  # _is_name written out: this runs for every tick the engine receives
+        exchange.__class__ is not str
+        or symbol.__class__ is not str
+        or not 0 < len(exchange) <= 64
+        or not 0 < len(symbol) <= 64
+        or "/" not in symbol
+    ):
         return "bad exchange or symbol"
     if recv_ns.__class__ is not int or timestamp.__class__ is not int:
         return "bad times"
