@@ -187,12 +187,19 @@ class FeedState(NamedTuple):
 #   feed state  a map {"feed": exchange, "state": "down"|"up", "timestamp": ms}.
 #
 # msgpack rather than JSON: floats go as their 8 bytes (no formatting, no parsing, exact), and
-# the two shapes (array, map) tell a message's kind without a tag. `decode_message` refuses a
-# message that is not one of the two shapes with the right types (TickDecodeError: the whole
-# message is dropped, it is counted once, since how many ticks it held cannot be known), and then
-# checks every tick of a well-formed message as `decode` does: a tick that breaks a rule (a
-# crossed quote, levels out of order, NaN, a bad name) is refused alone, and the others of its
-# message are taken.
+# the two shapes (array, map) tell a message's kind without a tag.
+#
+# What is refused, and how much of the message goes with it:
+#   the whole message   it is not one of the two shapes with the right types (not msgpack, a
+#                       field of the wrong type, 10 or 14 fields, a level that is no pair of
+#                       floats > 0 and finite, more than MAX_LEVELS a side; msgspec checks all
+#                       that in C as it decodes): TickDecodeError, and the receiver counts one
+#                       bad message, since how many ticks it held cannot be known;
+#   one tick            a tick of a well-formed message that breaks a rule between its values
+#                       or of its kind (a crossed or NaN quote, levels out of order, a top that
+#                       is not the first level, levels on a quote, a bad name): refused alone
+#                       (`WireMessage.refused` says why), the others of its message are taken.
+# Either way nothing of a refused tick reaches the engine: no crash, no false signal.
 
 
 class _FeedStateWire(msgspec.Struct, forbid_unknown_fields=True):
