@@ -1,9 +1,11 @@
 """The engine process: ZeroMQ PULL -> Engine.on_tick -> Redis, with timers, /health and /metrics.
 
 `run_engine` builds an `EngineService` from settings and awaits `run()`. The
-receive loop drains every waiting message in one go, steps the pure engine for
-each, and hands the signals and latest quotes to the publisher, which sends
-them in one pipelined round trip per batch. SIGINT/SIGTERM: stop receiving,
+receive loop drains every waiting message in one go (a message holds the ticks
+of one frame: `signals_app.contracts.tick.decode_message` decodes it once and
+checks each tick), steps the pure engine for each tick, and hands the signals
+and latest quotes to the publisher, which sends them in one pipelined round
+trip per batch. SIGINT/SIGTERM: stop receiving,
 flush what is held to Redis, close the sockets, exit 0.
 """
 
@@ -14,7 +16,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +40,7 @@ from signals_app.contracts.tick import (
     FEED_DOWN,
     TRADE,
     FeedState,
+    Tick,
     TickDecodeError,
     decode_message,
     top_of,
@@ -81,7 +84,8 @@ class EngineService:
         self.publisher = RedisPublisher(config.redis_url, on_published=self._published)
         self.stop = asyncio.Event()
         self.messages = 0
-        self.bad_messages = 0
+        self.bad_messages = 0  # messages that were no message of ticks (each dropped whole)
+        self.bad_ticks = 0  # ticks of well-formed messages that broke a rule (each dropped alone)
         self.feed_states: dict[str, str] = {}
         self.decision_latency = LatencyWindow()  # frame received (ingestor) -> engine decided
         self.engine_latency = LatencyWindow()  # message received by the engine -> engine decided
@@ -161,13 +165,7 @@ class EngineService:
         publisher = self.publisher
         signals: list[Signal] = []
         received_ns = time.time_ns()
-        for data in batch:
-            self.messages += 1
-            try:
-                message = decode_message(data)
-            except TickDecodeError as exc:
-                self._bad_message(exc)
-                continue
+        for message in self._decoded(batch):
             now_ns = time.time_ns()
             if isinstance(message, FeedState):
                 self._feed_state(message, now_ns // 1_000_000, signals)
@@ -188,6 +186,22 @@ class EngineService:
                 publisher.add_quote(message)  # the quote went with the book: its cached price goes too
         if signals:
             publisher.add_signals(signals)
+
+    def _decoded(self, batch: list[bytes]) -> list[Tick | FeedState]:
+        """The valid ticks and feed states of `batch`'s messages, in order; every message counted,
+        a message that is no message of ticks dropped and counted, a tick that breaks a rule too."""
+        decoded: list[Tick | FeedState] = []
+        for data in batch:
+            self.messages += 1
+            try:
+                items, refused = decode_message(data)
+            except TickDecodeError as exc:
+                self._bad_message(exc)
+                continue
+            decoded.extend(items)
+            if refused:
+                self._bad_ticks(refused)
+        return decoded
 
     def _depth_views(self, signals: list[Signal], now_ms: int) -> None:
         """The depth panel's picture of each signal with depth, of the books as this tick left them."""
@@ -210,8 +224,16 @@ class EngineService:
 
     def _bad_message(self, exc: Exception) -> None:
         self.bad_messages += 1
+        self._warn_bad(f"dropped a bad message ({exc})")
+
+    def _bad_ticks(self, reasons: Sequence[str]) -> None:
+        self.bad_ticks += len(reasons)
+        self._warn_bad(f"dropped {len(reasons)} bad tick(s) of a message (not a tick: {reasons[0]})")
+
+    def _warn_bad(self, what: str) -> None:
+        """At most one warning every 10 s for what the engine refused, with the totals so far."""
         if time.monotonic() - self._last_bad_log > 10:
-            log.warning("engine: dropped bad message (%s); %d so far", exc, self.bad_messages)
+            log.warning("engine: %s; %d bad messages and %d bad ticks so far", what, self.bad_messages, self.bad_ticks)
             self._last_bad_log = time.monotonic()
 
     def _published(self, signals: list[Signal], published_ns: int) -> None:
@@ -264,6 +286,7 @@ class EngineService:
             "ticks": self.engine.ticks,
             "messages": self.messages,
             "bad_messages": self.bad_messages,
+            "bad_ticks": self.bad_ticks,
             "signals": dict(self.engine.lifecycle.counts),
             "open_opportunities": len(self.engine.lifecycle.open),
             "feeds": dict(self.feed_states),
@@ -330,8 +353,15 @@ class _EngineCollector(Collector):
         service = self.service
         ticks = CounterMetricFamily("arb_engine_ticks", "Ticks applied")
         ticks.add_metric([], service.engine.ticks)
-        bad = CounterMetricFamily("arb_engine_bad_messages", "Messages that were not valid ticks")
+        bad = CounterMetricFamily("arb_engine_bad_messages", "Messages that were no message of ticks, dropped whole")
         bad.add_metric([], service.bad_messages)
+        bad_ticks = CounterMetricFamily("arb_engine_bad_ticks", "Ticks of a message that broke a rule, dropped alone")
+        bad_ticks.add_metric([], service.bad_ticks)
+        messages = CounterMetricFamily(
+            "arb_engine_messages", "ZeroMQ messages received (ticks of a frame, or a feed state)"
+        )
+        messages.add_metric([], service.messages)
+        yield from (messages, bad_ticks)
         signals = CounterMetricFamily("arb_engine_signals", "Signals raised", labels=["status"])
         for status, count in service.engine.lifecycle.counts.items():
             signals.add_metric([status], count)

@@ -334,7 +334,7 @@ class Feed:
                 helpers.append(asyncio.create_task(self._keepalive(ws, connection, keepalive.message, interval_s)))
             parse = parser.parse
             resync_needed = parser.resync_needed  # filled in place by the parser, never replaced
-            push = self.pusher.send_tick
+            push = self.pusher.send_ticks  # a frame's ticks in one message
             recorder = self.recorder
             clock_ns = self._clock_ns
             name = self.name
@@ -351,9 +351,7 @@ class Feed:
                         await self._resync(ws, connection)
                     if not ticks:
                         continue
-                    for tick in ticks:
-                        if push(tick):
-                            connection.ticks_sent += 1
+                    connection.ticks_sent += push(ticks)
                     push_latency.add((clock_ns() - recv_ns) / 1000)
                     if not ticked:
                         ticked = True

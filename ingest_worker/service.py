@@ -166,8 +166,17 @@ class IngestorService:
     # --- /health and /metrics --------------------------------------------------------
     def health(self) -> tuple[int, str, bytes]:
         feeds = {feed.name: feed.snapshot() for feed in self.feeds}
+        pusher = self.pusher
         status, body = encode_ingestor_health(
-            ingestor_health(feeds, self.pusher.sent, self.pusher.dropped, self.pusher.states_held, self.pusher.holding)
+            ingestor_health(
+                feeds,
+                pusher.sent,
+                pusher.dropped,
+                pusher.states_held,
+                pusher.holding,
+                messages_sent=pusher.messages_sent,
+                states_sent=pusher.states_sent,
+            )
         )
         return status, "application/json", body
 
@@ -229,8 +238,13 @@ class _IngestorCollector(Collector):
             book_ticks.add_metric([feed.name], stats.book_ticks)
             skewed.add_metric([feed.name], stats.clock_skewed)
             lost.add_metric([feed.name], stats.books_lost)
+        messages = CounterMetricFamily(
+            "arb_zmq_messages_sent", "ZeroMQ messages of ticks sent to the engine: one per frame"
+        )
+        messages.add_metric([], self.service.pusher.messages_sent)
         backpressure = CounterMetricFamily(
-            "arb_ticks_dropped_backpressure", "Ticks refused at the ZeroMQ high-water mark"
+            "arb_ticks_dropped_backpressure",
+            "Ticks refused at the ZeroMQ high-water mark (each tick of a refused message), or behind a held feed state",
         )
         backpressure.add_metric([], self.service.pusher.dropped)
         held = CounterMetricFamily(
@@ -240,4 +254,4 @@ class _IngestorCollector(Collector):
         holding = GaugeMetricFamily("arb_feed_states_holding", "Venue down/up messages waiting for room now")
         holding.add_metric([], self.service.pusher.holding)
         yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
-        yield from (book_ticks, skewed, lost, backpressure, held, holding)
+        yield from (book_ticks, skewed, lost, messages, backpressure, held, holding)

@@ -14,7 +14,7 @@ from arbsite.redis_server import EmbeddedRedis
 from engine_worker.config import EngineConfig
 from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app.contracts.keys import price_key
-from signals_app.contracts.tick import book, book_lost, encode, quote
+from signals_app.contracts.tick import book, book_lost, encode_ticks, quote
 
 BIDS = [[99.9, 1.0], [99.8, 2.0]]
 ASKS = [[100.0, 1.0], [100.1, 2.0]]
@@ -31,17 +31,18 @@ def test_a_lost_book_deletes_the_cached_price_only_when_the_quote_went_with_it()
         try:
             service.handle_batch(
                 [
-                    encode(book("okx", "BTC/USDT", BIDS, ASKS, now_ms, ns)),
-                    encode(book("binance", "BTC/USDT", BIDS, ASKS, now_ms, ns)),
-                    encode(quote("binance", "BTC/USDT", 99.95, 100.0, 0.5, 0.5, now_ms, ns + 1)),
+                    encode_ticks([book("okx", "BTC/USDT", BIDS, ASKS, now_ms, ns)]),
+                    encode_ticks([book("binance", "BTC/USDT", BIDS, ASKS, now_ms, ns)]),
+                    encode_ticks([quote("binance", "BTC/USDT", 99.95, 100.0, 0.5, 0.5, now_ms, ns + 1)]),
                 ]
             )
             assert await service.publisher.flush()
             assert client.get(price_key("okx", "BTC/USDT")) is not None
             service.handle_batch(
                 [
-                    encode(book_lost("okx", "BTC/USDT", now_ms, ns + 2)),
-                    encode(book_lost("binance", "BTC/USDT", now_ms, ns + 2)),
+                    encode_ticks(
+                        [book_lost("okx", "BTC/USDT", now_ms, ns + 2), book_lost("binance", "BTC/USDT", now_ms, ns + 2)]
+                    )
                 ]
             )
             assert await service.publisher.flush()

@@ -18,7 +18,7 @@ import pytest
 from arbsite.health import start_http
 from engine_worker.config import EngineConfig
 from engine_worker.service import EngineService, EngineServiceConfig
-from signals_app.contracts.tick import encode, quote
+from signals_app.contracts.tick import encode_ticks, quote
 from signals_app.tests import api_fixtures
 
 api_redis_server = api_fixtures.api_redis_server
@@ -38,7 +38,7 @@ def crossing_quotes(now_ms: int) -> list[bytes]:
             ("binance", f"{asset}/USDT", 99.9, 100.0),
             ("coinbase", f"{asset}/USD", 101.0, 101.1),
         ):
-            messages.append(encode(quote(exchange, symbol, bid, ask, 1.0, 1.0, now_ms, now_ms * 1_000_000)))
+            messages.append(encode_ticks([quote(exchange, symbol, bid, ask, 1.0, 1.0, now_ms, now_ms * 1_000_000)]))
     return messages
 
 

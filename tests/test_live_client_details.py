@@ -83,7 +83,9 @@ class LiveClient:
     def received(self) -> list[Tick | FeedState]:
         """Every message the ingestor pushed so far, decoded (a malformed one fails the test)."""
         while self.socket.poll(0):
-            self.messages.append(decode_message(self.socket.recv()))
+            items, refused = decode_message(self.socket.recv())
+            assert not refused, refused
+            self.messages.extend(items)
         return self.messages
 
     def quotes(self, start: int = 0) -> list[Tick]:

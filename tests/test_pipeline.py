@@ -170,6 +170,29 @@ def test_health_endpoints_answer_200_when_everything_is_live(pipeline: Pipeline)
     assert status == 200
 
 
+def test_each_frames_ticks_cross_in_one_message_and_the_engine_applies_every_tick(pipeline: Pipeline):
+    wait_until(lambda: pipeline.engine_status()[1]["ticks"] > 1000, 15, "a thousand ticks applied")
+    # Ticks refused before the engine had connected are start-up: none may be refused from here on.
+    refused_at_start = pipeline.ingestor_status()[1]["ticks_dropped_backpressure"]
+    pipeline.control("silence", venue="all")  # the counts stop moving (but for the feeds' down/up states)
+
+    def settled() -> bool:
+        sent, engine = pipeline.ingestor_status()[1], pipeline.engine_status()[1]
+        return bool(
+            engine["ticks"] == sent["ticks_sent"]
+            and engine["messages"] == sent["messages_sent"] + sent["feed_states_sent"]
+        )
+
+    wait_until(settled, 5, "every message and tick the ingestor sent applied by the engine")
+    sent, engine = pipeline.ingestor_status()[1], pipeline.engine_status()[1]
+    assert (sent["ticks_dropped_backpressure"], engine["bad_messages"], engine["bad_ticks"]) == (refused_at_start, 0, 0)
+    # Coinbase's ticker frames carry a quote and its trade: fewer messages than ticks, one per frame.
+    assert sent["messages_sent"] < sent["ticks_sent"]
+    frames = sum(feed["frames"] for feed in sent["feeds"].values())
+    assert sent["messages_sent"] <= frames
+    pipeline.control("resume", venue="all")
+
+
 def essence(signals: list[Signal]) -> list[tuple[object, ...]]:
     """What a replay must reproduce: which opportunities open and close, in which order."""
     return [

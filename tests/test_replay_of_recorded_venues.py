@@ -88,11 +88,11 @@ class ReplayedFeed:
     def drain(self) -> None:
         while True:
             try:
-                message = decode_message(self.pull.recv(zmq.NOBLOCK))
+                items, refused = decode_message(self.pull.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return
-            if isinstance(message, Tick):
-                self.ticks.append(message)
+            assert not refused, refused
+            self.ticks.extend(message for message in items if isinstance(message, Tick))
 
     async def run(self, timeout_s: float = 30.0) -> None:
         """Markets, subscription, the whole replay; returns once the simulator has sent everything and it arrived."""

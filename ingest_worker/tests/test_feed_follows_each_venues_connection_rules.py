@@ -97,9 +97,11 @@ class Engine:
     def drain(self) -> list[Tick | FeedState]:
         while True:
             try:
-                self.messages.append(decode_message(self.socket.recv(zmq.NOBLOCK)))
+                items, refused = decode_message(self.socket.recv(zmq.NOBLOCK))
             except zmq.Again:
                 return self.messages
+            assert not refused, refused
+            self.messages.extend(items)
 
     def quotes(self, start: int = 0) -> list[Tick]:
         # A book tick is also the market's quote (DESIGN.md "Depth"); a book-lost tick is none.

@@ -29,7 +29,7 @@ class _Peer:
     def read_all(self) -> list[Tick | FeedState]:
         out: list[Tick | FeedState] = []
         while self.socket.poll(50):
-            out.append(decode_message(self.socket.recv()))
+            out.extend(decode_message(self.socket.recv()).items)
         return out
 
 
@@ -37,7 +37,7 @@ def _full(endpoint: str) -> tuple[TickPusher, _Peer, int]:
     pusher = TickPusher(endpoint)
     peer = _Peer(endpoint)
     n = 0
-    while pusher.send_tick(_tick(n)):
+    while pusher.send_ticks([_tick(n)]):
         n += 1
     assert pusher.dropped == 1  # the tick that found the queue full
     return pusher, peer, n
@@ -49,13 +49,13 @@ def test_a_state_that_meets_the_mark_is_held_and_goes_out_before_any_later_tick(
         assert not pusher.send_feed_state("kraken", FEED_DOWN, 1)
         assert (pusher.states_held, pusher.holding) == (1, 1)
         # A tick behind the held state would overtake it: it is dropped and counted instead.
-        assert not pusher.send_tick(_tick(10_000))
+        assert not pusher.send_ticks([_tick(10_000)])
         assert pusher.dropped == 2
         # The engine reads; the next tick first lets the state out, then goes itself.
         received = peer.read_all()
         assert len(received) == queued
         assert all(isinstance(m, Tick) for m in received)
-        assert pusher.send_tick(_tick(20_000))
+        assert pusher.send_ticks([_tick(20_000)])
         assert pusher.holding == 0
         after = peer.read_all()
         assert after[0] == FeedState("kraken", FEED_DOWN, 1)
@@ -77,7 +77,7 @@ def test_a_held_state_goes_out_on_its_own_when_no_tick_comes() -> None:
             deadline = time.monotonic() + 5
             while len(received) < queued + 2 and time.monotonic() < deadline:
                 while peer.socket.poll(0):
-                    received.append(decode_message(peer.socket.recv()))
+                    received.extend(decode_message(peer.socket.recv()).items)
                 await asyncio.sleep(0.001)  # the pusher retries on this loop
             assert received[queued:] == [FeedState("kraken", FEED_DOWN, 1), FeedState("kraken", FEED_UP, 2)]
             assert pusher.holding == 0
@@ -97,7 +97,7 @@ def test_close_delivers_a_held_state_to_an_engine_that_reads() -> None:
     # The engine drains while the pusher closes (close blocks, bounded, for the held state).
     def drain() -> None:
         while peer.socket.poll(1000):
-            received.append(decode_message(peer.socket.recv()))
+            received.extend(decode_message(peer.socket.recv()).items)
 
     reader = threading.Thread(target=drain)
     reader.start()

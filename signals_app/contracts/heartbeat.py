@@ -33,8 +33,9 @@ class EngineHeartbeat(TypedDict):
 
     timestamp: int  # Unix ms, the engine's clock when it was written
     ticks: int | None
-    messages: int | None
-    bad_messages: int | None
+    messages: int | None  # ZeroMQ messages received: the ticks of one frame, or one feed state
+    bad_messages: int | None  # messages that were no message of ticks, each dropped whole
+    bad_ticks: int | None  # ticks of well-formed messages that broke a rule, each dropped alone
     signals: dict[str, int]  # raised so far, by status
     open_opportunities: int | None
     feeds: dict[str, str]  # exchange -> the last feed state the ingestor announced
@@ -90,6 +91,7 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "ticks": _int_or_none(raw.get("ticks")),
         "messages": _int_or_none(raw.get("messages")),
         "bad_messages": _int_or_none(raw.get("bad_messages")),
+        "bad_ticks": _int_or_none(raw.get("bad_ticks")),
         "signals": (
             {str(status): count for status, count in counts.items() if _int_or_none(count) is not None}
             if isinstance(counts, dict)
@@ -169,6 +171,8 @@ class IngestorHealth(TypedDict):
     not_live: list[str]
     feeds: dict[str, FeedHealth]
     ticks_sent: int
+    messages_sent: int  # ZeroMQ messages those ticks went in: one per frame
+    feed_states_sent: int  # venue down/up messages sent, each a ZeroMQ message of its own
     ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark, or behind a held feed state
     feed_states_held: int  # venue down/up messages that met the mark and waited (none is dropped)
     feed_states_holding: int  # waiting now
@@ -192,7 +196,13 @@ class IngestorStatus(TypedDict):
 
 
 def ingestor_health(
-    feeds: dict[str, FeedHealth], ticks_sent: int, ticks_dropped: int, states_held: int = 0, states_holding: int = 0
+    feeds: dict[str, FeedHealth],
+    ticks_sent: int,
+    ticks_dropped: int,
+    states_held: int = 0,
+    states_holding: int = 0,
+    messages_sent: int = 0,
+    states_sent: int = 0,
 ) -> IngestorHealth:
     """The body for these feeds: `degraded`, naming them, while any feed is not live."""
     not_live = [name for name, feed in feeds.items() if feed["state"] != FEED_LIVE]
@@ -201,6 +211,8 @@ def ingestor_health(
         "not_live": not_live,
         "feeds": feeds,
         "ticks_sent": ticks_sent,
+        "messages_sent": messages_sent,
+        "feed_states_sent": states_sent,
         "ticks_dropped_backpressure": ticks_dropped,
         "feed_states_held": states_held,
         "feed_states_holding": states_holding,

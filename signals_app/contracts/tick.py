@@ -1,4 +1,4 @@
-"""The normalized tick: what the ingestor sends the engine, one ZeroMQ message each.
+"""The normalized tick: what the ingestor sends the engine, and its two encodings.
 
 Fields and meaning are the contract in DESIGN.md ("Normalized tick"). A tick is
 an immutable `NamedTuple`: attribute access is as fast as a tuple's and
@@ -10,15 +10,26 @@ A **book tick** (DESIGN.md "Depth") is a quote that carries the market's levels 
 is a book tick with both level lists empty and no top (`bid`, `ask` and sizes null, price
 0): the venue's book of that market was dropped (a gap, a failed checksum, a crossed or
 one-sided book) and nothing of it may be walked or quoted until its next book tick. The two fields
-exist on every tick and are None on quotes and trades, whose wire form leaves them
-out, so a quote's bytes are the same as before books existed. Level lists are shared,
-not copied: nobody mutates them.
+exist on every tick and are None on quotes and trades. Level lists are shared, not copied:
+nobody mutates them.
+
+Two encodings, one set of rules (`_refusal`): `encode`/`decode`, one JSON object with the
+contract's field names (the `price:*` cache, `normalize`'s output; a quote's object has no
+level fields, as before books existed), and the ZeroMQ hop's, `encode_ticks` /
+`encode_feed_state` / `decode_message`: every tick of one frame in one msgpack message of
+positional fields (see "the ZeroMQ hop" below).
 """
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+import operator
+import sys
+from collections.abc import Callable, Sequence
+from itertools import islice
+from operator import itemgetter
+from typing import Annotated, Any, Literal, NamedTuple
 
+import msgspec
 import orjson
 
 QUOTE = "quote"
@@ -26,7 +37,12 @@ TRADE = "trade"
 BOOK = "book"
 MAX_LEVELS = 1000  # a book tick with more levels a side than this is refused (DEPTH_LEVELS is far below)
 
-Levels = list[list[float]]  # [[price, size], ...], best first
+# [[price, size], ...], best first. The Annotated bounds are msgspec's, checked in C as it decodes
+# a ZeroMQ message (see "the ZeroMQ hop" below): two floats a level, each > 0 and finite, at most
+# MAX_LEVELS a side. To mypy and everyone else this is list[list[float]].
+_Positive = Annotated[float, msgspec.Meta(gt=0.0, le=sys.float_info.max)]
+Level = Annotated[list[_Positive], msgspec.Meta(min_length=2, max_length=2)]
+Levels = Annotated[list[Level], msgspec.Meta(max_length=MAX_LEVELS)]
 
 
 class Tick(NamedTuple):
@@ -108,49 +124,19 @@ def to_dict(tick: Tick) -> dict[str, Any]:
 
 
 def encode(tick: Tick) -> bytes:
-    """The wire form: one JSON object with the contract's field names (levels only on a book tick)."""
+    """One tick as a JSON object with the contract's field names (levels only on a book tick): the
+    form of the `price:*` cache and of `normalize`'s output. The ZeroMQ hop uses `encode_ticks`."""
     return orjson.dumps(dict(zip(BOOK_FIELDS if tick.bids is not None else FIELDS, tick, strict=False)))
 
 
 class TickDecodeError(ValueError):
-    """Bytes that are not a tick; the receiver counts and drops them."""
+    """Bytes that are not a tick (or not a message of ticks); the receiver counts and drops them."""
 
 
 def decode(data: bytes | str) -> Tick:
-    """Parse the wire form back into a Tick, refusing anything that is not a valid one."""
-    message = decode_message(data)
-    if not isinstance(message, Tick):
-        raise TickDecodeError("a feed state, not a tick")
-    return message
-
-
-# --- feed state messages ---------------------------------------------------------
-# The same ZeroMQ socket carries the ingestor's word on each feed, so that the engine
-# stops counting the quotes of a feed that went down (DESIGN.md: a quote from a feed
-# that is down never takes part). They are told apart from ticks by the "feed" key.
-FEED_DOWN = "down"
-FEED_UP = "up"
-
-
-class FeedState(NamedTuple):
-    exchange: str
-    state: str  # FEED_DOWN or FEED_UP
-    timestamp: int  # Unix ms when the ingestor saw the change
-
-
-def encode_feed_state(exchange: str, state: str, timestamp: int) -> bytes:
-    return orjson.dumps({"feed": exchange, "state": state, "timestamp": timestamp})
-
-
-def decode_message(data: bytes | str) -> Tick | FeedState:
-    """A ZeroMQ message from the ingestor: a tick or a feed state; TickDecodeError otherwise."""
+    """Parse `encode`'s JSON object back into a Tick, refusing anything that is not a valid one."""
     try:
         obj = orjson.loads(data)
-        if "feed" in obj:
-            state = FeedState(obj["feed"], obj["state"], obj["timestamp"])
-            if state.state not in (FEED_DOWN, FEED_UP) or not isinstance(state.exchange, str):
-                raise TickDecodeError("not a feed state")
-            return state
         tick = _new_tick(
             Tick,
             (
@@ -169,62 +155,206 @@ def decode_message(data: bytes | str) -> Tick | FeedState:
                 obj.get("asks"),
             ),
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise TickDecodeError(f"not a tick: {exc}") from None
-    # The engine re-checks what it is sent: a bad message must be a counted drop, never a
-    # crash in the spread arithmetic nor a false signal.
-    if not (_is_name(tick.exchange) and _is_name(tick.symbol) and "/" in tick.symbol):
-        raise TickDecodeError("not a tick: bad exchange or symbol")
-    if tick.recv_ns.__class__ is not int or tick.timestamp.__class__ is not int:
-        raise TickDecodeError("not a tick: bad times")
-    if tick.type == BOOK and tick.bids == [] and tick.asks == []:  # a book-lost tick: nothing else set
-        if tick.bid is not None or tick.ask is not None or tick.bid_size is not None or tick.ask_size is not None:
-            raise TickDecodeError("not a tick: a top on a book without levels")
-    elif tick.type == QUOTE or tick.type == BOOK:
-        bid, ask = tick.bid, tick.ask
-        if bid.__class__ is not float or ask.__class__ is not float or not 0.0 < bid < ask < _INF:
-            raise TickDecodeError("not a tick: bad quote prices")
-        for size in (tick.bid_size, tick.ask_size):
-            if size is not None and (size.__class__ is not float or not 0.0 < size < _INF):
-                raise TickDecodeError("not a tick: bad quote size")
-        if tick.type == BOOK:
-            _check_book(tick)
-        elif tick.bids is not None or tick.asks is not None:
-            raise TickDecodeError("not a tick: levels on a quote")
-    elif tick.type == TRADE:
-        if tick.price.__class__ is not float or not 0.0 < tick.price < _INF:
-            raise TickDecodeError("not a tick: bad trade price")
-        if tick.bids is not None or tick.asks is not None:
-            raise TickDecodeError("not a tick: levels on a trade")
-    else:
-        raise TickDecodeError("not a tick: unknown type")
+    # JSON gives any types: the levels' shape is checked here, the rest by _refusal.
+    reason = _json_levels_refusal(tick.bids) or _json_levels_refusal(tick.asks) or _refusal(tick)
+    if reason is not None:
+        raise TickDecodeError(f"not a tick: {reason}")
     return tick
 
 
-def _check_book(tick: Tick) -> None:
-    """A book tick's levels: non-empty lists of [price, size] floats > 0, strictly ordered best
-    first, at most MAX_LEVELS a side, the first level of each side its top."""
-    for levels, top, ascending in (
-        (tick.bids, [tick.bid, tick.bid_size], False),
-        (tick.asks, [tick.ask, tick.ask_size], True),
+# --- feed state messages ---------------------------------------------------------
+# The same ZeroMQ socket carries the ingestor's word on each feed, so that the engine
+# stops counting the quotes of a feed that went down (DESIGN.md: a quote from a feed
+# that is down never takes part).
+FEED_DOWN = "down"
+FEED_UP = "up"
+
+
+class FeedState(NamedTuple):
+    exchange: str
+    state: str  # FEED_DOWN or FEED_UP
+    timestamp: int  # Unix ms when the ingestor saw the change
+
+
+# --- the ZeroMQ hop (ingestor -> engine) -------------------------------------------
+# One ZeroMQ message is either the ticks of one frame or one feed state, in msgpack (msgspec):
+#
+#   ticks       an array of ticks, each the array of Tick's 13 fields in order (positional: no
+#               field names; a quote's or trade's levels are nil), so that msgspec encodes a
+#               list of Ticks and decodes straight back into Ticks, types checked, in C;
+#   feed state  a map {"feed": exchange, "state": "down"|"up", "timestamp": ms}.
+#
+# msgpack rather than JSON: floats go as their 8 bytes (no formatting, no parsing, exact), and
+# the two shapes (array, map) tell a message's kind without a tag.
+#
+# What is refused, and how much of the message goes with it:
+#   the whole message   it is not one of the two shapes with the right types (not msgpack, a
+#                       field of the wrong type, 10 or 14 fields, a level that is no pair of
+#                       floats > 0 and finite, more than MAX_LEVELS a side; msgspec checks all
+#                       that in C as it decodes): TickDecodeError, and the receiver counts one
+#                       bad message, since how many ticks it held cannot be known;
+#   one tick            a tick of a well-formed message that breaks a rule between its values
+#                       or of its kind (a crossed or NaN quote, levels out of order, a top that
+#                       is not the first level, levels on a quote, a bad name): refused alone
+#                       (`WireMessage.refused` says why), the others of its message are taken.
+# Either way nothing of a refused tick reaches the engine: no crash, no false signal.
+
+
+class _FeedStateWire(msgspec.Struct, forbid_unknown_fields=True):
+    feed: str
+    state: Literal["down", "up"]
+    timestamp: int
+
+
+_encode = msgspec.msgpack.Encoder().encode
+_decode_wire = msgspec.msgpack.Decoder(list[Tick] | _FeedStateWire).decode
+
+
+class TickEncodeError(ValueError):
+    """Ticks that msgpack cannot carry (an integer beyond 64 bits); the sender counts and drops them."""
+
+
+def encode_ticks(ticks: Sequence[Tick]) -> bytes:
+    """One ZeroMQ message holding `ticks` (those of one frame), in order."""
+    try:
+        return _encode(ticks)
+    except (msgspec.EncodeError, OverflowError, TypeError) as exc:
+        raise TickEncodeError(f"not encodable: {exc}") from None
+
+
+def encode_feed_state(exchange: str, state: str, timestamp: int) -> bytes:
+    """One ZeroMQ message holding a feed state."""
+    return _encode(_FeedStateWire(exchange, state, timestamp))  # type: ignore[arg-type]
+
+
+class WireMessage(NamedTuple):
+    """What one ZeroMQ message holds: its valid ticks in order (or its one feed state), and why
+    each of its ticks that broke a rule was refused (empty when none was)."""
+
+    items: Sequence[Tick | FeedState]
+    refused: Sequence[str]
+
+
+_NONE_REFUSED: tuple[str, ...] = ()
+
+
+def decode_message(data: bytes) -> WireMessage:
+    """A ZeroMQ message from the ingestor; TickDecodeError when it is not one (see above)."""
+    try:
+        decoded = _decode_wire(data)
+    # msgspec.ValidationError is a DecodeError; a string that is no UTF-8 raises UnicodeDecodeError
+    except (msgspec.DecodeError, TypeError, ValueError) as exc:
+        raise TickDecodeError(f"not a message: {exc}") from None
+    if decoded.__class__ is list:
+        ticks: list[Tick] = decoded  # type: ignore[assignment]
+        refused: list[str] | None = None
+        for tick in ticks:
+            reason = _refusal(tick)
+            if reason is not None:
+                refused = [] if refused is None else refused
+                refused.append(reason)
+        if refused is None:
+            return WireMessage(ticks, _NONE_REFUSED)
+        return WireMessage([tick for tick in ticks if _refusal(tick) is None], refused)
+    state: _FeedStateWire = decoded  # type: ignore[assignment]
+    if not _is_name(state.feed):
+        raise TickDecodeError("not a feed state: bad exchange")
+    return WireMessage([FeedState(state.feed, state.state, state.timestamp)], _NONE_REFUSED)
+
+
+# --- validation -------------------------------------------------------------------
+# The engine re-checks what it is sent: a bad tick must be a counted drop, never a crash in
+# the spread arithmetic nor a false signal.
+
+
+def _refusal(tick: Tick) -> str | None:
+    """Why `tick` is not a valid tick, or None when it is. Its levels, when they are lists, hold
+    [float, float] lists with finite sizes > 0 (msgspec's decoding, or `_json_levels_refusal`,
+    saw to that)."""
+    exchange, symbol, kind, price, volume, bid, ask, bid_size, ask_size, timestamp, recv_ns, bids, asks = tick
+    if (  # _is_name written out: this runs for every tick the engine receives
+        exchange.__class__ is not str
+        or symbol.__class__ is not str
+        or not 0 < len(exchange) <= 64
+        or not 0 < len(symbol) <= 64
+        or "/" not in symbol
     ):
-        if levels.__class__ is not list or not 0 < len(levels) <= MAX_LEVELS:  # type: ignore[arg-type]
-            raise TickDecodeError("not a tick: a book side is no list of levels")
-        previous = 0.0 if ascending else _INF
-        for level in levels:  # type: ignore[union-attr]
-            if level.__class__ is not list or len(level) != 2:
-                raise TickDecodeError("not a tick: a level is no [price, size]")
-            price, size = level
-            if price.__class__ is not float or size.__class__ is not float or not 0.0 < size < _INF:
-                raise TickDecodeError("not a tick: bad level")
-            if not (previous < price < _INF if ascending else 0.0 < price < previous):
-                raise TickDecodeError("not a tick: levels out of order")
-            previous = price
-        if levels[0] != top:  # type: ignore[index]
-            raise TickDecodeError("not a tick: the top is not the first level")
+        return "bad exchange or symbol"
+    if recv_ns.__class__ is not int or timestamp.__class__ is not int:
+        return "bad times"
+    if (
+        price.__class__ is not float
+        or volume.__class__ is not float
+        or not (0.0 <= price < _INF and 0.0 <= volume < _INF)
+    ):
+        return "bad price or volume"  # a quote's mid, a trade's figures: finite, never negative
+    if kind in (QUOTE, BOOK):
+        if kind == BOOK and bids == [] and asks == []:  # a book-lost tick: nothing else set
+            if bid is not None or ask is not None or bid_size is not None or ask_size is not None:
+                return "a top on a book without levels"
+            return None
+        if bid.__class__ is not float or ask.__class__ is not float or not 0.0 < bid < ask < _INF:  # type: ignore[operator]
+            return "bad quote prices"
+        if bid_size is not None and (bid_size.__class__ is not float or not 0.0 < bid_size < _INF):
+            return "bad quote size"
+        if ask_size is not None and (ask_size.__class__ is not float or not 0.0 < ask_size < _INF):
+            return "bad quote size"
+        if kind == BOOK:
+            return _side_refusal(bids, bid, bid_size, _gt) or _side_refusal(asks, ask, ask_size, _lt)
+        if bids is not None or asks is not None:
+            return "levels on a quote"
+        return None
+    if kind == TRADE:
+        if price.__class__ is not float or not 0.0 < price < _INF:
+            return "bad trade price"
+        if bids is not None or asks is not None:
+            return "levels on a trade"
+        if bid is not None or ask is not None or bid_size is not None or ask_size is not None:
+            return "a top on a trade"
+        return None
+    return "unknown type"
+
+
+def _side_refusal(
+    levels: Levels | None, top: object, top_size: object, better: Callable[[float, float], bool]
+) -> str | None:
+    """One side of a book tick: 1 to MAX_LEVELS levels, prices strictly ordered best first
+    (`better`: > for bids, < for asks) and finite, the first level the top. Each level is a
+    [price, size] of floats with a finite size > 0 already: msgspec's bounds on `Level` saw to
+    that as it decoded the message, `_json_levels_refusal` for `decode`.
+
+    The prices are compared by `map` in C, not by a Python loop; a NaN fails every comparison."""
+    if levels.__class__ is not list or not 0 < len(levels) <= MAX_LEVELS:  # type: ignore[arg-type]
+        return "a book side is no list of levels"
+    prices = list(map(_first, levels))  # type: ignore[arg-type]
+    best, worst = prices[0], prices[-1]
+    if not (0.0 < best < _INF and 0.0 < worst < _INF and all(map(better, prices, islice(prices, 1, None)))):
+        return "levels out of order"
+    if best != top or levels[0][1] != top_size:  # type: ignore[index]
+        return "the top is not the first level"
+    return None
+
+
+def _json_levels_refusal(levels: object) -> str | None:
+    """What msgspec's `Level` bounds check on the ZeroMQ hop, for JSON's levels: None, or a list
+    of [float, float] lists with finite sizes > 0 (the rest is _side_refusal's)."""
+    if levels.__class__ is not list:
+        return None  # None, or no list at all: _refusal says which is wrong
+    for level in levels:  # type: ignore[attr-defined]
+        if level.__class__ is not list or len(level) != 2:
+            return "a level is no [price, size]"
+        price, size = level
+        if price.__class__ is not float or size.__class__ is not float or not 0.0 < size < _INF:
+            return "bad level"
+    return None
 
 
 _INF = float("inf")
+_first = itemgetter(0)
+_lt = operator.lt
+_gt = operator.gt
 
 
 def _is_name(value: object) -> bool:

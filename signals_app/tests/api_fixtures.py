@@ -19,7 +19,7 @@ from arbsite.redis_server import EmbeddedRedis
 from engine_worker.config import EngineConfig
 from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app.contracts.signal import SIGNAL_TYPE, action, signal_id
-from signals_app.contracts.tick import encode, quote
+from signals_app.contracts.tick import encode, encode_ticks, quote
 from signals_app.models import Signal
 from signals_app.persist import signal_row
 
@@ -111,9 +111,9 @@ class PublishingEngine:
         ask_size: float | None = 1.0,
     ) -> bytes:
         """One quote tick through the engine's step; returns its JSON as the price cache will hold it."""
-        data = encode(quote(exchange, symbol, bid, ask, bid_size, ask_size, recv_ms, recv_ms * 1_000_000))
-        self.service.handle_batch([data])
-        return data
+        tick = quote(exchange, symbol, bid, ask, bid_size, ask_size, recv_ms, recv_ms * 1_000_000)
+        self.service.handle_batch([encode_ticks([tick])])
+        return encode(tick)
 
     def publish(self, beat: bool = True) -> None:
         """What the engine's loops do: flush signals and quotes, then (`beat`) one heartbeat step: its matrix."""

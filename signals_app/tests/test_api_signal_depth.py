@@ -21,7 +21,7 @@ from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app.api_schema import SCHEMA
 from signals_app.contracts.depth_view import DEPTH_VIEW_TTL_S, DepthView, depth_view_key, encode_depth_view
 from signals_app.contracts.keys import SIGNALS_HISTORY
-from signals_app.contracts.tick import book, encode
+from signals_app.contracts.tick import book, encode_ticks
 from signals_app.tests import api_fixtures
 
 api_redis_server = api_fixtures.api_redis_server
@@ -86,8 +86,8 @@ def test_the_view_a_real_engine_wrote_is_served(client, api_redis, api_redis_ser
         try:
             service.handle_batch(
                 [
-                    encode(book("binance", "BTC/USDT", *binance, now_ms, now_ms * 1_000_000)),
-                    encode(book("okx", "BTC/USDT", *okx, now_ms, now_ms * 1_000_000 + 1)),
+                    encode_ticks([book("binance", "BTC/USDT", *binance, now_ms, now_ms * 1_000_000)]),
+                    encode_ticks([book("okx", "BTC/USDT", *okx, now_ms, now_ms * 1_000_000 + 1)]),
                 ]
             )
             assert await service.publisher.flush()
