@@ -54,6 +54,7 @@ from signals_app.contracts.tick import Tick, TickDecodeError, to_dict
 from signals_app.contracts.tick import decode as decode_tick
 from signals_app.models import Signal
 from signals_app.persist_lag import PersistenceCheck, check_persistence
+from signals_app.relay import current_relay
 
 log = logging.getLogger("signals_app.api")
 
@@ -181,7 +182,7 @@ class SignalFilters(TypedDict):
     asset: str | None
     exchange: str | None
     status: str | None
-    close_reason: str | None  # one of models.CLOSE_REASONS: closes only
+    close_reason: str | None  # one of contracts.signal.CLOSE_REASONS: closes only
     since: int | None  # Unix ms, inclusive
     until: int | None  # Unix ms, exclusive
     cursor: tuple[int, int] | None  # (timestamp_ms, id) of the last row of the previous page
@@ -480,6 +481,9 @@ class HealthBody(TypedDict):
     ingestor: Check
     feeds: dict[str, FeedCheck]
     persistence: PersistenceCheck
+    # This process's live-feed relay (signals_app.relay.SignalRelay.stats: relayed, missed,
+    # overflows, queued, browsers...); null until its first WebSocket started it.
+    relay: dict[str, Any] | None
 
 
 def check_redis(client: redis.Redis) -> Check:
@@ -627,6 +631,7 @@ def health(request: HttpRequest) -> HttpResponse:
         "ingestor": ingestor_check,
         "feeds": feeds,
         "persistence": persistence,
+        "relay": relay.stats() if (relay := current_relay()) is not None else None,
     }
     _log_health_change(failing)
     response = json_response(body, 503 if failing else 200)

@@ -446,6 +446,16 @@ _SCHEMAS: dict[str, Any] = {
             "ingestor": {**_ref("Check"), "description": "the ingestor's /health answered"},
             "feeds": {"type": "object", "additionalProperties": _ref("FeedCheck")},
             "persistence": _ref("PersistenceCheck"),
+            "relay": {
+                "type": ["object", "null"],
+                "description": (
+                    "this web process's live-feed relay (null until its first WebSocket): signals relayed, "
+                    "caught up from history, dropped as not signals; browsers, signals queued for them "
+                    "(queue_max each), and missed: signals dropped from full browser queues (overflows times), "
+                    "each browser told so by a MISSED message"
+                ),
+                "additionalProperties": {"type": ["integer", "boolean"]},
+            },
         },
     },
 }
