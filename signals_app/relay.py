@@ -84,8 +84,6 @@ class BrowserFeed:
 
     def __init__(self, capacity: int = BROWSER_QUEUE_MAX) -> None:
         self.capacity = capacity
-        self.missed = 0  # signals dropped from this queue over its life
-        self.overflows = 0  # times it was full
         self._queue: deque[tuple[str, int | None]] = deque()  # (signal text, its timestamp)
         self._unreported = 0  # missed signals the browser has not been told of yet
         self._last_timestamp: int | None = None  # of the last signal handed out
@@ -101,8 +99,6 @@ class BrowserFeed:
             dropped = len(self._queue)
             self._queue.clear()
             self._unreported += dropped
-            self.missed += dropped
-            self.overflows += 1
         self._queue.append((text, timestamp))
         self._ready.set()
         return dropped
@@ -182,9 +178,9 @@ class SignalRelay:
             self._task.result()
 
     # --- consumers of this process ----------------------------------------------
-    def attach(self, channel_name: str, capacity: int = BROWSER_QUEUE_MAX) -> BrowserFeed:
+    def attach(self, channel_name: str) -> BrowserFeed:
         """A queue for a new consumer: every signal relayed from now on is put in it."""
-        feed = self._feeds[channel_name] = BrowserFeed(capacity)
+        feed = self._feeds[channel_name] = BrowserFeed()
         return feed
 
     def detach(self, channel_name: str) -> None:

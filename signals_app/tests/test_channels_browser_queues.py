@@ -186,3 +186,27 @@ def test_the_missed_message_reads_back_and_signals_are_not_taken_for_it() -> Non
         assert decode_missed(frame) is None
     assert decode_missed(b'{"type": "MISSED", "missed": true, "since": null}') is None
     assert decode_missed(b'{"type": "MISSED", "missed": 3, "since": "yesterday"}') is None
+
+
+def test_a_queue_that_overflows_twice_before_its_browser_reads_reports_both_in_one_message() -> None:
+    async def body() -> None:
+        feed = relay_module.BrowserFeed(capacity=3)
+        assert [feed.put(f"s{i}", T0 + i) for i in range(3)] == [0, 0, 0]
+        assert feed.put("s3", T0 + 3) == 3  # full: s0..s2 dropped, s3 kept
+        assert [feed.put(f"s{i}", T0 + i) for i in range(4, 6)] == [0, 0]
+        assert feed.put("s6", T0 + 6) == 3  # full again before anything was read: s3..s5
+        # Nothing was sent before the gap: no `since`.
+        assert await feed.next_frame() == missed_message(6, None)
+        assert await feed.next_frame() == "s6"
+        assert len(feed) == 0
+        # Then a gap after a signal sent: `since` is that signal's timestamp.
+        for i in range(7, 11):
+            feed.put(f"s{i}", T0 + i)
+        assert [await feed.next_frame() for _ in range(2)] == [missed_message(3, T0 + 6), "s10"]
+        waiting = asyncio.ensure_future(feed.next_frame())
+        await asyncio.sleep(0.01)
+        assert not waiting.done()  # an empty queue waits for the next signal
+        feed.put("s11", None)
+        assert await asyncio.wait_for(waiting, 1) == "s11"
+
+    asyncio.run(body())
