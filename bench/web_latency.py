@@ -18,7 +18,10 @@ With `--baseline DIR` (another checkout, e.g. a worktree of the commit to compar
 with), each round runs every scenario against a web process started from DIR and
 then against one from this checkout, `--rounds` times alternately (so both see the
 same machine load), and a last table gives, per scenario, the median over rounds of
-each side's added p50 and p99.
+each side's added p50 and p99. `--baseline minimal` compares with the least a
+Python WebSocket hop costs here: a child process with one redis-py subscription
+that `websockets.broadcast`s each message to every client (no Django, Channels,
+daphne, queue or check).
 
 Run: .venv/bin/python bench/web_latency.py [--scenarios 20x1,200x1,200x10] [--seconds 5]
      [--baseline DIR] [--rounds 3]
@@ -32,6 +35,7 @@ import asyncio
 import contextlib
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
@@ -207,6 +211,53 @@ async def scenario(
     }
 
 
+MINIMAL = "minimal"  # --baseline minimal: the least a Python WebSocket hop costs, for scale
+
+
+async def serve_minimal(redis_url: str, port: int) -> None:
+    """The minimal hop: one redis-py subscription, `websockets.broadcast` of each message to every client.
+
+    No Django, Channels or daphne, no queue, no check: what any Python process relaying Redis
+    pub/sub to WebSockets pays on this machine at least (run as a child: `--serve-minimal`).
+    """
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+    clients: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    subscriber = aioredis.Redis.from_url(redis_url)
+    pubsub: Any = subscriber.pubsub()
+    await pubsub.subscribe(SIGNALS_CHANNEL)
+    async with serve(handler, "127.0.0.1", port):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            if message is not None and message["type"] == "message":
+                broadcast(clients, message["data"].decode())
+
+
+def start_minimal(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    web = subprocess.Popen(
+        [sys.executable, __file__, "--serve-minimal", f"{port}:{redis_url}"], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"the minimal hop exited with {web.returncode}:\n{log_path.read_text()}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return web
+        time.sleep(0.1)
+    web.kill()
+    raise RuntimeError(f"the minimal hop did not listen on {port} within 30 s:\n{log_path.read_text()}")
+
+
 def start_web(redis_url: str, port: int, log_path: Path, checkout: Path = REPO) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -250,7 +301,10 @@ def relay_report(port: int) -> str:
         body = exc.read()
     except OSError as exc:
         return f"/api/health unreachable: {exc}"
-    relay = orjson.loads(body).get("relay")
+    try:
+        relay = orjson.loads(body).get("relay")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "no /api/health (the minimal hop)"
     if not isinstance(relay, dict):
         return "/api/health has no relay section (a web process from before it)"
     names = ("relayed", "missed", "overflows", "queued", "browsers")
@@ -267,13 +321,16 @@ class Run:
 
 
 def run_web(label: str, checkout: Path, scenarios: list[tuple[float, ...]], seconds: float, floor: str) -> Run:
-    """Every scenario against one fresh Redis and one daphne started from `checkout`."""
+    """Every scenario against one fresh Redis and one daphne started from `checkout` (or the minimal hop)."""
     load_average = os.getloadavg()[0]
     server = EmbeddedRedis().start()
     port = free_port()
     log_path = REPO / "var" / "bench-web-latency-daphne.log"
     log_path.parent.mkdir(exist_ok=True)
-    web = start_web(server.url, port, log_path, checkout)
+    if str(checkout) == MINIMAL:
+        web = start_minimal(server.url, port, log_path)
+    else:
+        web = start_web(server.url, port, log_path, checkout)
     os.environ["BENCH_WEB_PID"] = str(web.pid)
     results = []
     try:
@@ -351,7 +408,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default="20x1,200x1,200x10", help="RATExCLIENTS, comma separated")
     parser.add_argument("--seconds", type=float, default=5.0, help="publishing time per scenario")
-    parser.add_argument("--baseline", type=Path, help="another checkout to compare with, run alternately")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help=f"another checkout to compare with, run alternately; {MINIMAL!r}: the minimal Python WebSocket hop",
+    )
+    parser.add_argument("--serve-minimal", metavar="PORT:REDIS_URL", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline")
     parser.add_argument(
         "--floor",
@@ -360,6 +422,10 @@ def main() -> int:
         help="Redis subscribers measured beside the browsers: a single one (default) or one per browser",
     )
     args = parser.parse_args()
+    if args.serve_minimal:
+        port, redis_url = args.serve_minimal.split(":", 1)
+        asyncio.run(serve_minimal(redis_url, int(port)))
+        return 0
     scenarios = [tuple(float(part) for part in item.split("x")) for item in args.scenarios.split(",")]
 
     runs: list[Run] = []
