@@ -227,9 +227,12 @@ def test_a_forced_dislocation_opens_updates_and_closes_one_row(page: Page, syste
     messages = [signal for signal in history if signal["id"] == signal_id]
     assert messages[0]["status"] == "open"
     assert messages[-1]["status"] == "close"
+    # The dislocation ended: the spread fell back under the threshold, and the row says so.
+    assert messages[-1]["close_reason"] == "threshold", messages[-1]
     duration_s = messages[-1]["duration_ms"] / 1000
     cells = cell_texts(page, signal_id)
-    assert cells[0] == "closed", cells
+    assert cells[0] == "closedthreshold", cells
+    assert reason_text(page, signal_id) == "threshold"
     assert cells[1].startswith("BTC"), cells
     assert cells[2] == "binance→coinbase", cells
     assert cells[12] == f"{duration_s:.1f}s", (cells, messages[-1])
