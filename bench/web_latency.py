@@ -6,11 +6,25 @@ dashboard page would send, then PUBLISHes signal JSON at fixed rates, each
 carrying its publish time (CLOCK_MONOTONIC, shared by every process of the
 machine) in an extra field. For each rate it prints p50/p99/max of publish →
 received for a plain Redis subscriber in the same client process (the floor:
-Redis and the client's own event loop) and for the WebSocket clients (the path
-added by the web process: relay, channel layer, consumer, daphne), how many
-frames arrived, in order, and the CPU the web process used.
+Redis and the client's own event loop; `--floor per-browser` measures one
+subscriber per browser instead, so that the time ten browsers' frames wait for
+each other in this one client process is in the floor too) and for the
+WebSocket clients (the path
+added by the web process: relay, each browser's queue, consumer, daphne), how many
+frames arrived, in order, the CPU the web process used, and what the web process's
+relay reports on /api/health at the end (signals missed by full browser queues).
+
+With `--baseline DIR` (another checkout, e.g. a worktree of the commit to compare
+with), each round runs every scenario against a web process started from DIR and
+then against one from this checkout, `--rounds` times alternately (so both see the
+same machine load), and a last table gives, per scenario, the median over rounds of
+each side's added p50 and p99. `--baseline minimal` compares with the least a
+Python WebSocket hop costs here: a child process with one redis-py subscription
+that `websockets.broadcast`s each message to every client (no Django, Channels,
+daphne, queue or check).
 
 Run: .venv/bin/python bench/web_latency.py [--scenarios 20x1,200x1,200x10] [--seconds 5]
+     [--baseline DIR] [--rounds 3]
 (a scenario is RATE x CLIENTS). DJANGO_SETTINGS_MODULE picks the web process's settings.
 """
 
@@ -21,10 +35,12 @@ import asyncio
 import contextlib
 import os
 import platform
+import socket
 import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,15 +153,16 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def scenario(
-    ws_url: str, origin: str, redis_url: str, rate: float, clients: int, seconds: float
+    ws_url: str, origin: str, redis_url: str, rate: float, clients: int, seconds: float, floor_subscribers: int
 ) -> dict[str, Any]:
-    subscriber = aioredis.Redis.from_url(redis_url)
-    pubsub: Any = subscriber.pubsub()
-    await pubsub.subscribe(SIGNALS_CHANNEL)
-    floor = Receiver("redis")
+    subscribers = [aioredis.Redis.from_url(redis_url) for _ in range(floor_subscribers)]
+    pubsubs: list[Any] = [subscriber.pubsub() for subscriber in subscribers]
+    for pubsub in pubsubs:
+        await pubsub.subscribe(SIGNALS_CHANNEL)
+    floors = [Receiver(f"redis{i}") for i in range(floor_subscribers)]
     websockets = [await connect(ws_url, origin=origin, proxy=None) for _ in range(clients)]  # type: ignore[arg-type]
     receivers = [Receiver(f"ws{i}") for i in range(clients)]
-    tasks = [asyncio.create_task(read_pubsub(pubsub, floor))]
+    tasks = [asyncio.create_task(read_pubsub(pubsub, floor)) for pubsub, floor in zip(pubsubs, floors, strict=True)]
     tasks += [asyncio.create_task(read_websocket(ws, r)) for ws, r in zip(websockets, receivers, strict=True)]
 
     # Warm up: every client has had a signal, so the relay is subscribed and every path is hot.
@@ -158,6 +175,7 @@ async def scenario(
 
     web_pid = int(os.environ["BENCH_WEB_PID"])
     cpu_before = cpu_seconds(web_pid)
+    client_cpu_before = cpu_seconds(os.getpid())
     sent: list[int] = []
     started = time.monotonic()
     # In a thread: the publishing schedule must not wait for the clients' event loop.
@@ -167,14 +185,16 @@ async def scenario(
             break
         await asyncio.sleep(0.02)
     cpu_used = cpu_seconds(web_pid) - cpu_before
+    client_cpu_used = cpu_seconds(os.getpid()) - client_cpu_before
     elapsed = time.monotonic() - started
 
     for task in tasks:
         task.cancel()
     for ws in websockets:
         await ws.close()
-    await pubsub.aclose()
-    await subscriber.aclose()
+    for pubsub, subscriber in zip(pubsubs, subscribers, strict=True):
+        await pubsub.aclose()
+        await subscriber.aclose()
 
     browser_latencies = [value for r in receivers for value in r.latencies_us]
     return {
@@ -183,13 +203,62 @@ async def scenario(
         "sent": len(sent),
         "received_min": min(len(r.seqs) for r in receivers),
         "in_order": all(r.seqs == sorted(r.seqs) for r in receivers),
-        "floor": floor.latencies_us,
+        "floor": [value for floor in floors for value in floor.latencies_us],
+        "floor_subscribers": floor_subscribers,
         "browser": browser_latencies,
         "web_cpu_pct": 100 * cpu_used / elapsed,
+        "client_cpu_pct": 100 * client_cpu_used / elapsed,
     }
 
 
-def start_web(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+MINIMAL = "minimal"  # --baseline minimal: the least a Python WebSocket hop costs, for scale
+
+
+async def serve_minimal(redis_url: str, port: int) -> None:
+    """The minimal hop: one redis-py subscription, `websockets.broadcast` of each message to every client.
+
+    No Django, Channels or daphne, no queue, no check: what any Python process relaying Redis
+    pub/sub to WebSockets pays on this machine at least (run as a child: `--serve-minimal`).
+    """
+    from websockets.asyncio.server import ServerConnection, broadcast, serve
+
+    clients: set[ServerConnection] = set()
+
+    async def handler(ws: ServerConnection) -> None:
+        clients.add(ws)
+        try:
+            await ws.wait_closed()
+        finally:
+            clients.discard(ws)
+
+    subscriber = aioredis.Redis.from_url(redis_url)
+    pubsub: Any = subscriber.pubsub()
+    await pubsub.subscribe(SIGNALS_CHANNEL)
+    async with serve(handler, "127.0.0.1", port):
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0)
+            if message is not None and message["type"] == "message":
+                broadcast(clients, message["data"].decode())
+
+
+def start_minimal(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    log = log_path.open("wb")
+    web = subprocess.Popen(
+        [sys.executable, __file__, "--serve-minimal", f"{port}:{redis_url}"], stdout=log, stderr=subprocess.STDOUT
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if web.poll() is not None:
+            raise RuntimeError(f"the minimal hop exited with {web.returncode}:\n{log_path.read_text()}")
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return web
+        time.sleep(0.1)
+    web.kill()
+    raise RuntimeError(f"the minimal hop did not listen on {port} within 30 s:\n{log_path.read_text()}")
+
+
+def start_web(redis_url: str, port: int, log_path: Path, checkout: Path = REPO) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "REDIS_URL": redis_url,
@@ -201,7 +270,7 @@ def start_web(redis_url: str, port: int, log_path: Path) -> subprocess.Popen[byt
     log = log_path.open("wb")
     web = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "arbsite.asgi:application"],
-        cwd=REPO,
+        cwd=checkout,
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -223,18 +292,45 @@ def fmt(values: list[float]) -> str:
     return f"{percentile(values, 0.5):.0f} / {percentile(values, 0.99):.0f} / {max(values, default=float('nan')):.0f}"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scenarios", default="20x1,200x1,200x10", help="RATExCLIENTS, comma separated")
-    parser.add_argument("--seconds", type=float, default=5.0, help="publishing time per scenario")
-    args = parser.parse_args()
-    scenarios = [tuple(float(part) for part in item.split("x")) for item in args.scenarios.split(",")]
+def relay_report(port: int) -> str:
+    """What the web process's relay says on /api/health (a 503 is expected: no engine runs here)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=10) as response:
+            body = response.read()
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+    except OSError as exc:
+        return f"/api/health unreachable: {exc}"
+    try:
+        relay = orjson.loads(body).get("relay")
+    except (orjson.JSONDecodeError, AttributeError):
+        return "no /api/health (the minimal hop)"
+    if not isinstance(relay, dict):
+        return "/api/health has no relay section (a web process from before it)"
+    names = ("relayed", "missed", "overflows", "queued", "browsers")
+    return "relay on /api/health: " + ", ".join(f"{name} {relay.get(name)}" for name in names)
 
+
+@dataclass
+class Run:
+    label: str
+    results: list[dict[str, Any]]
+    exit_code: int | str
+    relay: str
+    load_average: float  # the machine's 1-minute load average when the run started
+
+
+def run_web(label: str, checkout: Path, scenarios: list[tuple[float, ...]], seconds: float, floor: str) -> Run:
+    """Every scenario against one fresh Redis and one daphne started from `checkout` (or the minimal hop)."""
+    load_average = os.getloadavg()[0]
     server = EmbeddedRedis().start()
     port = free_port()
     log_path = REPO / "var" / "bench-web-latency-daphne.log"
     log_path.parent.mkdir(exist_ok=True)
-    web = start_web(server.url, port, log_path)
+    if str(checkout) == MINIMAL:
+        web = start_minimal(server.url, port, log_path)
+    else:
+        web = start_web(server.url, port, log_path, checkout)
     os.environ["BENCH_WEB_PID"] = str(web.pid)
     results = []
     try:
@@ -247,10 +343,12 @@ def main() -> int:
                         server.url,
                         rate,
                         int(clients),
-                        args.seconds,
+                        seconds,
+                        int(clients) if floor == "per-browser" else 1,
                     )
                 )
             )
+        relay = relay_report(port)
     finally:
         web.terminate()
         try:
@@ -259,33 +357,98 @@ def main() -> int:
             web.kill()
             exit_code = "killed after 10 s"
         server.cleanup()
+    return Run(label, results, exit_code, relay, load_average)
+
+
+def added_us(result: dict[str, Any], q: float) -> float:
+    return percentile(result["browser"], q) - percentile(result["floor"], q)
+
+
+def print_run(run: Run) -> None:
+    print(f"\n{run.label} (load average {run.load_average:.1f} at its start):\n")
+    print(
+        "| signals/s | browsers | published | received (each) | in order | Redis subscribers | "
+        "Redis subscriber p50 / p99 / max µs | browser p50 / p99 / max µs | added by the web path p50 / p99 µs "
+        "| web process CPU | clients' process CPU |"
+    )
+    print("|---:|---:|---:|---:|---|---:|---|---|---|---:|---:|")
+    for r in run.results:
+        added = f"{added_us(r, 0.5):.0f} / {added_us(r, 0.99):.0f}"
+        in_order = "yes" if r["in_order"] else "NO"
+        print(
+            f"| {r['rate']:g} | {r['clients']} | {r['sent']} | {r['received_min']} | {in_order} "
+            f"| {r['floor_subscribers']} | {fmt(r['floor'])} | {fmt(r['browser'])} | {added} "
+            f"| {r['web_cpu_pct']:.0f} % | {r['client_cpu_pct']:.0f} % |"
+        )
+    print(
+        f"\npublish → received, CLOCK_MONOTONIC; the Redis subscribers run in the clients' process. "
+        f"daphne exit code on SIGTERM: {run.exit_code}. Median of all frames: "
+        f"{statistics.median([v for r in run.results for v in r['browser']] or [float('nan')]):.0f} µs. "
+        f"{run.relay}."
+    )
+
+
+def print_comparison(runs: list[Run], scenarios: list[tuple[float, ...]]) -> None:
+    """Per scenario, the median over rounds of each side's added p50 / p99 and web CPU."""
+    print("\nmedian over rounds (added by the web path, µs; web process CPU):\n")
+    print("| signals/s | browsers | baseline p50 / p99 | this p50 / p99 | baseline CPU | this CPU |")
+    print("|---:|---:|---|---|---:|---:|")
+    for index, (rate, clients) in enumerate(scenarios):
+        cells = []
+        for label in ("baseline", "this"):
+            rows = [run.results[index] for run in runs if run.label.startswith(label)]
+            p50 = statistics.median(added_us(r, 0.5) for r in rows)
+            p99 = statistics.median(added_us(r, 0.99) for r in rows)
+            cpu = statistics.median(r["web_cpu_pct"] for r in rows)
+            cells.append((f"{p50:.0f} / {p99:.0f}", f"{cpu:.0f} %"))
+        print(f"| {rate:g} | {clients:g} | {cells[0][0]} | {cells[1][0]} | {cells[0][1]} | {cells[1][1]} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default="20x1,200x1,200x10", help="RATExCLIENTS, comma separated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="publishing time per scenario")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help=f"another checkout to compare with, run alternately; {MINIMAL!r}: the minimal Python WebSocket hop",
+    )
+    parser.add_argument("--serve-minimal", metavar="PORT:REDIS_URL", help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=3, help="alternations with --baseline")
+    parser.add_argument(
+        "--floor",
+        choices=("per-browser", "one"),
+        default="one",
+        help="Redis subscribers measured beside the browsers: a single one (default) or one per browser",
+    )
+    args = parser.parse_args()
+    if args.serve_minimal:
+        port, redis_url = args.serve_minimal.split(":", 1)
+        asyncio.run(serve_minimal(redis_url, int(port)))
+        return 0
+    scenarios = [tuple(float(part) for part in item.split("x")) for item in args.scenarios.split(",")]
+
+    runs: list[Run] = []
+    if args.baseline is None:
+        runs.append(run_web(f"this checkout ({REPO})", REPO, scenarios, args.seconds, args.floor))
+    else:
+        for round_number in range(1, args.rounds + 1):
+            label = f"baseline ({args.baseline}), round {round_number}"
+            runs.append(run_web(label, args.baseline, scenarios, args.seconds, args.floor))
+            runs.append(
+                run_web(f"this checkout ({REPO}), round {round_number}", REPO, scenarios, args.seconds, args.floor)
+            )
 
     settings_module = os.environ.get("DJANGO_SETTINGS_MODULE", "arbsite.settings")
     print(
         f"Python {platform.python_version()} · {platform.processor() or platform.machine()} "
         f"({os.cpu_count()} CPUs) · {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} · "
-        f"settings {settings_module} · {args.seconds:g} s per row\n"
+        f"settings {settings_module} · {args.seconds:g} s per row · floor: {args.floor} Redis subscriber(s)"
     )
-    print(
-        "| signals/s | browsers | published | received (each) | in order | Redis subscriber p50 / p99 / max µs "
-        "| browser p50 / p99 / max µs | added by the web path p50 / p99 µs | web process CPU |"
-    )
-    print("|---:|---:|---:|---:|---|---|---|---|---:|")
-    for r in results:
-        added = (
-            f"{percentile(r['browser'], 0.5) - percentile(r['floor'], 0.5):.0f} / "
-            f"{percentile(r['browser'], 0.99) - percentile(r['floor'], 0.99):.0f}"
-        )
-        in_order = "yes" if r["in_order"] else "NO"
-        print(
-            f"| {r['rate']:g} | {r['clients']} | {r['sent']} | {r['received_min']} | {in_order} "
-            f"| {fmt(r['floor'])} | {fmt(r['browser'])} | {added} | {r['web_cpu_pct']:.0f} % |"
-        )
-    print(
-        f"\npublish → received, CLOCK_MONOTONIC; the Redis subscriber runs in the clients' process. "
-        f"daphne exit code on SIGTERM: {exit_code}. Median of all frames: "
-        f"{statistics.median([v for r in results for v in r['browser']] or [float('nan')]):.0f} µs."
-    )
+    for run in runs:
+        print_run(run)
+    if args.baseline is not None:
+        print_comparison(runs, scenarios)
     return 0
 
 

@@ -18,6 +18,7 @@ class SignalAdmin(admin.ModelAdmin):
     list_display = (
         "created",
         "status",
+        "close_reason",
         "asset",
         "action",
         "buy_exchange",
@@ -29,7 +30,7 @@ class SignalAdmin(admin.ModelAdmin):
         "net_spread_at_target_pct",
         "duration",
     )
-    list_filter = ("asset", "buy_exchange", "sell_exchange", "status", "created")
+    list_filter = ("asset", "buy_exchange", "sell_exchange", "status", "close_reason", "created")
     search_fields = ("signal_id", "=asset")  # an id or part of one; an asset exactly (BTC, not BTCDOWN)
     date_hierarchy = "created"
     ordering = ("-timestamp_ms", "-id")
@@ -37,7 +38,7 @@ class SignalAdmin(admin.ModelAdmin):
     # The table grows by every open/update/close: skip the unfiltered COUNT(*) on each page.
     show_full_result_count = False
     fieldsets = (
-        (None, {"fields": ("signal_id", "status", "action", "asset", "created", "timestamp_ms")}),
+        (None, {"fields": ("signal_id", "status", "close_reason", "action", "asset", "created", "timestamp_ms")}),
         (
             "Markets",
             {"fields": ("buy_exchange", "buy_symbol", "buy_price", "sell_exchange", "sell_symbol", "sell_price")},

@@ -49,11 +49,12 @@ from signals_app.contracts.heartbeat import (
 )
 from signals_app.contracts.markets import MarketsDecodeError, Matrix
 from signals_app.contracts.markets import decode as decode_markets
-from signals_app.contracts.signal import CLOSE, OPEN, UPDATE
+from signals_app.contracts.signal import CLOSE, CLOSE_REASONS, OPEN, UPDATE
 from signals_app.contracts.tick import Tick, TickDecodeError, to_dict
 from signals_app.contracts.tick import decode as decode_tick
 from signals_app.models import Signal
 from signals_app.persist_lag import PersistenceCheck, check_persistence
+from signals_app.relay import current_relay
 
 log = logging.getLogger("signals_app.api")
 
@@ -181,6 +182,7 @@ class SignalFilters(TypedDict):
     asset: str | None
     exchange: str | None
     status: str | None
+    close_reason: str | None  # one of contracts.signal.CLOSE_REASONS: closes only
     since: int | None  # Unix ms, inclusive
     until: int | None  # Unix ms, exclusive
     cursor: tuple[int, int] | None  # (timestamp_ms, id) of the last row of the previous page
@@ -217,6 +219,9 @@ def signal_filters(request: HttpRequest) -> SignalFilters:
     status = request.GET.get("status", "").strip().lower() or None
     if status is not None and status not in STATUSES:
         raise BadParameter(f"status: {status[:40]!r} is not one of {', '.join(STATUSES)}")
+    close_reason = request.GET.get("close_reason", "").strip().lower() or None
+    if close_reason is not None and close_reason not in CLOSE_REASONS:
+        raise BadParameter(f"close_reason: {close_reason[:40]!r} is not one of {', '.join(CLOSE_REASONS)}")
     since = int_param(request, "since", None, 0, BIGINT_MAX)
     until = int_param(request, "until", None, 0, BIGINT_MAX)
     if since is not None and until is not None and since > until:
@@ -228,6 +233,7 @@ def signal_filters(request: HttpRequest) -> SignalFilters:
         "asset": asset.upper() if asset else None,
         "exchange": exchange.lower() if exchange else None,
         "status": status,
+        "close_reason": close_reason,
         "since": since,
         "until": until,
         "cursor": decode_cursor(raw_cursor) if raw_cursor else None,
@@ -247,6 +253,8 @@ def signal_querysets(filters: SignalFilters) -> list[QuerySet[Signal]]:
         query = query.filter(asset=filters["asset"])
     if filters["status"] is not None:
         query = query.filter(status=filters["status"])
+    if filters["close_reason"] is not None:
+        query = query.filter(close_reason=filters["close_reason"])
     if filters["since"] is not None:
         query = query.filter(timestamp_ms__gte=filters["since"])
     if filters["until"] is not None:
@@ -473,6 +481,9 @@ class HealthBody(TypedDict):
     ingestor: Check
     feeds: dict[str, FeedCheck]
     persistence: PersistenceCheck
+    # This process's live-feed relay (signals_app.relay.SignalRelay.stats: relayed, missed,
+    # overflows, queued, browsers...); null until its first WebSocket started it.
+    relay: dict[str, Any] | None
 
 
 def check_redis(client: redis.Redis) -> Check:
@@ -620,6 +631,7 @@ def health(request: HttpRequest) -> HttpResponse:
         "ingestor": ingestor_check,
         "feeds": feeds,
         "persistence": persistence,
+        "relay": relay.stats() if (relay := current_relay()) is not None else None,
     }
     _log_health_change(failing)
     response = json_response(body, 503 if failing else 200)

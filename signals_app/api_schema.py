@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from signals_app.contracts.signal import DEPTH_FIELDS
+from signals_app.contracts.signal import CLOSE_REASONS, DEPTH_FIELDS
 from signals_app.contracts.signal import FIELDS as SIGNAL_FIELDS
 
 _SIGNAL_EXAMPLE: dict[str, Any] = {
@@ -153,6 +153,11 @@ _SCHEMAS: dict[str, Any] = {
             "peak_net_spread_pct": {"type": "number"},
             "tick_recv_ns": {"type": "integer"},
             "timestamp": {"type": "integer", "description": "Unix ms of this message (the engine's clock)"},
+            "close_reason": {
+                "enum": list(CLOSE_REASONS),
+                "description": "why the opportunity closed (DESIGN.md lifecycle rule 8): on a close only; "
+                "absent from closes published before the engine gave reasons",
+            },
         },
     },
     "DepthView": {
@@ -441,6 +446,16 @@ _SCHEMAS: dict[str, Any] = {
             "ingestor": {**_ref("Check"), "description": "the ingestor's /health answered"},
             "feeds": {"type": "object", "additionalProperties": _ref("FeedCheck")},
             "persistence": _ref("PersistenceCheck"),
+            "relay": {
+                "type": ["object", "null"],
+                "description": (
+                    "this web process's live-feed relay (null until its first WebSocket): signals relayed, "
+                    "caught up from history, dropped as not signals; browsers, signals queued for them "
+                    "(queue_max each), and missed: signals dropped from full browser queues (overflows times), "
+                    "each browser told so by a MISSED message"
+                ),
+                "additionalProperties": {"type": ["integer", "boolean"]},
+            },
         },
     },
 }
@@ -593,6 +608,12 @@ SCHEMA: dict[str, Any] = {
                     _str_param("asset", "base asset, exact (case-insensitive)", "BTC"),
                     _str_param("exchange", "an exchange on either side (buy or sell)", "binance"),
                     _str_param("status", "open, update or close", "close", {"enum": ["open", "update", "close"]}),
+                    _str_param(
+                        "close_reason",
+                        "why a close closed (closes only): " + ", ".join(CLOSE_REASONS),
+                        "stale",
+                        {"enum": list(CLOSE_REASONS)},
+                    ),
                     _int_param(
                         "since", "Unix ms, inclusive, on the signal's timestamp", 0, 2**63 - 1, None, 1705670000000
                     ),

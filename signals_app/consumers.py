@@ -1,9 +1,14 @@
 """The browsers' live feed: `/ws/signals/` sends every signal as one text frame, exactly as published.
 
-Channels style: the consumer joins its process's group (`PROCESS_SIGNALS_GROUP`,
-`signals.<pid>-<random>`, see `signals_app.contracts.groups`) and forwards its events;
-the relay (one per process, `signals_app.relay`) feeds that group from Redis.
-Browsers send nothing; whatever they send is ignored.
+The relay (one per process, `signals_app.relay`) puts each signal in this consumer's queue (a
+`BrowserFeed`); the consumer's drain task writes the queue into the WebSocket, oldest first. A
+browser that falls BROWSER_QUEUE_MAX signals behind gets one MISSED control message instead of
+its backlog (`signals_app.contracts.live_feed`) and then the newer signals.
+
+The consumer also joins its process's Channels group (`PROCESS_SIGNALS_GROUP`,
+`signals.<pid>-<random>`, see `signals_app.contracts.groups`): a `signal.message` event sent to
+that group goes into the same queue, so the group stays the way in for a sender in another
+process. Browsers send nothing; whatever they send is ignored.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from redis.exceptions import RedisError
 
 from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP
-from signals_app.relay import SignalRelay, ensure_relay
+from signals_app.relay import BrowserFeed, SignalRelay, ensure_relay, event_timestamp
 
 log = logging.getLogger("signals_app.consumers")
 
@@ -30,9 +35,11 @@ FIRST_SUBSCRIPTION_WAIT_S = 1.0
 
 
 class SignalsConsumer(AsyncWebsocketConsumer):
-    """One browser: a member of PROCESS_SIGNALS_GROUP; each `signal.message` event's data goes out as a text frame."""
+    """One browser: its relay queue drained into its WebSocket; a member of PROCESS_SIGNALS_GROUP."""
 
     relay: SignalRelay | None = None
+    feed: BrowserFeed | None = None
+    _drain_task: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -44,8 +51,7 @@ class SignalsConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await send({"type": "websocket.close", "code": TRY_AGAIN_LATER})
         finally:
-            if self.relay is not None:
-                self.relay.discard_member(self.channel_name)
+            await self._leave()
 
     async def connect(self) -> None:
         relay = self.relay = ensure_relay()
@@ -55,19 +61,44 @@ class SignalsConsumer(AsyncWebsocketConsumer):
             log.warning("refusing a live-feed WebSocket: the channel layer failed (%s: %s)", type(exc).__name__, exc)
             await self.close(code=TRY_AGAIN_LATER)
             return
-        relay.add_member(self.channel_name)
+        # Queued from now on; written once the socket is accepted.
+        feed = self.feed = relay.attach(self.channel_name)
         if relay.subscriptions == 0:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(FIRST_SUBSCRIPTION_WAIT_S):
                     await relay.subscribed.wait()
         await self.accept()
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain(feed), name="signals-browser")
 
     async def disconnect(self, code: int) -> None:
-        if self.relay is not None:
-            self.relay.discard_member(self.channel_name)
+        await self._leave()
         with contextlib.suppress(RedisError, OSError):
             await self.channel_layer.group_discard(PROCESS_SIGNALS_GROUP, self.channel_name)
 
+    async def _drain(self, feed: BrowserFeed) -> None:
+        """Write the queue into the WebSocket, oldest first, until the connection ends."""
+        try:
+            while True:
+                await self.send(text_data=await feed.next_frame())
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a failed write: this browser gets nothing more, so close it (it reconnects)
+            log.exception("live-feed WebSocket write failed; closing it")
+            with contextlib.suppress(Exception):
+                await self.close(code=TRY_AGAIN_LATER)
+
+    async def _leave(self) -> None:
+        """Stop queueing for this browser and stop its drain task (idempotent)."""
+        if self.relay is not None and getattr(self, "channel_name", None):
+            self.relay.detach(self.channel_name)
+        task, self._drain_task = self._drain_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def signal_message(self, event: dict[str, Any]) -> None:
-        """SIGNAL_EVENT: `data` is the published signal JSON, sent on unchanged."""
-        await self.send(text_data=event["data"])
+        """SIGNAL_EVENT from the group: `data`, the signal JSON, joins this browser's queue unchanged."""
+        if self.relay is not None and self.feed is not None:
+            text = event["data"]
+            self.relay.deliver(self.feed, text, event_timestamp(text))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from signals_app.contracts.signal import CLOSE_REASONS
+
 
 class Signal(models.Model):
     """One signal message, exactly as published (`payload`), with its fields split out for filters.
@@ -37,6 +39,14 @@ class Signal(models.Model):
     depth_profit = models.FloatField(null=True, blank=True, help_text="the walk's profit after fees, common quote")
     depth_net_spread_pct = models.FloatField(null=True, blank=True)
     net_spread_at_target_pct = models.FloatField(null=True, blank=True, help_text="net % at TARGET_NOTIONAL")
+    # Null on open and update rows, and on closes written before the engine gave reasons.
+    close_reason = models.CharField(
+        max_length=16,
+        null=True,
+        blank=True,
+        choices=[(reason, reason) for reason in CLOSE_REASONS],
+        help_text="why the opportunity closed (a close only)",
+    )
     opened_at_ms = models.BigIntegerField(help_text="Unix ms the opportunity opened")
     duration_ms = models.BigIntegerField()
     timestamp_ms = models.BigIntegerField(help_text="Unix ms of this message (the engine clock)")
@@ -51,6 +61,7 @@ class Signal(models.Model):
             models.Index(fields=["buy_exchange", "timestamp_ms"], name="signal_buy_time"),
             models.Index(fields=["sell_exchange", "timestamp_ms"], name="signal_sell_time"),
             models.Index(fields=["status", "timestamp_ms"], name="signal_status_time"),
+            models.Index(fields=["close_reason", "timestamp_ms"], name="signal_close_reason_time"),
         ]
 
     def __str__(self) -> str:

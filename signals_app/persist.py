@@ -34,7 +34,7 @@ import redis
 from django.db import DataError, IntegrityError, transaction
 
 from signals_app.contracts import keys
-from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, decode
+from signals_app.contracts.signal import CLOSE, CLOSE_REASONS, OPEN, UPDATE, decode
 from signals_app.models import Signal
 
 log = logging.getLogger("signals_app.persist")
@@ -163,6 +163,18 @@ def _int(signal: dict[str, Any], key: str, low: int = -_INT64, high: int = _INT6
     return int(value)
 
 
+def _close_reason(signal: dict[str, Any], status: str) -> str | None:
+    """A close's `close_reason` (None when absent: an engine older than the reasons); none elsewhere."""
+    reason = signal.get("close_reason")
+    if reason is None:
+        return None
+    if status != CLOSE:
+        raise MalformedSignal(f"close_reason: only a close carries one, got {reason!r:.80} on a {status}")
+    if reason not in CLOSE_REASONS:
+        raise MalformedSignal(f"close_reason: expected one of {list(CLOSE_REASONS)}, got {reason!r:.80}")
+    return str(reason)
+
+
 def signal_row(stream_id: str, data: bytes | None) -> Signal:
     """The model row for one stream entry; MalformedSignal says why there is none."""
     if data is None:
@@ -184,6 +196,7 @@ def signal_row(stream_id: str, data: bytes | None) -> Signal:
     return Signal(
         stream_id=stream_id,
         status=status,
+        close_reason=_close_reason(signal, status),
         opened_at_ms=_int(signal, "opened_at"),
         duration_ms=_int(signal, "duration_ms"),
         timestamp_ms=timestamp_ms,

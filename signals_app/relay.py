@@ -1,23 +1,31 @@
-"""The relay: Redis pub/sub `arbitrage:signals` → this web process's Channels group, once per process.
+"""The relay: Redis pub/sub `arbitrage:signals` → every browser of this web process, in process.
 
 One Redis subscription per process, not one per browser. Daphne sends no ASGI
 lifespan events, so nothing runs at start-up: the first WebSocket connection
 starts the relay (`ensure_relay`) as a task in the process's event loop, and it
 then runs for the life of the process, browsers or not.
 
-Each published signal becomes one `group_send`, awaited in turn so that the
-browsers get the signals in the order they were published (an `open` before its
-`update`s and its `close`). With channels_redis's RedisChannelLayer a
-`group_send` costs four Redis round trips whatever the number of browsers in the
-group (their messages for one process share one Redis key); `bench/web_latency.py`
-measures about 1 ms (p50) from PUBLISH to the browser at 200 signals/s, and one
-web process keeps up with about 1000 signals/s (at 2000 it falls behind, losing
-nothing). What is published is forwarded byte for byte; what is not a signal is
-counted and dropped.
+Each published signal is appended, in the relay's task and without a single
+await, to the queue of every browser of this process (`BrowserFeed`, one per
+consumer); each consumer drains its own queue into its WebSocket, so every
+browser gets the signals in the order they were published (an `open` before its
+`update`s and its `close`) and a slow one holds up nobody else. No Redis round
+trip per signal beyond the PUBLISH itself (a channels_redis `group_send` cost
+four, plus one per browser for its `receive`). A queue holds BROWSER_QUEUE_MAX
+signals (`contracts/live_feed.py`): a browser further behind than that loses
+its backlog, never in silence: it is sent one MISSED message with the count
+(and refills from the history API), its queue restarts from the newest signal,
+and the count shows in `stats()` (`/api/health`, under `relay`) with a
+rate-limited warning. What is published is forwarded byte for byte; what is not
+a signal is counted and dropped.
 
-The group is this process's own (`PROCESS_SIGNALS_GROUP`): with several web
-processes on one Redis, each relays every signal to its own browsers only, so a
-browser gets each signal once however many processes serve the site.
+The consumers still join their process's Channels group (`PROCESS_SIGNALS_GROUP`,
+one Redis command at connect) and take `signal.message` events from it into the
+same queue: the group stays the contract for anything that must reach this
+process's browsers from elsewhere; the relay itself no longer sends through it.
+With several web processes on one Redis, each relays every signal to its own
+browsers only, so a browser gets each signal once however many processes serve
+the site.
 
 When Redis goes away the relay logs it, reconnects with backoff (at most
 BACKOFF_MAX_S between attempts, so that it is back before the engine, whose
@@ -47,8 +55,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from signals_app.contracts import signal as signal_contract
-from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP, SIGNAL_EVENT
+from signals_app.contracts.groups import PROCESS_SIGNALS_GROUP
 from signals_app.contracts.keys import SIGNALS_CHANNEL, SIGNALS_HISTORY, SIGNALS_HISTORY_KEEP
+from signals_app.contracts.live_feed import BROWSER_QUEUE_MAX, missed_message
 
 log = logging.getLogger("signals_app.relay")
 
@@ -61,22 +70,88 @@ RESTORE_TIMEOUT_S = 30.0  # re-adding this process's browsers and catching up fr
 # itself keeps SIGNALS_HISTORY_KEEP, so no catch-up can reach further back than this.
 RECENT_KEEP = 2 * SIGNALS_HISTORY_KEEP
 DROP_WARNING_EVERY_S = 10.0
+OVERFLOW_WARNING_EVERY_S = 10.0
+
+
+class BrowserFeed:
+    """One browser's signals not yet written to its WebSocket: a bounded queue, drained in order.
+
+    `put` never waits (the relay appends to every browser's queue in one step); the consumer
+    awaits `next_frame` and writes what it gets. A full queue is emptied rather than grown: the
+    signals it held are counted as missed, and the next frame out is the MISSED message
+    (`contracts/live_feed.py`) that says how many, followed by the newer signals.
+    """
+
+    def __init__(self, capacity: int = BROWSER_QUEUE_MAX) -> None:
+        self.capacity = capacity
+        self._queue: deque[tuple[str, int | None]] = deque()  # (signal text, its timestamp)
+        self._unreported = 0  # missed signals the browser has not been told of yet
+        self._last_timestamp: int | None = None  # of the last signal handed out
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def put(self, text: str, timestamp: int | None) -> int:
+        """Queue one signal; the number of older ones dropped to make room (0 but on overflow)."""
+        dropped = 0
+        if len(self._queue) >= self.capacity:
+            dropped = len(self._queue)
+            self._queue.clear()
+            self._unreported += dropped
+        self._queue.append((text, timestamp))
+        self._ready.set()
+        return dropped
+
+    async def next_frame(self) -> str:
+        """The next text frame for the browser: a MISSED message after a gap, else the oldest signal."""
+        while True:
+            if self._unreported:
+                # Everything queued now came after the gap: the message goes out before it.
+                text = missed_message(self._unreported, self._last_timestamp)
+                self._unreported = 0
+                return text
+            if self._queue:
+                text, timestamp = self._queue.popleft()
+                if timestamp is not None:
+                    self._last_timestamp = timestamp
+                return text
+            self._ready.clear()
+            await self._ready.wait()
+
+
+def timestamp_of(signal: dict[str, Any]) -> int | None:
+    """A signal's `timestamp` when it is an integer (a MISSED message's `since` is one), else None."""
+    timestamp = signal.get("timestamp")
+    return timestamp if isinstance(timestamp, int) and not isinstance(timestamp, bool) else None
+
+
+def event_timestamp(text: str) -> int | None:
+    """The timestamp of the signal a group event carries (None when it carries no signal)."""
+    try:
+        return timestamp_of(signal_contract.decode(text.encode()))
+    except ValueError:
+        return None
 
 
 class SignalRelay:
-    """Relays every signal published on SIGNALS_CHANNEL to PROCESS_SIGNALS_GROUP, unchanged, in order."""
+    """Relays every signal published on SIGNALS_CHANNEL to this process's browsers, unchanged, in order."""
 
     def __init__(self, redis_url: str) -> None:
         self.redis_url = redis_url
         self.backoff_first_s = BACKOFF_FIRST_S
         self.backoff_max_s = BACKOFF_MAX_S
         self.subscribed = asyncio.Event()  # set while Redis sends us every PUBLISH and nothing is left to catch up
-        self.relayed = 0  # signals handed to the group, caught-up ones included
+        self.relayed = 0  # signals handed to this process's browsers, caught-up ones included
         self.caught_up = 0  # of which read back from signals:history after a reconnection
         self.dropped = 0  # messages on the channel that are not a signal
         self.subscriptions = 0  # successful (re)subscriptions
         self.failures = 0  # connections lost or refused
-        self._members: set[str] = set()  # this process's consumers' channel names
+        self.missed = 0  # signals dropped from full browser queues, every browser (gone ones too)
+        self.overflows = 0  # times a browser's queue was full
+        self._feeds: dict[str, BrowserFeed] = {}  # this process's consumers, by channel name
+        self._last_overflow_warning = 0.0
+        self._overflows_unlogged = 0
         self._recent: deque[str] = deque()
         self._recent_set: set[str] = set()
         self._last_timestamp: int | None = None  # of the newest signal relayed
@@ -103,13 +178,36 @@ class SignalRelay:
             self._task.result()
 
     # --- consumers of this process ----------------------------------------------
-    def add_member(self, channel_name: str) -> None:
-        self._members.add(channel_name)
+    def attach(self, channel_name: str) -> BrowserFeed:
+        """A queue for a new consumer: every signal relayed from now on is put in it."""
+        feed = self._feeds[channel_name] = BrowserFeed()
+        return feed
 
-    def discard_member(self, channel_name: str) -> None:
-        self._members.discard(channel_name)
+    def detach(self, channel_name: str) -> None:
+        self._feeds.pop(channel_name, None)
+
+    def deliver(self, feed: BrowserFeed, text: str, timestamp: int | None) -> None:
+        """Put one signal in one browser's queue, counting (and logging, rate-limited) an overflow."""
+        dropped = feed.put(text, timestamp)
+        if not dropped:
+            return
+        self.missed += dropped
+        self.overflows += 1
+        self._overflows_unlogged += 1
+        now = time.monotonic()
+        if now - self._last_overflow_warning > OVERFLOW_WARNING_EVERY_S:
+            self._last_overflow_warning = now
+            log.warning(
+                "a browser fell %d signals behind: dropped its backlog and told it (MISSED); "
+                "%d overflow(s) since the last warning, %d signal(s) missed in all",
+                dropped,
+                self._overflows_unlogged,
+                self.missed,
+            )
+            self._overflows_unlogged = 0
 
     def stats(self) -> dict[str, Any]:
+        feeds = list(self._feeds.values())  # /api/health reads this from a worker thread
         return {
             "subscribed": self.subscribed.is_set(),
             "relayed": self.relayed,
@@ -117,7 +215,11 @@ class SignalRelay:
             "dropped": self.dropped,
             "subscriptions": self.subscriptions,
             "failures": self.failures,
-            "browsers": len(self._members),
+            "browsers": len(feeds),
+            "queued": sum(len(feed) for feed in feeds),
+            "queue_max": BROWSER_QUEUE_MAX,
+            "missed": self.missed,
+            "overflows": self.overflows,
         }
 
     # --- the loop ---------------------------------------------------------------
@@ -213,7 +315,7 @@ class SignalRelay:
 
     # --- one signal ---------------------------------------------------------------
     async def forward(self, payload: bytes) -> bool:
-        """Hand one published payload to the group unchanged; False when it is not a signal or a repeat."""
+        """Hand one published payload to every browser unchanged; False when it is not a signal or a repeat."""
         try:
             text = payload.decode()
             signal = signal_contract.decode(payload)
@@ -226,13 +328,12 @@ class SignalRelay:
             return False
         if text in self._recent_set:
             return False
-        layer = get_channel_layer()
-        assert layer is not None, "CHANNEL_LAYERS is not configured"
-        await layer.group_send(PROCESS_SIGNALS_GROUP, {"type": SIGNAL_EVENT, "data": text})
+        timestamp = timestamp_of(signal)
+        for feed in list(self._feeds.values()):
+            self.deliver(feed, text, timestamp)
         self.relayed += 1
         self._remember(text)
-        timestamp = signal.get("timestamp")
-        if isinstance(timestamp, int) and (self._last_timestamp is None or timestamp > self._last_timestamp):
+        if timestamp is not None and (self._last_timestamp is None or timestamp > self._last_timestamp):
             self._last_timestamp = timestamp
         return True
 
@@ -246,10 +347,11 @@ class SignalRelay:
     async def _rejoin_members(self) -> None:
         layer = get_channel_layer()
         assert layer is not None, "CHANNEL_LAYERS is not configured"
-        for channel_name in list(self._members):
+        members = list(self._feeds)
+        for channel_name in members:
             await layer.group_add(PROCESS_SIGNALS_GROUP, channel_name)
-        if self._members:
-            log.info("re-added %d browser(s) of this process to group %s", len(self._members), PROCESS_SIGNALS_GROUP)
+        if members:
+            log.info("re-added %d browser(s) of this process to group %s", len(members), PROCESS_SIGNALS_GROUP)
 
     async def _catch_up(self, client: aioredis.Redis) -> None:
         """Relay the signals history holds from the last relayed timestamp on that were not relayed.

@@ -177,11 +177,15 @@ def rows_with_id(page: Page, signal_id: str) -> int:
     return count
 
 
+# The row of an id (`id`, the argument), found as HAS_ROW does, for the snippets below.
+ROW_OF_ID = (
+    "[...document.querySelectorAll('#signal-rows tr[data-id]')].find((row) => row.getAttribute('data-id') === id)"
+)
+
+
 def cell_texts(page: Page, signal_id: str) -> list[str]:
     texts: list[str] = page.evaluate(
-        "(id) => { const tr = [...document.querySelectorAll('#signal-rows tr[data-id]')]"
-        ".find((row) => row.getAttribute('data-id') === id);"
-        " return tr ? [...tr.cells].map((td) => td.textContent) : []; }",
+        f"(id) => {{ const tr = {ROW_OF_ID}; return tr ? [...tr.cells].map((td) => td.textContent) : []; }}",
         signal_id,
     )
     return texts
@@ -223,9 +227,12 @@ def test_a_forced_dislocation_opens_updates_and_closes_one_row(page: Page, syste
     messages = [signal for signal in history if signal["id"] == signal_id]
     assert messages[0]["status"] == "open"
     assert messages[-1]["status"] == "close"
+    # The dislocation ended: the spread fell back under the threshold, and the row says so.
+    assert messages[-1]["close_reason"] == "threshold", messages[-1]
     duration_s = messages[-1]["duration_ms"] / 1000
     cells = cell_texts(page, signal_id)
-    assert cells[0] == "closed", cells
+    assert cells[0] == "closedthreshold", cells
+    assert reason_text(page, signal_id) == "threshold"
     assert cells[1].startswith("BTC"), cells
     assert cells[2] == "binance→coinbase", cells
     assert cells[12] == f"{duration_s:.1f}s", (cells, messages[-1])
@@ -562,3 +569,85 @@ def test_books_no_longer_held_are_said_so_as_text(page: Page, system: System, pr
     finally:
         client.zrem(SIGNALS_HISTORY, member)
         client.close()
+
+
+def reason_text(page: Page, signal_id: str) -> str | None:
+    text: str | None = page.evaluate(
+        f"(id) => {{ const tr = {ROW_OF_ID}; return tr ? tr.querySelector('.close-reason').textContent : null; }}",
+        signal_id,
+    )
+    return text
+
+
+def test_a_closed_row_says_why_it_closed_as_text(page: Page, system: System) -> None:
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    now_ms = int(time.time() * 1000)
+    opened = {**xss_signal(f"DOGE:kraken:okx:{now_ms}", now_ms, "open"), "asset": "DOGE", "buy_exchange": "kraken"}
+    closed = {**opened, "status": "close", "close_reason": "engine_restart", "timestamp": now_ms + 1500}
+    before_reasons = {**opened, "id": f"DOGE:kraken:okx:{now_ms + 1}", "status": "close", "timestamp": now_ms + 1600}
+    client = redis.Redis.from_url(system.redis_server.url)
+    try:
+        assert client.publish(SIGNALS_CHANNEL, json.dumps(opened)) >= 1
+        page.wait_for_function(HAS_ROW, arg=[opened["id"], "open"], timeout=10_000)
+        assert reason_text(page, opened["id"]) == ""  # an open row has no reason
+        for signal in (closed, before_reasons):
+            assert client.publish(SIGNALS_CHANNEL, json.dumps(signal)) >= 1
+    finally:
+        client.close()
+    page.wait_for_function(HAS_ROW, arg=[opened["id"], "close"], timeout=10_000)
+    page.wait_for_function(HAS_ROW, arg=[before_reasons["id"], "close"], timeout=10_000)
+    assert cell_texts(page, opened["id"])[0] == "closedengine restart"
+    assert reason_text(page, opened["id"]) == "engine restart"
+    # Whole, under the pill: the column is wide enough for the longest reason.
+    assert page.evaluate(
+        f"(id) => {{ const span = {ROW_OF_ID}.querySelector('.close-reason');"
+        " return span.scrollWidth <= span.clientWidth; }",
+        opened["id"],
+    )
+    assert reason_text(page, before_reasons["id"]) == ""  # a close from before the reasons: just closed
+
+    # A reason is text, whatever it holds (the WebSocket's own path, as a frame would take it).
+    html_id = f"{XSS}:binance:coinbase:{now_ms}"
+    page.evaluate(
+        "(text) => window.arbDashboard.inject(text)",
+        json.dumps(xss_signal(html_id, now_ms, "close", close_reason=XSS)),
+    )
+    page.wait_for_function(HAS_ROW, arg=[html_id, "close"], timeout=5_000)
+    page.wait_for_timeout(300)  # an injected <img src=x> would have failed to load and run onerror by now
+    assert reason_text(page, html_id) == XSS.replace("_", " ")  # shown as the known ones are: "engine restart"
+    assert page.evaluate("typeof window.__xss") == "undefined"
+    assert page.evaluate("document.querySelectorAll('img').length") == 0
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "dashboard-close-reasons.png"))
+
+
+def test_a_missed_message_refills_from_history_and_is_shown(page: Page, system: System) -> None:
+    """The web process dropped signals this page was too slow for: MISSED, then a refill from the history API."""
+    page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    now_ms = int(time.time() * 1000)
+    # In history, never sent to this page (the kind of signal a MISSED stands for).
+    dropped = {**xss_signal(f"LTC:gemini:okx:{now_ms}", now_ms, "open"), "asset": "LTC", "buy_exchange": "gemini"}
+    client = redis.Redis.from_url(system.redis_server.url)
+    try:
+        client.zadd(SIGNALS_HISTORY, {json.dumps(dropped): now_ms})
+    finally:
+        client.close()
+    page.wait_for_timeout(300)
+    assert rows_with_id(page, dropped["id"]) == 0
+    assert page.text_content("#feed-missed") == ""
+
+    page.evaluate(
+        "(text) => window.arbDashboard.inject(text)",
+        json.dumps({"type": "MISSED", "missed": 7, "since": now_ms - 1000}),
+    )
+    page.wait_for_function(HAS_ROW, arg=[dropped["id"], "open"], timeout=10_000)
+    note = page.text_content("#feed-missed") or ""
+    assert note.startswith("fell behind: 7 signals missed after "), note
+    assert note.endswith(", refilled from history"), note
+    assert page.get_attribute("#feed-missed", "data-missed") == "7"
+    # A second one adds to the count.
+    page.evaluate(
+        "(text) => window.arbDashboard.inject(text)", json.dumps({"type": "MISSED", "missed": 1, "since": None})
+    )
+    page.wait_for_function("() => document.getElementById('feed-missed').getAttribute('data-missed') === '8'")
+    assert "1 signal missed, refilled from history (8 in all)" in (page.text_content("#feed-missed") or "")

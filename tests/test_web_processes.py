@@ -1,7 +1,8 @@
 """Two web processes (daphne) on one Redis: every browser gets every signal exactly once, in order.
 
-Each process relays Redis `arbitrage:signals` to a Channels group of its own; with one group shared
-by both, each browser would get every signal twice (once per process's relay).
+Each process relays Redis `arbitrage:signals` to its own browsers only (in process, each browser's
+queue; the Channels group its consumers join is the process's own too): were the browsers of both
+processes fed by each relay, every browser would get every signal twice.
 """
 
 from __future__ import annotations

@@ -19,7 +19,9 @@ DAY = 86_400_000
 def rows():
     return [
         store_signal(make_signal(T0, "BTC", "binance", "coinbase", "open")),
-        store_signal(make_signal(T0 + 65_000, "BTC", "binance", "coinbase", "close", opened_at=T0)),
+        store_signal(
+            {**make_signal(T0 + 65_000, "BTC", "binance", "coinbase", "close", opened_at=T0), "close_reason": "stale"}
+        ),
         store_signal(make_signal(T0 + 1000, "ETH", "kraken", "okx", "open")),
         store_signal(make_signal(T0 + 40 * DAY, "SOL", "okx", "binance", "update", opened_at=T0 + 40 * DAY - 1500)),
     ]
@@ -44,8 +46,9 @@ def test_changelist_renders_the_columns(admin_client, rows):
     html = response.content.decode()
     for header in ("Created", "Status", "Asset", "Action", "Buy exchange", "Sell exchange", "Net spread pct"):
         assert header in html
-    for header in ("Size", "Profit estimate", "Duration"):
+    for header in ("Size", "Profit estimate", "Duration", "Close reason"):
         assert header in html
+    assert ">stale</td>" in html  # the close's reason in its row
     assert "BUY_KRAKEN_SELL_OKX" in html
     assert "1 min 05 s" in html  # the close's duration, readable
     assert len(response.context["cl"].result_list) == 4
@@ -79,11 +82,14 @@ def test_filters(admin_client, rows):
     assert listed(admin_client, sell_exchange="okx") == {f"ETH:kraken:okx:{T0 + 1000}/open"}
     assert listed(admin_client, status__exact="close") == {f"BTC:binance:coinbase:{T0}/close"}
     assert len(listed(admin_client, asset="BTC", status__exact="open")) == 1
+    assert listed(admin_client, close_reason__exact="stale") == {f"BTC:binance:coinbase:{T0}/close"}
+    assert listed(admin_client, close_reason__exact="feed_down") == set()
+    assert len(listed(admin_client, close_reason__isnull="True")) == 3  # opens, updates, closes from before
 
 
 def test_the_filter_sidebar_offers_each_filter(admin_client, rows):
     html = admin_client.get(CHANGELIST).content.decode()
-    for title in ("By asset", "By buy exchange", "By sell exchange", "By status", "By created"):
+    for title in ("By asset", "By buy exchange", "By sell exchange", "By status", "By close reason", "By created"):
         assert title in html
 
 

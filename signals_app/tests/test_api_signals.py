@@ -259,6 +259,8 @@ QUERY_SHAPES = [
     {"cursor": (T0, 42)},
     {"asset": "BTC", "status": "close", "cursor": (T0, 42)},
     {"exchange": "binance", "asset": "BTC", "since": T0},
+    {"close_reason": "stale"},
+    {"close_reason": "feed_down", "since": T0, "cursor": (T0, 42)},
 ]
 
 
@@ -269,6 +271,7 @@ def test_every_query_walks_an_index_in_order(shape):
         "asset": None,
         "exchange": None,
         "status": None,
+        "close_reason": None,
         "since": None,
         "until": None,
         "cursor": None,

@@ -7,8 +7,11 @@
  *
  * Data paths:
  *   - signals: GET history once, then the /ws/signals/ WebSocket; every reconnect refills from the
- *     history API. Messages are queued and applied once per animation frame, coalesced by id,
- *     so 200 signals/s cost one DOM pass per frame, not 200.
+ *     history API, and so does a MISSED message (the web process dropped signals this page was
+ *     too far behind to take: signals_app/contracts/live_feed.py), which the feed's footer shows.
+ *     Messages are queued and applied once per animation frame, coalesced by id, so 200
+ *     signals/s cost one DOM pass per frame, not 200. A closed row says why it closed
+ *     (close_reason).
  *   - /api/markets every second: the matrix of net spreads (buy on the row, sell on the column).
  *   - /api/health every two seconds: feeds, latency, components.
  *
@@ -314,6 +317,8 @@
     };
     var pill = el("span", "pill");
     cells.status.appendChild(pill);
+    var reason = el("span", "close-reason");
+    cells.status.appendChild(reason);
 
     var assetName = el("span", "asset-name");
     var assetQuotes = el("span", "asset-quotes");
@@ -336,6 +341,7 @@
       tr: tr,
       cells: cells,
       pill: pill,
+      reason: reason,
       assetName: assetName,
       assetQuotes: assetQuotes,
       buyEx: buyEx,
@@ -363,6 +369,9 @@
     setClass(row.tr, status === "close" ? "sig is-closed" : "sig");
     setText(row.pill, status === "close" ? "closed" : status);
     setClass(row.pill, "pill pill-" + status);
+    var reasonText = status === "close" ? closeReasonText(signal.close_reason) : "";
+    setText(row.reason, reasonText);
+    if (row.reason.title !== reasonText) row.reason.title = reasonText ? "closed: " + reasonText : "";
 
     setText(row.assetName, row.asset);
     var buyQuote = quoteOf(signal.buy_symbol || signal.symbol);
@@ -415,6 +424,12 @@
     flashChange(cells.net, signal.net_spread_pct, previous.net_spread_pct);
     flashChange(cells.profit, signal.profit_estimate, previous.profit_estimate);
     if (status !== previous.status) flash(row.cells.status, "fresh");
+  }
+
+  // DESIGN.md lifecycle rule 8: threshold, stale, feed_down, engine_restart; "" for a close from
+  // before the reasons. Whatever the string, it is shown as text.
+  function closeReasonText(reason) {
+    return typeof reason === "string" ? reason.replace(/_/g, " ") : "";
   }
 
   function flashChange(node, now, before) {
@@ -733,7 +748,7 @@
       loadHistory(reconnected ? config.refill_limit : config.history_limit, false);
     };
     socket.onmessage = function (event) {
-      if (typeof event.data === "string") enqueue(event.data, true);
+      if (typeof event.data === "string") receiveFrame(event.data);
     };
     socket.onerror = function () {
       /* onclose follows and schedules the retry */
@@ -745,6 +760,41 @@
       connection.openedAt = 0;
       scheduleReconnect();
     };
+  }
+
+  // A frame of /ws/signals/: a signal, or the MISSED control message (only then is it parsed here:
+  // a signal's "type" is never "MISSED", so a frame without that text needs no look).
+  var missed = { total: 0, times: 0 };
+  var missedNote = $("feed-missed");
+  function receiveFrame(text) {
+    if (text.indexOf('"MISSED"') !== -1) {
+      var message = null;
+      try {
+        message = JSON.parse(text);
+      } catch (err) {
+        /* not JSON: the batch drops it */
+      }
+      if (message && message.type === "MISSED") {
+        onMissed(message);
+        return;
+      }
+    }
+    enqueue(text, true);
+  }
+
+  function onMissed(message) {
+    var count = isNum(message.missed) && message.missed > 0 ? message.missed : 0;
+    missed.total += count;
+    missed.times++;
+    var since = isNum(message.since) ? " after " + new Date(message.since).toISOString().slice(11, 23) : "";
+    setText(
+      missedNote,
+      "fell behind: " + F0.format(count) + " signal" + (count === 1 ? "" : "s") + " missed" + since +
+        ", refilled from history" + (missed.times > 1 ? " (" + F0.format(missed.total) + " in all)" : "")
+    );
+    missedNote.setAttribute("data-missed", String(missed.total));
+    // The dropped signals are in signals:history: refill as after a reconnection.
+    loadHistory(config.refill_limit, false);
   }
 
   function scheduleReconnect() {
@@ -1811,7 +1861,7 @@
   // For tests and the console: the same path a WebSocket message takes.
   window.arbDashboard = {
     inject: function (text) {
-      enqueue(text, true);
+      receiveFrame(text);
     },
     rows: function () {
       return order.length;
