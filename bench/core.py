@@ -24,10 +24,12 @@ both. The garbage collector stays on, as in the live processes.
    with the replay's stages (read and sort, parse) timed on their own.
 
     .venv/bin/python bench/core.py engine     (only the named sections: parse, engine, replay)
+    .venv/bin/python bench/core.py engine --ticks 50000     (a shorter engine stream)
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
 import io
@@ -260,8 +262,8 @@ def make_ticks(
     uniform = rng.uniform
     crossings = 0
 
-    def one(exchange: str, asset: int, shift: float, symbol: str | None = None) -> Tick:
-        base_mid = 1.0 if symbol is not None else mids[asset]  # a reference market trades near 1.0
+    def one(exchange: str, asset: int, shift: float, symbol: str | None = None, reference: bool = False) -> Tick:
+        base_mid = 1.0 if reference else mids[asset]  # a reference market trades near 1.0
         mid = base_mid * (1.0 + gauss(0.0, 2e-4) + shift)  # the venue's own noise of a few bp
         half = mid * uniform(1e-4, 3e-4)
         symbol = symbols[asset] if symbol is None else symbol
@@ -284,7 +286,7 @@ def make_ticks(
     warm = []
     for exchange in exchanges:
         for reference in reference_symbols:
-            warm.append(one(exchange, 0, 0.0, reference))
+            warm.append(one(exchange, 0, 0.0, reference, reference=True))
     for asset in range(n_assets):
         for quoted in by_quote:
             for exchange in exchanges:
@@ -295,7 +297,7 @@ def make_ticks(
         clock_ns += step_ns
         if reference_symbols and n % REFERENCE_EVERY == 0:
             reference = reference_symbols[rng.randrange(len(reference_symbols))]
-            stream.append(one(exchanges[rng.randrange(n_exchanges)], 0, 0.0, reference))
+            stream.append(one(exchanges[rng.randrange(n_exchanges)], 0, 0.0, reference, reference=True))
             continue
         asset = rng.randrange(active)
         mids[asset] *= 1.0 + gauss(0.0, 1e-4)
@@ -547,11 +549,17 @@ def main() -> None:
     # Recorded files hold real bad frames and, replayed in a loop, sequence "gaps": their
     # (rate-limited) warnings would interleave with the tables. Counting is unaffected.
     logging.disable(logging.WARNING)
+    global ENGINE_TICKS
     sections = {"parse": bench_parsers, "engine": bench_engine, "replay": bench_replay}
-    chosen = sys.argv[1:] or list(sections)
+    parser = argparse.ArgumentParser(description="Benchmark the pure core; prints markdown tables.")
+    parser.add_argument("sections", nargs="*", help=f"the sections to run, of {', '.join(sections)} (default: all)")
+    parser.add_argument("--ticks", type=int, default=ENGINE_TICKS, help="quote ticks per engine run")
+    options = parser.parse_args()
+    ENGINE_TICKS = options.ticks
+    chosen = options.sections or list(sections)
     unknown = [name for name in chosen if name not in sections]
     if unknown:
-        raise SystemExit(f"unknown section(s) {unknown}: choose from {list(sections)}")
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(sections)}")
     for name in chosen:
         sections[name]()
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
