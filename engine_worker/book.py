@@ -26,7 +26,6 @@ class Quote:
     """
 
     __slots__ = (
-        "alone",
         "ask",
         "ask_size",
         "asks",
@@ -36,6 +35,7 @@ class Quote:
         "book_is_top",
         "book_recv_ms",
         "exchange",
+        "quote_currency",
         "recv_ms",
         "recv_ns",
         "symbol",
@@ -44,6 +44,7 @@ class Quote:
     def __init__(self, exchange: str, symbol: str) -> None:
         self.exchange = exchange
         self.symbol = symbol
+        self.quote_currency = quote_of(symbol)
         self.bid = 0.0
         self.ask = 0.0
         self.bid_size: float | None = None
@@ -54,9 +55,6 @@ class Quote:
         self.asks: Levels | None = None
         self.book_recv_ms = 0
         self.book_is_top = False
-        # With fixed rates, while the market is its exchange's only one in its quote group: its
-        # entry in the engine's bests, kept (and repriced on each tick) instead of built per tick.
-        self.alone: Best | None = None
 
     def update(self, tick: Tick) -> None:
         self.bid = tick.bid  # type: ignore[assignment]  # a quote tick always has both sides
@@ -140,14 +138,40 @@ class Best:
         self.proceeds = proceeds_per_unit(bid.bid, bid_rate, fee)
 
 
-class GroupBook:
-    """One asset's markets within one quote group: exchange -> its markets (usually one)."""
+class Pick:
+    """An exchange's `Best` in one quote group as the engine last chose it, and when that choice
+    still holds without choosing again: at every clock from `since` to `until` (inclusive), as long
+    as none of the exchange's markets in the group changes (each change forgets the pick, see
+    `GroupBook.forget`) and, with live rates, each currency in `rates` has the same rate as then.
 
-    __slots__ = ("key", "venues")
+    `best` is None when no market took part (none fresh, or none with a fresh rate).
+    """
+
+    __slots__ = ("best", "rates", "since", "until")
+
+    def __init__(
+        self, best: Best | None, since: int, until: float, rates: tuple[tuple[str, float | None], ...] = ()
+    ) -> None:
+        self.best = best
+        self.since = since
+        self.until = until
+        self.rates = rates  # (currency, its rate then) for each fresh market's currency that has a live rate
+
+
+class GroupBook:
+    """One asset's markets within one quote group: exchange -> its markets (usually one), and the
+    engine's current pick of each exchange's best markets among them."""
+
+    __slots__ = ("key", "picks", "venues")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.venues: dict[str, list[Quote]] = {}
+        self.picks: dict[str, Pick] = {}
+
+    def forget(self, exchange: str) -> None:
+        """One of the exchange's markets here changed: its pick is chosen again when next needed."""
+        self.picks.pop(exchange, None)
 
 
 class AssetBook:
@@ -178,6 +202,7 @@ class Book:
         if entry is None:
             entry = self._add_market(tick.exchange, tick.symbol)
         entry[0].update(tick)
+        entry[2].picks.pop(tick.exchange, None)  # GroupBook.forget, inline: this is every tick's path
         return entry
 
     def get(self, exchange: str, symbol: str) -> tuple[Quote, AssetBook, GroupBook] | None:
@@ -205,6 +230,7 @@ class Book:
         """Forget every quote of an exchange (its feed went down); fresh ticks bring them back."""
         for key in [key for key in self._quotes if key[0] == exchange]:
             slot, asset_book, group = self._quotes.pop(key)
+            group.forget(exchange)
             markets = group.venues[exchange]
             markets.remove(slot)
             if not markets:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import NamedTuple
 
-from engine_worker.book import AssetBook, Best, Book, Quote
+from engine_worker.book import AssetBook, Best, Book, GroupBook, Pick, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.depth import curve, walk
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
@@ -20,9 +20,11 @@ from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.depth_view import DepthView
 from signals_app.contracts.signal import Signal
-from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit, ratio_at
+from signals_app.contracts.spread import ratio_at
 from signals_app.contracts.symbols import quote_of
 from signals_app.contracts.tick import TRADE, Tick
+
+INFINITY = float("inf")
 
 # The receive time of a market whose quote went with its book: older than any clock's staleness bound.
 NO_QUOTE_MS = -(2**62)
@@ -44,6 +46,15 @@ class Engine:
             config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
         )
         self._stale_ms = config.stale_ms
+        # The currencies whose rate is live: every group member but the group's first (its anchor).
+        anchor_of = {member: group[0] for group in config.quote_groups for member in group}
+        self._live_currencies = (
+            frozenset(member for member, anchor in anchor_of.items() if member != anchor)
+            if self.rates is not None
+            else frozenset()
+        )
+        self._rates_now: dict[str, float | None] = {}  # currency -> its rate at `_rates_clock`
+        self._rates_clock: int | None = None
         self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
         self._max_deviation = config.max_market_deviation_pct  # 0: no check
@@ -72,7 +83,15 @@ class Engine:
         exchange = tick.exchange
         if len(asset_book.exchanges) < 2:
             return out
-        bests = self._bests(asset_book, now_ms)
+        best_in = self._best_in
+        # The tick's exchange's best markets in each quote group where it has some that take part;
+        # the other exchanges' are their picks, kept from tick to tick (`_best_in`).
+        mine_in: list[tuple[GroupBook, Best]] = []
+        for group in asset_book.groups.values():
+            mine = best_in(group, exchange, now_ms)
+            if mine is not None:
+                mine_in.append((group, mine))
+        bests: Bests | None = None  # every exchange's, built only when a pair is observed
         observe = self.lifecycle.observe
         open_now = self.lifecycle.open
         # Pairs clearly below the threshold that are not open need no figures and no lifecycle
@@ -86,22 +105,25 @@ class Engine:
             if other == exchange:
                 continue
             buy_here = buy_there = False  # above the threshold in some quote group, either way
-            for per_exchange in bests:
-                mine = per_exchange.get(exchange)
-                theirs = per_exchange.get(other)
-                if mine is None or theirs is None:
+            for group, mine in mine_in:
+                theirs = best_in(group, other, now_ms)
+                if theirs is None:
                     continue
                 if theirs.proceeds > mine.cost * above:
                     buy_here = True
                 if mine.proceeds > theirs.cost * above:
                     buy_there = True
             if buy_here or (open_now and (asset, exchange, other) in open_now):
+                if bests is None:
+                    bests = self._bests(asset_book, now_ms)
                 signal = observe(
                     (asset, exchange, other), self._best_pair(bests, exchange, other, now_ms), now_ms, recv_ns
                 )
                 if signal is not None:
                     out.append(signal)
             if buy_there or (open_now and (asset, other, exchange) in open_now):
+                if bests is None:
+                    bests = self._bests(asset_book, now_ms)
                 signal = observe(
                     (asset, other, exchange), self._best_pair(bests, other, exchange, now_ms), now_ms, recv_ns
                 )
@@ -111,14 +133,10 @@ class Engine:
 
     def apply_quote(self, tick: Tick) -> AssetBook:
         """Store a quote tick (and, with live rates, learn from it); no evaluation, no signal."""
-        slot, asset_book, _ = self.book.apply(tick)
+        _, asset_book, _ = self.book.apply(tick)  # which forgets the exchange's pick in the market's group
         if self.rates is not None:
             self.rates.observe(tick)
-        else:
-            alone = slot.alone
-            if alone is not None:  # its entry in the bests follows it (rate 1.0)
-                alone.cost = cost_per_unit(slot.ask, 1.0, alone.fee)
-                alone.proceeds = proceeds_per_unit(slot.bid, 1.0, alone.fee)
+            self._rates_now.clear()  # a reference market's tick may move a rate at this very clock
         return asset_book
 
     def lose_book(self, tick: Tick) -> AssetBook | None:
@@ -131,6 +149,7 @@ class Engine:
         slot = entry[0]
         if slot.book_is_top:
             slot.recv_ms = NO_QUOTE_MS  # stale for every clock: it takes no part until its next tick
+            entry[2].forget(tick.exchange)
         slot.forget_levels()
         return entry[1]
 
@@ -229,33 +248,86 @@ class Engine:
     # --- evaluation ------------------------------------------------------------
     def _bests(self, asset_book: AssetBook, clock: int) -> Bests:
         """Each exchange's best fresh ask and bid market per quote group, at `clock`."""
-        oldest = clock - self._stale_ms  # a quote received before this is stale
-        rates = self.rates
+        best_in = self._best_in
         bests: Bests = []
         for group in asset_book.groups.values():
             per_exchange: dict[str, Best] = {}
-            for exchange, markets in group.venues.items():
-                if rates is None and len(markets) == 1:
-                    market = markets[0]
-                    if market.recv_ms >= oldest:
-                        alone = market.alone
-                        if alone is None:
-                            alone = market.alone = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
-                        per_exchange[exchange] = alone
-                    continue
-                priced = [
-                    (market, 1.0 if rates is None else rates.rate(quote_of(market.symbol), clock))
-                    for market in markets
-                    if market.recv_ms >= oldest
-                ]
-                # A market whose quote currency has no fresh rate takes no part (never a silent 1.0).
-                usable: list[tuple[Quote, float]] = [(market, rate) for market, rate in priced if rate is not None]
-                if usable:
-                    best_ask, ask_rate = min(usable, key=_converted_ask)
-                    best_bid, bid_rate = max(usable, key=_converted_bid)
-                    per_exchange[exchange] = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
+            for exchange in group.venues:
+                best = best_in(group, exchange, clock)
+                if best is not None:
+                    per_exchange[exchange] = best
             bests.append(per_exchange)
         return bests
+
+    def _best_in(self, group: GroupBook, exchange: str, clock: int) -> Best | None:
+        """The exchange's best fresh ask and bid market in one quote group at `clock`; None when
+        none takes part. Its pick from an earlier clock when that still holds (`book.Pick`)."""
+        pick = group.picks.get(exchange)
+        if (
+            pick is not None
+            and pick.since <= clock <= pick.until
+            and (not pick.rates or self._rates_hold(pick.rates, clock))
+        ):
+            return pick.best
+        return self._choose(group, exchange, clock)
+
+    def _choose(self, group: GroupBook, exchange: str, clock: int) -> Best | None:
+        """Choose the exchange's best markets in the group at `clock` and keep the pick.
+
+        The pick holds while its clock stays within `since`..`until`: markets only go stale as
+        the clock moves on (a fresher one needs a tick, which forgets the pick), and a choice
+        among markets stays the same when others drop out, so it holds until one of the two
+        chosen goes stale. With live rates it also needs every fresh market's rate unchanged.
+        """
+        markets = group.venues.get(exchange)
+        if not markets:
+            group.picks[exchange] = Pick(None, clock, INFINITY)
+            return None
+        oldest = clock - self._stale_ms  # a quote received before this is stale
+        live = self._live_currencies
+        usable: list[tuple[Quote, float]] = []
+        rated: list[tuple[str, float | None]] = []
+        for market in markets:
+            if market.recv_ms < oldest:
+                continue
+            currency = market.quote_currency
+            if currency in live:
+                rate = self._rate(currency, clock)
+                rated.append((currency, rate))
+                if rate is None:  # no fresh rate: the market takes no part (never a silent 1.0)
+                    continue
+                usable.append((market, rate))
+            else:
+                usable.append((market, 1.0))
+        if not usable:
+            group.picks[exchange] = Pick(None, clock, INFINITY, tuple(rated))
+            return None
+        if len(usable) == 1:
+            best_ask, ask_rate = best_bid, bid_rate = usable[0]
+        else:
+            best_ask, ask_rate = min(usable, key=_converted_ask)
+            best_bid, bid_rate = max(usable, key=_converted_bid)
+        best = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
+        until = min(best_ask.recv_ms, best_bid.recv_ms) + self._stale_ms
+        group.picks[exchange] = Pick(best, clock, until, tuple(rated))
+        return best
+
+    def _rate(self, currency: str, clock: int) -> float | None:
+        """The live rate of `currency` at `clock`, read once per clock and reference tick."""
+        if clock != self._rates_clock:
+            self._rates_now.clear()
+            self._rates_clock = clock
+        rates_now = self._rates_now
+        if currency in rates_now:
+            return rates_now[currency]
+        assert self.rates is not None  # only currencies with a live rate are asked for
+        rate = rates_now[currency] = self.rates.rate(currency, clock)
+        return rate
+
+    def _rates_hold(self, rated: tuple[tuple[str, float | None], ...], clock: int) -> bool:
+        """Whether each currency still has the rate (or the lack of one) a pick was chosen with."""
+        rate = self._rate
+        return all(rate(currency, clock) == then for currency, then in rated)
 
     def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str, clock: int) -> Figures | None:
         """The best figures of buying on one exchange and selling on the other, across quote groups,
