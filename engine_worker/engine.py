@@ -21,7 +21,7 @@ from engine_worker.spread import Figures, figures
 from signals_app.contracts.depth_view import DepthView
 from signals_app.contracts.signal import Signal
 from signals_app.contracts.spread import ratio_at
-from signals_app.contracts.symbols import quote_of
+from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import TRADE, Tick
 
 INFINITY = float("inf")
@@ -46,14 +46,15 @@ class Engine:
             config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
         )
         self._stale_ms = config.stale_ms
-        # The currencies whose rate is live: every group member but the group's first (its anchor).
+        # With live rates, the currencies whose rate is live: every group member but its group's
+        # first (the anchor, 1.0); a tick of a market whose base is a group member may move them.
         anchor_of = {member: group[0] for group in config.quote_groups for member in group}
-        self._live_currencies = (
-            frozenset(member for member, anchor in anchor_of.items() if member != anchor)
-            if self.rates is not None
-            else frozenset()
-        )
-        self._rates_now: dict[str, float | None] = {}  # currency -> its rate at `_rates_clock`
+        self._group_members = frozenset(anchor_of) if self.rates is not None else frozenset()
+        self._live_currencies = tuple(member for member, anchor in anchor_of.items() if member != anchor)
+        self._live_set = frozenset(self._live_currencies) if self.rates is not None else frozenset()
+        # Every live rate at `_rates_clock` (None: not read since the last reference tick). A new
+        # dict only when a rate differs from the last one's, so that the same rates are the same object.
+        self._rates_now: dict[str, float | None] = {}
         self._rates_clock: int | None = None
         self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
@@ -86,12 +87,13 @@ class Engine:
         best_in = self._best_in
         # The tick's exchange's best markets in each quote group where it has some that take part;
         # the other exchanges' are their picks, kept from tick to tick (`_best_in`).
-        mine_in: list[tuple[GroupBook, Best]] = []
+        mine_in: list[tuple[dict[str, Pick], GroupBook, Best]] = []
         for group in asset_book.groups.values():
             mine = best_in(group, exchange, now_ms)
             if mine is not None:
-                mine_in.append((group, mine))
+                mine_in.append((group.picks, group, mine))
         bests: Bests | None = None  # every exchange's, built only when a pair is observed
+        rates_now = self._rates_at(now_ms) if self.rates is not None else None
         observe = self.lifecycle.observe
         open_now = self.lifecycle.open
         # Pairs clearly below the threshold that are not open need no figures and no lifecycle
@@ -105,8 +107,16 @@ class Engine:
             if other == exchange:
                 continue
             buy_here = buy_there = False  # above the threshold in some quote group, either way
-            for group, mine in mine_in:
-                theirs = best_in(group, other, now_ms)
+            for picks, group, mine in mine_in:
+                pick = picks.get(other)  # `_best_in`'s first case, inline: most picks hold
+                if (
+                    pick is not None
+                    and pick.since <= now_ms <= pick.until
+                    and (pick.rates is None or pick.rates is rates_now)
+                ):
+                    theirs = pick.best
+                else:
+                    theirs = best_in(group, other, now_ms)
                 if theirs is None:
                     continue
                 if theirs.proceeds > mine.cost * above:
@@ -136,7 +146,8 @@ class Engine:
         _, asset_book, _ = self.book.apply(tick)  # which forgets the exchange's pick in the market's group
         if self.rates is not None:
             self.rates.observe(tick)
-            self._rates_now.clear()  # a reference market's tick may move a rate at this very clock
+            if base_of(tick.symbol) in self._group_members:  # a reference market: rates read again
+                self._rates_clock = None
         return asset_book
 
     def lose_book(self, tick: Tick) -> AssetBook | None:
@@ -266,7 +277,7 @@ class Engine:
         if (
             pick is not None
             and pick.since <= clock <= pick.until
-            and (not pick.rates or self._rates_hold(pick.rates, clock))
+            and (pick.rates is None or pick.rates == self._rates_at(clock))
         ):
             return pick.best
         return self._choose(group, exchange, clock)
@@ -277,30 +288,49 @@ class Engine:
         The pick holds while its clock stays within `since`..`until`: markets only go stale as
         the clock moves on (a fresher one needs a tick, which forgets the pick), and a choice
         among markets stays the same when others drop out, so it holds until one of the two
-        chosen goes stale. With live rates it also needs every fresh market's rate unchanged.
+        chosen goes stale. With live rates, when a fresh market has one, it also needs the same
+        rates. A lone market with no live rate keeps its pick's objects, repriced (the usual case).
         """
+        picks = group.picks
         markets = group.venues.get(exchange)
         if not markets:
-            group.picks[exchange] = Pick(None, clock, INFINITY)
+            picks[exchange] = Pick(None, clock, INFINITY)
             return None
         oldest = clock - self._stale_ms  # a quote received before this is stale
-        live = self._live_currencies
+        live = self._live_set
+        if len(markets) == 1 and markets[0].quote_currency not in live:
+            market = markets[0]
+            if market.recv_ms < oldest:
+                picks[exchange] = Pick(None, clock, INFINITY)
+                return None
+            pick = picks.get(exchange)
+            best = None if pick is None else pick.best
+            if pick is None or best is None or best.ask is not market or best.bid is not market:
+                best = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
+                picks[exchange] = Pick(best, clock, market.recv_ms + self._stale_ms)
+                return best
+            best.reprice()
+            pick.since = clock
+            pick.until = market.recv_ms + self._stale_ms
+            pick.rates = None
+            return best
+        rates_now = self._rates_at(clock) if live else {}
+        rated = False  # whether a fresh market's quote currency has a live rate
         usable: list[tuple[Quote, float]] = []
-        rated: list[tuple[str, float | None]] = []
         for market in markets:
             if market.recv_ms < oldest:
                 continue
-            currency = market.quote_currency
-            if currency in live:
-                rate = self._rate(currency, clock)
-                rated.append((currency, rate))
+            if market.quote_currency in live:
+                rated = True
+                rate = rates_now[market.quote_currency]
                 if rate is None:  # no fresh rate: the market takes no part (never a silent 1.0)
                     continue
                 usable.append((market, rate))
             else:
                 usable.append((market, 1.0))
+        rates = rates_now if rated else None
         if not usable:
-            group.picks[exchange] = Pick(None, clock, INFINITY, tuple(rated))
+            picks[exchange] = Pick(None, clock, INFINITY, rates)
             return None
         if len(usable) == 1:
             best_ask, ask_rate = best_bid, bid_rate = usable[0]
@@ -308,26 +338,20 @@ class Engine:
             best_ask, ask_rate = min(usable, key=_converted_ask)
             best_bid, bid_rate = max(usable, key=_converted_bid)
         best = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
-        until = min(best_ask.recv_ms, best_bid.recv_ms) + self._stale_ms
-        group.picks[exchange] = Pick(best, clock, until, tuple(rated))
+        picks[exchange] = Pick(best, clock, min(best_ask.recv_ms, best_bid.recv_ms) + self._stale_ms, rates)
         return best
 
-    def _rate(self, currency: str, clock: int) -> float | None:
-        """The live rate of `currency` at `clock`, read once per clock and reference tick."""
-        if clock != self._rates_clock:
-            self._rates_now.clear()
-            self._rates_clock = clock
-        rates_now = self._rates_now
-        if currency in rates_now:
-            return rates_now[currency]
-        assert self.rates is not None  # only currencies with a live rate are asked for
-        rate = rates_now[currency] = self.rates.rate(currency, clock)
-        return rate
-
-    def _rates_hold(self, rated: tuple[tuple[str, float | None], ...], clock: int) -> bool:
-        """Whether each currency still has the rate (or the lack of one) a pick was chosen with."""
-        rate = self._rate
-        return all(rate(currency, clock) == then for currency, then in rated)
+    def _rates_at(self, clock: int) -> dict[str, float | None]:
+        """Every live rate at `clock` (live rates only): read once per clock and reference tick."""
+        if clock == self._rates_clock:
+            return self._rates_now
+        assert self.rates is not None
+        rate = self.rates.rate
+        now = {currency: rate(currency, clock) for currency in self._live_currencies}
+        if now != self._rates_now:
+            self._rates_now = now
+        self._rates_clock = clock
+        return self._rates_now
 
     def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str, clock: int) -> Figures | None:
         """The best figures of buying on one exchange and selling on the other, across quote groups,
