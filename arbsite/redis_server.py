@@ -53,10 +53,13 @@ def server_binary() -> str:
 
 
 class EmbeddedRedis:
-    """A private redis-server on a free loopback port, in a temporary directory, persisting nothing."""
+    """A private redis-server on a free loopback port, in a temporary directory, persisting nothing
+    (with `appendonly`: an append-only file there, so a server killed and started again on the same
+    object comes back with what it had acknowledged, as the compose file's Redis does)."""
 
-    def __init__(self, port: int | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, port: int | None = None, host: str = "127.0.0.1", appendonly: bool = False) -> None:
         self.host = host
+        self.appendonly = appendonly
         self.port = port or free_port(host)
         self.url = f"redis://{host}:{self.port}/0"
         self._dir = tempfile.TemporaryDirectory(prefix="arb-redis-")
@@ -68,7 +71,7 @@ class EmbeddedRedis:
             "--port", str(self.port),
             "--bind", self.host,
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendonly else "no",
             "--dir", self._dir.name,
             "--loglevel", "warning",
         ]  # fmt: skip

@@ -216,6 +216,10 @@ CHANNEL_LAYERS = {
 INGESTOR_HEALTH_URL = env_str("INGESTOR_HEALTH_URL", f"http://127.0.0.1:{HEALTH_PORT}/health")
 # Signals older than this are deleted from the SQL database by a periodic task.
 SIGNAL_RETENTION_DAYS = env_int("SIGNAL_RETENTION_DAYS", 30, minimum=1)
+# /api/health fails `persistence` when the oldest signals:stream entry not yet stored in the
+# database (not acknowledged by the db-writer group) is older than this: the worker moves the
+# stream every second, so a few seconds means it is stopped or cannot keep up.
+PERSIST_LAG_LIMIT_S = env_float("PERSIST_LAG_LIMIT_S", 10.0, minimum=0.1)
 # When set, `make run` creates (or updates) the admin user `admin` with this password.
 ADMIN_PASSWORD = env_str("ADMIN_PASSWORD", "")
 
@@ -239,6 +243,8 @@ SIM_VENUES = [venue.lower() for venue in env_list("SIM_VENUES", [])]
 SIM_SEED = env_int("SIM_SEED", 0, minimum=0)
 # Base assets simulated on every venue (Binance and OKX against USDT, the others against USD).
 SIM_ASSETS = [asset.upper() for asset in env_list("SIM_ASSETS", ["BTC", "ETH", "SOL", "XRP", "ADA"])]
+# Quote updates per second, all markets, of the simulator `make run` starts (its --rate).
+SIM_RATE = env_float("SIM_RATE", 50.0, minimum=0.1)
 
 # --- Celery schedule (signals_app.tasks; the worker runs beat: `celery -A arbsite worker --beat`) ---
 CELERY_BEAT_SCHEDULE = {

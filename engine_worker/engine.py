@@ -4,11 +4,13 @@
 change: the tick's exchange against each other exchange quoting the asset, in
 both directions. Opportunities whose quotes went stale are closed by `expire`,
 which `on_tick` also runs first, so a caller that never runs a timer still
-closes them at the instant they went stale, on the next tick.
+closes them at the instant they went stale, on the next tick. `restore_open` takes back, at
+start-up, the opportunities a previous engine left open.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from itertools import islice
 from typing import NamedTuple
 
@@ -19,7 +21,7 @@ from engine_worker.lifecycle import Key, Lifecycle, Opportunity
 from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.depth_view import DepthView
-from signals_app.contracts.signal import Signal
+from signals_app.contracts.signal import ENGINE_RESTART, FEED_DOWN, STALE, Signal
 from signals_app.contracts.spread import ratio_at
 from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import TRADE, Tick
@@ -232,15 +234,21 @@ class Engine:
 
         Each is evaluated at the instant its quote went stale, so a replay (where
         timers run on capture time) closes it at the same instant as a live engine.
+        A restored opportunity that did not resume closes at its restart deadline.
         """
         out: list[Signal] = []
-        # One at a time, earliest first: re-evaluating one may keep it open on another fresh
-        # market of the same exchange, which can itself have gone stale before `now_ms`.
-        while (opportunity := self.lifecycle.earliest_stale(now_ms)) is not None:
+        lifecycle = self.lifecycle
+        # One at a time, earliest first (the lifecycle's timer heap): re-evaluating one may keep it
+        # open on another fresh market of the same exchange, which can itself have gone stale
+        # before `now_ms`.
+        while (opportunity := lifecycle.earliest_stale(now_ms)) is not None:
             clock = opportunity.stale_after + 1
+            if opportunity.restored is not None:  # not resumed within STALE_MS of the restart
+                out.append(lifecycle.close(opportunity, clock, _newest_recv_ns(opportunity), ENGINE_RESTART))
+                continue
             key: Key = (opportunity.asset, opportunity.buy_exchange, opportunity.sell_exchange)
             found = self._best_pair(self._bests(self.book.assets[opportunity.asset], clock), key[1], key[2], clock)
-            signal = self.lifecycle.observe(key, found, clock, _newest_recv_ns(opportunity))
+            signal = lifecycle.observe(key, found, clock, _newest_recv_ns(opportunity), STALE)
             if signal is not None:
                 out.append(signal)
         return out
@@ -248,13 +256,32 @@ class Engine:
     def mark_down(self, exchange: str, now_ms: int) -> list[Signal]:
         """An exchange's feed went down: its quotes stop counting and what it was part of closes."""
         self.book.drop_exchange(exchange)
-        out: list[Signal] = []
-        for key, opportunity in list(self.lifecycle.open.items()):
-            if exchange in (opportunity.buy_exchange, opportunity.sell_exchange):
-                signal = self.lifecycle.observe(key, None, now_ms, _newest_recv_ns(opportunity))
-                if signal is not None:
-                    out.append(signal)
-        return out
+        lifecycle = self.lifecycle
+        held = lifecycle.by_exchange.get(exchange)
+        if not held:
+            return []
+        return [
+            lifecycle.close(opportunity, now_ms, _newest_recv_ns(opportunity), FEED_DOWN)
+            for opportunity in list(held.values())
+        ]
+
+    def restore_open(self, signals: Iterable[object], now_ms: int) -> int:
+        """Start-up after a restart (DESIGN.md lifecycle rule 8): hold the open opportunities a
+        previous engine left (the last open or update signal of each), resuming; returns how many.
+
+        Each goes on with its id, `opened_at` and peak when a tick evaluates it fresh above the
+        threshold before `now_ms + STALE_MS`, closes (`threshold`) when one evaluates it at or
+        below, and otherwise closes by the timer at `now_ms + STALE_MS` (`engine_restart`) with
+        the stored figures. What is not a whole open or update signal (anything a decoded stored
+        value may be) is skipped, counted in `restore_skipped` (`lifecycle.restore_problem` says
+        what was wrong with the last one).
+        """
+        return self.lifecycle.restore(signals, now_ms)
+
+    @property
+    def restore_skipped(self) -> int:
+        """Stored values `restore_open` skipped (not a whole open or update signal, or an id given twice)."""
+        return self.lifecycle.restore_skipped
 
     # --- evaluation ------------------------------------------------------------
     def _bests(self, asset_book: AssetBook, clock: int) -> Bests:

@@ -53,6 +53,7 @@ from signals_app.contracts.signal import CLOSE, OPEN, UPDATE
 from signals_app.contracts.tick import Tick, TickDecodeError, to_dict
 from signals_app.contracts.tick import decode as decode_tick
 from signals_app.models import Signal
+from signals_app.persist_lag import PersistenceCheck, check_persistence
 
 log = logging.getLogger("signals_app.api")
 
@@ -464,13 +465,14 @@ class FeedCheck(TypedDict):
 
 class HealthBody(TypedDict):
     status: str  # "ok" or "degraded"
-    failing: list[str]  # "redis", "database", "engine", "ingestor", "feed:<exchange>"
+    failing: list[str]  # "redis", "database", "engine", "ingestor", "persistence", "feed:<exchange>"
     timestamp: int
     redis: Check
     database: Check
     engine: EngineCheck
     ingestor: Check
     feeds: dict[str, FeedCheck]
+    persistence: PersistenceCheck
 
 
 def check_redis(client: redis.Redis) -> Check:
@@ -595,6 +597,7 @@ def health(request: HttpRequest) -> HttpResponse:
     engine_check = check_engine(client, redis_check["ok"], now_ms())
     ingestor_check, reported = fetch_ingestor_health(settings.INGESTOR_HEALTH_URL)
     feeds = check_feeds(reported)
+    persistence = check_persistence(client, redis_check["ok"], settings.PERSIST_LAG_LIMIT_S)
     failing = [
         name
         for name, ok in (
@@ -602,6 +605,7 @@ def health(request: HttpRequest) -> HttpResponse:
             ("database", database_check["ok"]),
             ("engine", engine_check["ok"]),
             ("ingestor", ingestor_check["ok"]),
+            ("persistence", persistence["ok"]),
         )
         if not ok
     ]
@@ -615,6 +619,7 @@ def health(request: HttpRequest) -> HttpResponse:
         "engine": engine_check,
         "ingestor": ingestor_check,
         "feeds": feeds,
+        "persistence": persistence,
     }
     _log_health_change(failing)
     response = json_response(body, 503 if failing else 200)

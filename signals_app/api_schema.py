@@ -397,15 +397,42 @@ _SCHEMAS: dict[str, Any] = {
             "message_rate": {**_NULLABLE_NUMBER, "description": "frames per second"},
         },
     },
+    "PersistenceCheck": {
+        "type": "object",
+        "required": ["ok", "error", "lag_s", "oldest_unpersisted_id", "pending", "limit_s"],
+        "properties": {
+            "ok": {"type": "boolean", "description": "the oldest signal not yet in the database waits under limit_s"},
+            "error": {"type": ["string", "null"]},
+            "lag_s": {
+                **_NULLABLE_NUMBER,
+                "description": "age of the oldest signals:stream entry the db-writer group has not acknowledged "
+                "(never delivered or delivered and pending); 0 when none waits, null when unreadable",
+            },
+            "oldest_unpersisted_id": {"type": ["string", "null"], "description": "that entry's stream id"},
+            "pending": {**_NULLABLE_INT, "description": "entries delivered to the writer, not yet acknowledged"},
+            "limit_s": {"type": "number", "description": "PERSIST_LAG_LIMIT_S"},
+        },
+    },
     "Health": {
         "type": "object",
-        "required": ["status", "failing", "timestamp", "redis", "database", "engine", "ingestor", "feeds"],
+        "required": [
+            "status",
+            "failing",
+            "timestamp",
+            "redis",
+            "database",
+            "engine",
+            "ingestor",
+            "feeds",
+            "persistence",
+        ],
         "properties": {
             "status": {"enum": ["ok", "degraded"]},
             "failing": {
                 "type": "array",
                 "items": {"type": "string"},
-                "description": "redis, database, engine, ingestor and feed:<exchange> for each part that is not fine",
+                "description": "redis, database, engine, ingestor, persistence and feed:<exchange> for each part "
+                "that is not fine",
             },
             "timestamp": {"type": "integer"},
             "redis": _ref("Check"),
@@ -413,6 +440,7 @@ _SCHEMAS: dict[str, Any] = {
             "engine": _ref("EngineCheck"),
             "ingestor": {**_ref("Check"), "description": "the ingestor's /health answered"},
             "feeds": {"type": "object", "additionalProperties": _ref("FeedCheck")},
+            "persistence": _ref("PersistenceCheck"),
         },
     },
 }
@@ -455,11 +483,19 @@ _HEALTH_OK_EXAMPLE = {
         "binance": {"ok": True, "state": "live", "last_message_age_s": 0.01, "message_rate": 512.3},
         "coinbase": {"ok": True, "state": "live", "last_message_age_s": 0.2, "message_rate": 48.0},
     },
+    "persistence": {
+        "ok": True,
+        "error": None,
+        "lag_s": 0.42,
+        "oldest_unpersisted_id": "1705670123034-0",
+        "pending": 0,
+        "limit_s": 10.0,
+    },
 }
 _HEALTH_DOWN_EXAMPLE = {
     **_HEALTH_OK_EXAMPLE,
     "status": "degraded",
-    "failing": ["redis", "engine", "feed:coinbase"],
+    "failing": ["redis", "engine", "persistence", "feed:coinbase"],
     "redis": {"ok": False, "error": "ConnectionError: Error 111 connecting to 127.0.0.1:6379. Connection refused."},
     "engine": {
         **{name: None for name in _ENGINE_EXAMPLE},
@@ -471,6 +507,14 @@ _HEALTH_DOWN_EXAMPLE = {
     "feeds": {
         "binance": {"ok": True, "state": "live", "last_message_age_s": 0.01, "message_rate": 512.3},
         "coinbase": {"ok": False, "state": "reconnecting", "last_message_age_s": 12.5, "message_rate": 0.0},
+    },
+    "persistence": {
+        "ok": False,
+        "error": "lag unreadable: redis unavailable",
+        "lag_s": None,
+        "oldest_unpersisted_id": None,
+        "pending": None,
+        "limit_s": 10.0,
     },
 }
 
@@ -661,7 +705,7 @@ SCHEMA: dict[str, Any] = {
         "/api/health": {
             "get": {
                 "operationId": "health",
-                "summary": "Redis, database, engine heartbeat and each exchange feed",
+                "summary": "Redis, database, engine heartbeat, each exchange feed and the persistence lag",
                 "description": "200 only when every part is fine; otherwise 503 with `failing` naming each part.",
                 "responses": {
                     "200": _json(_ref("Health"), _HEALTH_OK_EXAMPLE, "everything is fine"),

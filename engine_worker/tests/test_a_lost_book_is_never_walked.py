@@ -44,6 +44,7 @@ def test_a_lost_book_that_was_the_top_takes_the_quote_with_it_and_closes_what_it
     first = opened(e)
     (closed,) = e.on_tick(lost("okx", T0 + 2), T0 + 2)
     assert (closed["status"], closed["id"]) == ("close", first["id"])
+    assert closed["close_reason"] == "stale"  # its quote is no longer usable: gone with the book
     assert not e.has_quote("okx", "BTC/USDT")
     assert e.has_quote("binance", "BTC/USDT")
     assert e.spread_matrix(T0 + 3)["BTC"]["binance"]["okx"] is None

@@ -140,6 +140,7 @@ def test_changes_within_update_interval_are_held_then_current_figures_sent():
     assert update["profit_per_unit"] == money("430.5")
     assert update["profit_estimate"] == money("129.15")  # 430.5 · 0.3
     assert update["peak_net_spread_pct"] == 1.0660  # the held bid of 45800 counts for the peak
+    assert list(update) == list(contract.FIELDS)  # no close_reason: closes only
 
 
 def test_next_update_waits_for_the_interval_after_the_last_message():
@@ -220,6 +221,8 @@ def test_close_when_net_falls_to_threshold_carries_last_figures_above_it():
     assert (close["sell_price"], close["net_spread_pct"], close["spread_pct"]) == (45750.0, 0.9557, 1.6667)
     assert close["profit_per_unit"] == money("430.5")
     assert close["peak_net_spread_pct"] == 1.0660
+    assert close["close_reason"] == "threshold"
+    assert list(close) == list(contract.CLOSE_FIELDS)  # the contract's order, the reason last
     assert engine.lifecycle.open == {}
     # Closed means closed: the next tick below the threshold says nothing more.
     assert feed(engine, coinbase(T + 2000, bid=45400.0)) == []
@@ -233,7 +236,7 @@ def test_net_exactly_at_threshold_is_not_an_opportunity():
     above = tick.quote("coinbase", "BTC/USD", 100.6, 100.7, 1.0, 1.0, T + 10, (T + 10) * MS)
     assert [s["status"] for s in feed(engine, above)] == ["open"]
     at_threshold_again = tick.quote("coinbase", "BTC/USD", 100.5, 100.6, 1.0, 1.0, T + 20, (T + 20) * MS)
-    assert [s["status"] for s in feed(engine, at_threshold_again)] == ["close"]
+    assert [(s["status"], s["close_reason"]) for s in feed(engine, at_threshold_again)] == [("close", "threshold")]
 
 
 # --- staleness --------------------------------------------------------------------
@@ -254,6 +257,7 @@ def test_stale_quote_closes_the_opportunity_at_the_stale_instant_by_the_timer():
     assert (close["status"], close["id"], close["timestamp"]) == ("close", f"BTC:binance:coinbase:{T + 100}", T + 2001)
     assert close["duration_ms"] == 1901
     assert (close["buy_price"], close["sell_price"], close["net_spread_pct"]) == (45000.0, 45700.0, 0.8454)
+    assert close["close_reason"] == "stale"
     assert engine.expire(T + 5000) == []  # closed once
 
 
@@ -271,7 +275,9 @@ def test_stale_quote_closes_the_opportunity_at_the_stale_instant_by_the_timer():
 def test_stale_close_is_stamped_with_the_stale_instant_however_late_it_is_noticed(late_step):
     engine = open_with_binance_older()
     out = late_step(engine)
-    assert [(s["status"], s["timestamp"], s["duration_ms"]) for s in out] == [("close", T + 2001, 1901)]
+    assert [(s["status"], s["timestamp"], s["duration_ms"], s["close_reason"]) for s in out] == [
+        ("close", T + 2001, 1901, "stale")
+    ]
     assert engine.lifecycle.open == {}
 
 
@@ -321,6 +327,7 @@ def test_stale_close_comes_at_the_stale_instant_when_the_fallback_market_went_st
         ("update", T + 2001, "BTC/USDC"),
         ("close", T + 2501, "BTC/USDC"),
     ]
+    assert out[1]["close_reason"] == "stale"
     assert engine.lifecycle.open == {}
 
 
@@ -340,6 +347,7 @@ def test_mark_down_closes_what_the_exchange_was_part_of_and_forgets_its_quotes()
     out = engine.mark_down("coinbase", T + 500)
     assert [(s["status"], s["id"], s["timestamp"], s["duration_ms"]) for s in out] == [("close", BTC_ID, T + 500, 500)]
     assert (out[0]["sell_price"], out[0]["net_spread_pct"]) == (45700.0, 0.8454)  # the last figures
+    assert out[0]["close_reason"] == "feed_down"
     assert list(engine.lifecycle.open) == [("ETH", "binance", "kraken")]  # Kraken's is untouched
 
     # Coinbase's quote from T would still be fresh by time, but its feed went down: it no longer counts.

@@ -47,7 +47,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from signals_app.contracts.signal import DEPTH_FIELDS, FIELDS, Signal
+from signals_app.contracts.signal import CLOSE_FIELDS, DEPTH_FIELDS, FIELDS, Signal
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = Path(__file__).resolve().parent / "fixtures" / "replay_capture.jsonl"
@@ -155,6 +155,7 @@ EXPECTED = [
         "peak_net_spread_pct": 0.5865,
         "tick_recv_ns": 1_705_670_124_000_300_000,
         "timestamp": T0 + 1000,
+        "close_reason": "threshold",  # closes only: the bid fell, the quotes were fresh
     },
     {
         "type": "ARBITRAGE_OPPORTUNITY",
@@ -208,6 +209,7 @@ EXPECTED = [
         "peak_net_spread_pct": 0.4979,
         "tick_recv_ns": 1_705_670_125_100_250_000,  # no tick closed it: the newest quote it used
         "timestamp": T0 + 3501,
+        "close_reason": "stale",  # the timer: the Binance ETH quote went stale
     },
     {
         "type": "ARBITRAGE_OPPORTUNITY",
@@ -254,8 +256,8 @@ def signals(stdout: bytes) -> list[Signal]:
     """The signal lines of stdout, after checking each is exactly the contract's JSON."""
     assert stdout == b"" or stdout.endswith(b"\n")
     parsed = [orjson.loads(line) for line in stdout.splitlines()]
-    for signal in parsed:
-        assert list(signal) == list(FIELDS)  # every key, in the contract's order
+    for signal in parsed:  # every key, in the contract's order; a close ends with its reason
+        assert list(signal) == list(CLOSE_FIELDS if signal["status"] == "close" else FIELDS)
     # Byte for byte what orjson writes for those signals, one per line: no spaces, no other text.
     assert stdout == b"".join(orjson.dumps(signal) + b"\n" for signal in parsed)
     return parsed
@@ -395,6 +397,7 @@ def test_captures_merge_by_receive_time_with_ties_in_the_order_given(
         ("open", opportunity, T0 + 100, opened_buy_price),
         ("close", opportunity, T0 + 1000, closed_buy_price),
     ]
+    assert signals(result.stdout)[-1]["close_reason"] == "threshold"
 
 
 def test_missing_capture_file_exits_non_zero(tmp_path):

@@ -33,7 +33,7 @@ import pytest
 
 from ingest_worker.sim.model import route_depth
 from ingest_worker.venues import make_parser
-from signals_app.contracts.signal import FIELDS
+from signals_app.contracts.signal import CLOSE_FIELDS, FIELDS
 
 REPO = Path(__file__).resolve().parents[2]
 CAPTURE = REPO / "demo" / "seven_venues.jsonl.gz"
@@ -156,7 +156,8 @@ def test_the_replay_counts_every_line_as_a_frame_and_every_venue_ticks(fixed):
 
 def test_every_scripted_dislocation_opens_and_many_venue_pairs_signal(fixed, recorder):
     found = signals(fixed.stdout)
-    assert all(list(signal) == list(FIELDS) for signal in found)  # fixed rates: exactly the contract's shape
+    for signal in found:  # fixed rates: exactly the contract's shape, a close ending with its reason
+        assert list(signal) == list(CLOSE_FIELDS if signal["status"] == "close" else FIELDS), signal
     opened = {(s["asset"], s["buy_exchange"], s["sell_exchange"]) for s in opens(found)}
     scripted = [event.params for event in recorder.SCRIPT if event.action == "dislocate"]
     assert len(scripted) >= 5
@@ -178,6 +179,8 @@ def test_the_lifecycle_holds_together(fixed):
         else:
             assert previous in ("open", "update"), signal
         state[signal["id"]] = signal["status"]
+        # No feed is down in a replay and no engine restarts: the bid fell back, or a quote went stale.
+        assert signal.get("close_reason") in (("threshold", "stale") if signal["status"] == "close" else (None,))
     closed = sum(1 for status in state.values() if status == "close")
     assert closed >= len(state) - 2, "the recording runs until the scripted opportunities are over"
 
@@ -211,6 +214,12 @@ def test_the_silenced_venue_goes_stale_closes_and_opens_again(fixed, recorder):
         return sum(1 for s in opens(signals(stdout)) if (s["asset"], s["buy_exchange"], s["sell_exchange"]) == key)
 
     assert opened(fixed.stdout) >= 2, f"{key}: closed by the stale quote, opened again when {venue} speaks"
+    first_close = next(
+        s
+        for s in signals(fixed.stdout)
+        if s["status"] == "close" and (s["asset"], s["buy_exchange"], s["sell_exchange"]) == key
+    )
+    assert first_close["close_reason"] == "stale", first_close
     patient = replay({**SETTINGS, "STALE_MS": "60000"})  # longer than the silence: nothing goes stale
     assert opened(patient.stdout) == 1, key
 

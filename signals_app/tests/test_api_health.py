@@ -127,7 +127,7 @@ def test_redis_stopped_is_503_naming_redis_not_a_500(client, settings, fake_inge
     finally:
         server.cleanup()
     assert response.status_code == 503
-    assert body["failing"] == ["redis", "engine"]  # the engine's heartbeat is in that Redis
+    assert body["failing"] == ["redis", "engine", "persistence"]  # the heartbeat and the stream are in that Redis
     assert body["redis"]["ok"] is False
     assert body["redis"]["error"]
     assert body["database"]["ok"] is True
