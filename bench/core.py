@@ -15,12 +15,21 @@ both. The garbage collector stays on, as in the live processes.
    exchanges quoting 50, 500 and 5000 assets (the cost of a tick must not grow
    with the number of assets), plus a 5000-asset book whose ticks touch only 50
    assets, which separates the algorithm from the CPU caches.
+   Then the evaluation where it costs most: 2, 7 and 13 exchanges each listing
+   every asset in USD, USDT and USDC (three markets an exchange in one quote
+   group), with fixed and live rates (the reference markets USDT/USD and
+   USDC/USD requoted on every exchange), and 7 exchanges with one market each
+   at live rates.
 3. A replay of demo/demo_capture.jsonl against `orjson.loads` of its lines,
    with the replay's stages (read and sort, parse) timed on their own.
+
+    .venv/bin/python bench/core.py engine     (only the named sections: parse, engine, replay)
+    .venv/bin/python bench/core.py engine --ticks 50000     (a shorter engine stream)
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import gc
 import io
@@ -80,6 +89,8 @@ ENGINE_TICKS = 200_000
 CROSS_PROBABILITY = 0.0005  # share of ticks whose quote jumps 1.5 %: enough to open signals
 REQUOTE_MS = 300  # each (exchange, asset) is requoted about this often, whatever the counts
 TIMER_MS = 100  # the engine's stale timer, as the live loop would run it
+MULTI_QUOTES = ("USD", "USDT", "USDC")  # one quote group, three markets of each asset on every exchange
+REFERENCE_EVERY = 50  # with reference markets, one tick in this many requotes one (rates move often)
 
 REPLAY_ROUNDS = 15
 
@@ -220,36 +231,50 @@ def bench_parsers() -> None:
 
 # --- 2. the engine ---------------------------------------------------------------------
 def make_ticks(
-    n_exchanges: int, n_assets: int, n_ticks: int, seed: int, active_assets: int | None = None, levels: int = 0
+    n_exchanges: int,
+    n_assets: int,
+    n_ticks: int,
+    seed: int,
+    active_assets: int | None = None,
+    levels: int = 0,
+    quotes: Sequence[str] = ("USD",),
+    references: bool = False,
 ) -> tuple[list[Tick], list[Tick], int]:
-    """(warm-up ticks: every exchange quotes every asset once, the timed stream, crossing ticks).
+    """(warm-up ticks: every exchange quotes every market once, the timed stream, crossing ticks).
 
     The stream quotes the first `active_assets` assets only (all of them by default). With
     `levels`, every tick is a book tick of that many levels a side (1 bp apart) instead of a quote.
+    Every exchange lists each asset in each of `quotes`; with `references`, every exchange also
+    quotes `<quote>/USD` for each other quote, and one tick in REFERENCE_EVERY requotes one of them.
     """
     rng = random.Random(seed)
     active = n_assets if active_assets is None else active_assets
     exchanges = [f"ex{i}" for i in range(n_exchanges)]
     width = max(3, len(str(n_assets - 1)))
-    symbols = [f"A{i:0{width}d}/USD" for i in range(n_assets)]
+    by_quote = [[f"A{i:0{width}d}/{quote_ccy}" for i in range(n_assets)] for quote_ccy in quotes]
+    symbols = by_quote[0]
+    reference_symbols = [f"{quote_ccy}/USD" for quote_ccy in quotes if quote_ccy != "USD"] if references else []
     mids = [rng.lognormvariate(3.0, 2.0) for _ in range(n_assets)]
-    step_ns = REQUOTE_MS * 1_000_000 // (n_exchanges * active)  # each pair requoted every REQUOTE_MS on average
+    # each (exchange, market) requoted every REQUOTE_MS on average
+    step_ns = REQUOTE_MS * 1_000_000 // (n_exchanges * active * len(quotes))
     clock_ns = 1_705_665_600_000_000_000
     gauss = rng.gauss
     uniform = rng.uniform
     crossings = 0
 
-    def one(exchange: str, asset: int, shift: float) -> Tick:
-        mid = mids[asset] * (1.0 + gauss(0.0, 2e-4) + shift)  # the venue's own noise of a few bp
+    def one(exchange: str, asset: int, shift: float, symbol: str | None = None, reference: bool = False) -> Tick:
+        base_mid = 1.0 if reference else mids[asset]  # a reference market trades near 1.0
+        mid = base_mid * (1.0 + gauss(0.0, 2e-4) + shift)  # the venue's own noise of a few bp
         half = mid * uniform(1e-4, 3e-4)
+        symbol = symbols[asset] if symbol is None else symbol
         if levels:
             step = mid * 1e-4
             bids = [[mid - half - i * step, uniform(0.1, 10.0)] for i in range(levels)]
             asks = [[mid + half + i * step, uniform(0.1, 10.0)] for i in range(levels)]
-            return book(exchange, symbols[asset], bids, asks, clock_ns // 1_000_000, clock_ns)
+            return book(exchange, symbol, bids, asks, clock_ns // 1_000_000, clock_ns)
         return quote(
             exchange,
-            symbols[asset],
+            symbol,
             mid - half,
             mid + half,
             uniform(0.1, 10.0),
@@ -259,27 +284,47 @@ def make_ticks(
         )
 
     warm = []
+    for exchange in exchanges:
+        for reference in reference_symbols:
+            warm.append(one(exchange, 0, 0.0, reference, reference=True))
     for asset in range(n_assets):
-        for exchange in exchanges:
-            clock_ns += step_ns
-            warm.append(one(exchange, asset, 0.0))
+        for quoted in by_quote:
+            for exchange in exchanges:
+                clock_ns += step_ns
+                warm.append(one(exchange, asset, 0.0, None if quoted is symbols else quoted[asset]))
     stream = []
-    for _ in range(n_ticks):
+    for n in range(n_ticks):
         clock_ns += step_ns
+        if reference_symbols and n % REFERENCE_EVERY == 0:
+            reference = reference_symbols[rng.randrange(len(reference_symbols))]
+            stream.append(one(exchanges[rng.randrange(n_exchanges)], 0, 0.0, reference, reference=True))
+            continue
         asset = rng.randrange(active)
         mids[asset] *= 1.0 + gauss(0.0, 1e-4)
         shift = 0.0
         if rng.random() < CROSS_PROBABILITY:
             shift = 0.015 if rng.random() < 0.5 else -0.015
             crossings += 1
-        stream.append(one(exchanges[rng.randrange(n_exchanges)], asset, shift))
+        quoted = by_quote[rng.randrange(len(by_quote))] if len(by_quote) > 1 else symbols
+        stream.append(
+            one(exchanges[rng.randrange(n_exchanges)], asset, shift, None if quoted is symbols else quoted[asset])
+        )
     return warm, stream, crossings
 
 
-def run_engine(n_exchanges: int, n_assets: int, active_assets: int | None = None, levels: int = 0) -> dict[str, float]:
+def run_engine(
+    n_exchanges: int,
+    n_assets: int,
+    active_assets: int | None = None,
+    levels: int = 0,
+    quotes: Sequence[str] = ("USD",),
+    quote_rates: str = "fixed",
+) -> dict[str, float]:
     seed = n_exchanges * 100_003 + n_assets
-    warm, stream, crossings = make_ticks(n_exchanges, n_assets, ENGINE_TICKS, seed, active_assets, levels)
-    config = EngineConfig(fees_pct={f"ex{i}": 0.1 for i in range(n_exchanges)})
+    warm, stream, crossings = make_ticks(
+        n_exchanges, n_assets, ENGINE_TICKS, seed, active_assets, levels, quotes, references=quote_rates == "live"
+    )
+    config = EngineConfig(fees_pct={f"ex{i}": 0.1 for i in range(n_exchanges)}, quote_rates=quote_rates)
     engine = Engine(config)
     on_tick = engine.on_tick
     expire = engine.expire
@@ -314,6 +359,14 @@ def run_engine(n_exchanges: int, n_assets: int, active_assets: int | None = None
     }
 
 
+def timings(result: dict[str, float]) -> tuple[float, float, float]:
+    return result["median"], result["p99"], result["mean"]
+
+
+def signal_counts(result: dict[str, float]) -> str:
+    return f"{result['signals']:.0f} ({result['opens']:.0f} open, {result['closes']:.0f} close)"
+
+
 def bench_engine() -> None:
     print(f"## Engine, per tick (µs): {ENGINE_TICKS} random quote ticks after a warm book\n")
     results = {}
@@ -331,11 +384,9 @@ def bench_engine() -> None:
             (
                 n_exchanges,
                 n_assets if active is None else f"{n_assets}, ticks on {active}",
-                result["median"],
-                result["p99"],
-                result["mean"],
+                *timings(result),
                 result["crossings"],
-                f"{result['signals']:.0f} ({result['opens']:.0f} open, {result['closes']:.0f} close)",
+                signal_counts(result),
             )
         )
     headers = ("exchanges", "assets", "median", "p99", "mean", "crossing ticks", "signals")
@@ -356,6 +407,35 @@ def bench_engine() -> None:
         " on levels 1 bp apart stays above the threshold for about 40 levels a side, so 100 levels cost what"
         " 40 do; the rest of a tick's cost is the book tick's own (its levels kept, not copied).\n"
     )
+    print(
+        "Several markets an exchange in one quote group, fixed and live rates (500 assets): each exchange"
+        f" lists every asset in {', '.join(MULTI_QUOTES)}; at live rates every exchange also quotes"
+        f" {', '.join(q + '/USD' for q in MULTI_QUOTES if q != 'USD')}, one tick in {REFERENCE_EVERY}"
+        " requoting one of them\n"
+    )
+    group_rows: list[tuple[object, ...]] = []
+    for n_exchanges, quoted_in, quote_rates in (
+        (2, MULTI_QUOTES, "fixed"),
+        (7, MULTI_QUOTES, "fixed"),
+        (13, MULTI_QUOTES, "fixed"),
+        (2, MULTI_QUOTES, "live"),
+        (7, MULTI_QUOTES, "live"),
+        (13, MULTI_QUOTES, "live"),
+        (7, ("USD",), "live"),
+    ):
+        result = run_engine(n_exchanges, 500, quotes=quoted_in, quote_rates=quote_rates)
+        group_rows.append(
+            (
+                n_exchanges,
+                len(quoted_in),
+                quote_rates,
+                *timings(result),
+                signal_counts(result),
+            )
+        )
+    headers = ("exchanges", "markets an exchange", "rates", "median", "p99", "mean", "signals")
+    print(table(headers, group_rows))
+    print()
     scaling = [results[(6, n, None)]["median"] for n in (50, 500, 5000)]
     hot = results[(6, 5000, 50)]["median"]
     print(
@@ -469,9 +549,19 @@ def main() -> None:
     # Recorded files hold real bad frames and, replayed in a loop, sequence "gaps": their
     # (rate-limited) warnings would interleave with the tables. Counting is unaffected.
     logging.disable(logging.WARNING)
-    bench_parsers()
-    bench_engine()
-    bench_replay()
+    global ENGINE_TICKS
+    sections = {"parse": bench_parsers, "engine": bench_engine, "replay": bench_replay}
+    parser = argparse.ArgumentParser(description="Benchmark the pure core; prints markdown tables.")
+    parser.add_argument("sections", nargs="*", help=f"the sections to run, of {', '.join(sections)} (default: all)")
+    parser.add_argument("--ticks", type=int, default=ENGINE_TICKS, help="quote ticks per engine run")
+    options = parser.parse_args()
+    ENGINE_TICKS = options.ticks
+    chosen = options.sections or list(sections)
+    unknown = [name for name in chosen if name not in sections]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}: choose from {', '.join(sections)}")
+    for name in chosen:
+        sections[name]()
     print(f"(whole run {time.perf_counter() - started:.0f} s)")
 
 

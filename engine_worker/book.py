@@ -14,6 +14,9 @@ from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit
 from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import Levels, Tick
 
+# A forgotten pick's `until`: before every clock, so that it never holds.
+FORGOTTEN = float("-inf")
+
 
 class Quote:
     """The latest best bid/ask of one market; updated in place on each quote or book tick.
@@ -26,7 +29,6 @@ class Quote:
     """
 
     __slots__ = (
-        "alone",
         "ask",
         "ask_size",
         "asks",
@@ -36,6 +38,7 @@ class Quote:
         "book_is_top",
         "book_recv_ms",
         "exchange",
+        "quote_currency",
         "recv_ms",
         "recv_ns",
         "symbol",
@@ -44,6 +47,7 @@ class Quote:
     def __init__(self, exchange: str, symbol: str) -> None:
         self.exchange = exchange
         self.symbol = symbol
+        self.quote_currency = quote_of(symbol)
         self.bid = 0.0
         self.ask = 0.0
         self.bid_size: float | None = None
@@ -54,9 +58,6 @@ class Quote:
         self.asks: Levels | None = None
         self.book_recv_ms = 0
         self.book_is_top = False
-        # With fixed rates, while the market is its exchange's only one in its quote group: its
-        # entry in the engine's bests, kept (and repriced on each tick) instead of built per tick.
-        self.alone: Best | None = None
 
     def update(self, tick: Tick) -> None:
         self.bid = tick.bid  # type: ignore[assignment]  # a quote tick always has both sides
@@ -139,15 +140,50 @@ class Best:
         self.cost = cost_per_unit(ask.ask, ask_rate, fee)
         self.proceeds = proceeds_per_unit(bid.bid, bid_rate, fee)
 
+    def reprice(self) -> None:
+        """The same markets at their new prices (the same rates)."""
+        self.cost = cost_per_unit(self.ask.ask, self.ask_rate, self.fee)
+        self.proceeds = proceeds_per_unit(self.bid.bid, self.bid_rate, self.fee)
+
+
+class Pick:
+    """An exchange's `Best` in one quote group as the engine last chose it, and when that choice
+    still holds without choosing again: at every clock from `since` to `until` (inclusive), as long
+    as none of the exchange's markets in the group changes (each change forgets the pick, see
+    `GroupBook.forget`) and, when `rates` is not None, the live rates are those of `rates`.
+
+    `best` is None when no market took part (none fresh, or none with a fresh rate).
+    """
+
+    __slots__ = ("best", "rates", "since", "until")
+
+    def __init__(
+        self, best: Best | None, since: int, until: float, rates: dict[str, float | None] | None = None
+    ) -> None:
+        self.best = best
+        self.since = since
+        self.until = until
+        # Every live rate when it was chosen, where a fresh market's quote currency has one; never mutated.
+        self.rates = rates
+
 
 class GroupBook:
-    """One asset's markets within one quote group: exchange -> its markets (usually one)."""
+    """One asset's markets within one quote group: exchange -> its markets (usually one), and the
+    engine's current pick of each exchange's best markets among them."""
 
-    __slots__ = ("key", "venues")
+    __slots__ = ("key", "picks", "venues")
 
     def __init__(self, key: str) -> None:
         self.key = key
         self.venues: dict[str, list[Quote]] = {}
+        self.picks: dict[str, Pick] = {}
+
+    def forget(self, exchange: str) -> None:
+        """One of the exchange's markets here changed: its pick is chosen again when next needed
+        (the pick stays, so that a lone market's choice can keep its objects)."""
+        pick = self.picks.get(exchange)
+        if pick is not None:
+            pick.until = FORGOTTEN
 
 
 class AssetBook:
@@ -178,6 +214,9 @@ class Book:
         if entry is None:
             entry = self._add_market(tick.exchange, tick.symbol)
         entry[0].update(tick)
+        pick = entry[2].picks.get(tick.exchange)  # GroupBook.forget, inline: this is every tick's path
+        if pick is not None:
+            pick.until = FORGOTTEN
         return entry
 
     def get(self, exchange: str, symbol: str) -> tuple[Quote, AssetBook, GroupBook] | None:
@@ -205,6 +244,7 @@ class Book:
         """Forget every quote of an exchange (its feed went down); fresh ticks bring them back."""
         for key in [key for key in self._quotes if key[0] == exchange]:
             slot, asset_book, group = self._quotes.pop(key)
+            group.picks.pop(exchange, None)  # its markets are gone with it
             markets = group.venues[exchange]
             markets.remove(slot)
             if not markets:

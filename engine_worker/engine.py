@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from itertools import islice
 from typing import NamedTuple
 
-from engine_worker.book import AssetBook, Best, Book, Quote
+from engine_worker.book import AssetBook, Best, Book, GroupBook, Pick, Quote
 from engine_worker.config import EngineConfig
 from engine_worker.depth import curve, walk
 from engine_worker.lifecycle import Key, Lifecycle, Opportunity
@@ -22,9 +22,11 @@ from engine_worker.rates import QuoteRates
 from engine_worker.spread import Figures, figures
 from signals_app.contracts.depth_view import DepthView
 from signals_app.contracts.signal import ENGINE_RESTART, FEED_DOWN, STALE, Signal
-from signals_app.contracts.spread import cost_per_unit, proceeds_per_unit, ratio_at
-from signals_app.contracts.symbols import quote_of
+from signals_app.contracts.spread import ratio_at
+from signals_app.contracts.symbols import base_of, quote_of
 from signals_app.contracts.tick import TRADE, Tick
+
+INFINITY = float("inf")
 
 # The receive time of a market whose quote went with its book: older than any clock's staleness bound.
 NO_QUOTE_MS = -(2**62)
@@ -46,6 +48,16 @@ class Engine:
             config.threshold_pct, config.update_ms, config.stale_ms, config.fee_pct, record_rates=self.rates is not None
         )
         self._stale_ms = config.stale_ms
+        # With live rates, the currencies whose rate is live: every group member but its group's
+        # first (the anchor, 1.0); a tick of a market whose base is a group member may move them.
+        anchor_of = {member: group[0] for group in config.quote_groups for member in group}
+        self._group_members = frozenset(anchor_of) if self.rates is not None else frozenset()
+        self._live_currencies = tuple(member for member, anchor in anchor_of.items() if member != anchor)
+        self._live_set = frozenset(self._live_currencies) if self.rates is not None else frozenset()
+        # Every live rate at `_rates_clock` (None: not read since the last reference tick). A new
+        # dict only when a rate differs from the last one's, so that the same rates are the same object.
+        self._rates_now: dict[str, float | None] = {}
+        self._rates_clock: int | None = None
         self._above = ratio_at(config.threshold_pct - 1e-9)  # proceeds / cost above it
         self._fees: dict[str, float] = {}  # exchange -> taker fee as a fraction
         self._max_deviation = config.max_market_deviation_pct  # 0: no check
@@ -74,7 +86,16 @@ class Engine:
         exchange = tick.exchange
         if len(asset_book.exchanges) < 2:
             return out
-        bests = self._bests(asset_book, now_ms)
+        best_in = self._best_in
+        # The tick's exchange's best markets in each quote group where it has some that take part;
+        # the other exchanges' are their picks, kept from tick to tick (`_best_in`).
+        mine_in: list[tuple[dict[str, Pick], GroupBook, Best]] = []
+        for group in asset_book.groups.values():
+            mine = best_in(group, exchange, now_ms)
+            if mine is not None:
+                mine_in.append((group.picks, group, mine))
+        bests: Bests | None = None  # every exchange's, built only when a pair is observed
+        rates_now = self._rates_at(now_ms) if self.rates is not None else None
         observe = self.lifecycle.observe
         open_now = self.lifecycle.open
         # Pairs clearly below the threshold that are not open need no figures and no lifecycle
@@ -88,22 +109,33 @@ class Engine:
             if other == exchange:
                 continue
             buy_here = buy_there = False  # above the threshold in some quote group, either way
-            for per_exchange in bests:
-                mine = per_exchange.get(exchange)
-                theirs = per_exchange.get(other)
-                if mine is None or theirs is None:
+            for picks, group, mine in mine_in:
+                pick = picks.get(other)  # `_best_in`'s first case, inline: most picks hold
+                if (
+                    pick is not None
+                    and pick.since <= now_ms <= pick.until
+                    and (pick.rates is None or pick.rates is rates_now)
+                ):
+                    theirs = pick.best
+                else:
+                    theirs = best_in(group, other, now_ms)
+                if theirs is None:
                     continue
                 if theirs.proceeds > mine.cost * above:
                     buy_here = True
                 if mine.proceeds > theirs.cost * above:
                     buy_there = True
             if buy_here or (open_now and (asset, exchange, other) in open_now):
+                if bests is None:
+                    bests = self._bests(asset_book, now_ms)
                 signal = observe(
                     (asset, exchange, other), self._best_pair(bests, exchange, other, now_ms), now_ms, recv_ns
                 )
                 if signal is not None:
                     out.append(signal)
             if buy_there or (open_now and (asset, other, exchange) in open_now):
+                if bests is None:
+                    bests = self._bests(asset_book, now_ms)
                 signal = observe(
                     (asset, other, exchange), self._best_pair(bests, other, exchange, now_ms), now_ms, recv_ns
                 )
@@ -113,14 +145,11 @@ class Engine:
 
     def apply_quote(self, tick: Tick) -> AssetBook:
         """Store a quote tick (and, with live rates, learn from it); no evaluation, no signal."""
-        slot, asset_book, _ = self.book.apply(tick)
+        _, asset_book, _ = self.book.apply(tick)  # which forgets the exchange's pick in the market's group
         if self.rates is not None:
             self.rates.observe(tick)
-        else:
-            alone = slot.alone
-            if alone is not None:  # its entry in the bests follows it (rate 1.0)
-                alone.cost = cost_per_unit(slot.ask, 1.0, alone.fee)
-                alone.proceeds = proceeds_per_unit(slot.bid, 1.0, alone.fee)
+            if base_of(tick.symbol) in self._group_members:  # a reference market: rates read again
+                self._rates_clock = None
         return asset_book
 
     def lose_book(self, tick: Tick) -> AssetBook | None:
@@ -133,6 +162,7 @@ class Engine:
         slot = entry[0]
         if slot.book_is_top:
             slot.recv_ms = NO_QUOTE_MS  # stale for every clock: it takes no part until its next tick
+            entry[2].forget(tick.exchange)
         slot.forget_levels()
         return entry[1]
 
@@ -256,33 +286,99 @@ class Engine:
     # --- evaluation ------------------------------------------------------------
     def _bests(self, asset_book: AssetBook, clock: int) -> Bests:
         """Each exchange's best fresh ask and bid market per quote group, at `clock`."""
-        oldest = clock - self._stale_ms  # a quote received before this is stale
-        rates = self.rates
+        best_in = self._best_in
         bests: Bests = []
         for group in asset_book.groups.values():
             per_exchange: dict[str, Best] = {}
-            for exchange, markets in group.venues.items():
-                if rates is None and len(markets) == 1:
-                    market = markets[0]
-                    if market.recv_ms >= oldest:
-                        alone = market.alone
-                        if alone is None:
-                            alone = market.alone = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
-                        per_exchange[exchange] = alone
-                    continue
-                priced = [
-                    (market, 1.0 if rates is None else rates.rate(quote_of(market.symbol), clock))
-                    for market in markets
-                    if market.recv_ms >= oldest
-                ]
-                # A market whose quote currency has no fresh rate takes no part (never a silent 1.0).
-                usable: list[tuple[Quote, float]] = [(market, rate) for market, rate in priced if rate is not None]
-                if usable:
-                    best_ask, ask_rate = min(usable, key=_converted_ask)
-                    best_bid, bid_rate = max(usable, key=_converted_bid)
-                    per_exchange[exchange] = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
+            for exchange in group.venues:
+                best = best_in(group, exchange, clock)
+                if best is not None:
+                    per_exchange[exchange] = best
             bests.append(per_exchange)
         return bests
+
+    def _best_in(self, group: GroupBook, exchange: str, clock: int) -> Best | None:
+        """The exchange's best fresh ask and bid market in one quote group at `clock`; None when
+        none takes part. Its pick from an earlier clock when that still holds (`book.Pick`)."""
+        pick = group.picks.get(exchange)
+        if (
+            pick is not None
+            and pick.since <= clock <= pick.until
+            and (pick.rates is None or pick.rates == self._rates_at(clock))
+        ):
+            return pick.best
+        return self._choose(group, exchange, clock)
+
+    def _choose(self, group: GroupBook, exchange: str, clock: int) -> Best | None:
+        """Choose the exchange's best markets in the group at `clock` and keep the pick.
+
+        The pick holds while its clock stays within `since`..`until`: markets only go stale as
+        the clock moves on (a fresher one needs a tick, which forgets the pick), and a choice
+        among markets stays the same when others drop out, so it holds until one of the two
+        chosen goes stale. With live rates, when a fresh market has one, it also needs the same
+        rates. A lone market with no live rate keeps its pick's objects, repriced (the usual case).
+        """
+        picks = group.picks
+        markets = group.venues.get(exchange)
+        if not markets:
+            picks[exchange] = Pick(None, clock, INFINITY)
+            return None
+        oldest = clock - self._stale_ms  # a quote received before this is stale
+        live = self._live_set
+        if len(markets) == 1 and markets[0].quote_currency not in live:
+            market = markets[0]
+            if market.recv_ms < oldest:
+                picks[exchange] = Pick(None, clock, INFINITY)
+                return None
+            pick = picks.get(exchange)
+            best = None if pick is None else pick.best
+            if pick is None or best is None or best.ask is not market or best.bid is not market:
+                best = Best(market, 1.0, market, 1.0, self._fee_of(exchange))
+                picks[exchange] = Pick(best, clock, market.recv_ms + self._stale_ms)
+                return best
+            best.reprice()
+            pick.since = clock
+            pick.until = market.recv_ms + self._stale_ms
+            pick.rates = None
+            return best
+        rates_now = self._rates_at(clock) if live else {}
+        rated = False  # whether a fresh market's quote currency has a live rate
+        usable: list[tuple[Quote, float]] = []
+        for market in markets:
+            if market.recv_ms < oldest:
+                continue
+            if market.quote_currency in live:
+                rated = True
+                rate = rates_now[market.quote_currency]
+                if rate is None:  # no fresh rate: the market takes no part (never a silent 1.0)
+                    continue
+                usable.append((market, rate))
+            else:
+                usable.append((market, 1.0))
+        rates = rates_now if rated else None
+        if not usable:
+            picks[exchange] = Pick(None, clock, INFINITY, rates)
+            return None
+        if len(usable) == 1:
+            best_ask, ask_rate = best_bid, bid_rate = usable[0]
+        else:
+            best_ask, ask_rate = min(usable, key=_converted_ask)
+            best_bid, bid_rate = max(usable, key=_converted_bid)
+        best = Best(best_ask, ask_rate, best_bid, bid_rate, self._fee_of(exchange))
+        picks[exchange] = Pick(best, clock, min(best_ask.recv_ms, best_bid.recv_ms) + self._stale_ms, rates)
+        return best
+
+    def _rates_at(self, clock: int) -> dict[str, float | None]:
+        """Every live rate at `clock` (live rates only): read once per clock and reference tick."""
+        if clock == self._rates_clock:
+            return self._rates_now
+        assert self.rates is not None
+        rate = self.rates.rate
+        now = {currency: rate(currency, clock) for currency in self._live_currencies}
+        if now != self._rates_now:
+            self._rates_now = now
+        self._rates_clock = clock
+        return self._rates_now
 
     def _best_pair(self, bests: Bests, buy_exchange: str, sell_exchange: str, clock: int) -> Figures | None:
         """The best figures of buying on one exchange and selling on the other, across quote groups,
