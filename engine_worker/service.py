@@ -1,12 +1,14 @@
 """The engine process: ZeroMQ PULL -> Engine.on_tick -> Redis, with timers, /health and /metrics.
 
-`run_engine` builds an `EngineService` from settings and awaits `run()`. The
-receive loop drains every waiting message in one go (a message holds the ticks
-of one frame: `signals_app.contracts.tick.decode_message` decodes it once and
-checks each tick), steps the pure engine for each tick, and hands the signals
-and latest quotes to the publisher, which sends them in one pipelined round
-trip per batch. SIGINT/SIGTERM: stop receiving,
-flush what is held to Redis, close the sockets, exit 0.
+`run_engine` builds an `EngineService` from settings and awaits `run()`. At start-up,
+before pulling ticks, it reads the open opportunities a previous engine left in
+`engine:open` and hands them to the engine. The receive loop drains every waiting
+message in one go (a message holds the ticks of one frame:
+`signals_app.contracts.tick.decode_message` decodes it once and checks each tick),
+steps the pure engine for each tick, and at the end of the batch the publisher writes
+its signals (and the quote cache when due) to Redis in one write, in the same loop turn
+(engine_worker/publish.py). SIGINT/SIGTERM: stop receiving, flush what is held to
+Redis, close the sockets, exit 0.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from arbsite.latency import LatencyWindow
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.publish import RedisPublisher
-from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, encode_heartbeat
+from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, OpenRestore, encode_heartbeat
 from signals_app.contracts.markets import EngineMarkets
 from signals_app.contracts.markets import encode as encode_markets
 from signals_app.contracts.signal import CLOSE, Signal, pct
@@ -50,6 +52,7 @@ log = logging.getLogger("engine_worker.service")
 
 TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
 DRAIN_MAX = 2000  # messages handled per wake-up before letting the publisher run
+RESTORE_WAIT_S = 3.0  # how long start-up waits for Redis to read engine:open before starting without
 # The spread matrix for engine:markets is computed on the engine's loop (about 0.4 ms per asset
 # on seven venues): every second while it costs under 1 % of the loop's time, less often beyond,
 # but at least every 3 s so that the key (EX 5) never lapses while the engine runs.
@@ -92,6 +95,7 @@ class EngineService:
         self.signal_latency = LatencyWindow()  # frame received (ingestor) -> signal published on Redis
         self._last_bad_log = 0.0
         self.matrix_seconds = 0.0  # what the last spread matrix for engine:markets took
+        self.open_restore: OpenRestore | None = None  # what start-up found in engine:open
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(self))
 
@@ -107,6 +111,7 @@ class EngineService:
         health = await start_http(
             self.config.health_host, self.config.health_port, {"/health": self.health, "/metrics": self.metrics}
         )
+        await self.restore_open()
         log.info(
             "engine: pulling from %s, publishing to %s, health on %s:%d, threshold %.4g %% net of fees",
             self.config.zmq_endpoint,
@@ -133,6 +138,31 @@ class EngineService:
             pull.close()
             context.term()
             log.info("engine: stopped after %d ticks, %s", self.engine.ticks, self.engine.lifecycle.counts)
+
+    async def restore_open(self, wait_s: float = RESTORE_WAIT_S) -> OpenRestore:
+        """Start-up: the open opportunities of `keys.ENGINE_OPEN`, handed to the engine (DESIGN.md lifecycle rule 8).
+
+        Redis unreachable for `wait_s`: the engine starts without them (logged, and shown on /health).
+        """
+        stored = await self.publisher.read_open(wait_s)
+        if stored is None:
+            log.warning("engine: redis unreachable for %.0f s at start-up: starting without engine:open", wait_s)
+            restore: OpenRestore = {"found": 0, "restored": 0, "invalid": 0, "redis_unreachable": True}
+        else:
+            restored: int | None = 0
+            if stored and hasattr(self.engine, "restore_open"):
+                restored = self.engine.restore_open(list(stored.values()), time.time_ns() // 1_000_000)
+            elif stored:
+                restored = None
+                log.warning(
+                    "engine: %d open opportunities in engine:open, and this engine cannot restore them", len(stored)
+                )
+            found, invalid = self.publisher.open_found, self.publisher.open_invalid
+            restore = {"found": found, "restored": restored, "invalid": invalid, "redis_unreachable": False}
+            if found:
+                log.info("engine: engine:open held %d: %s restored, %d not open signals", found, restored, invalid)
+        self.open_restore = restore
+        return restore
 
     def _request_stop(self, signum: int) -> None:
         log.info("engine: %s received", signal.Signals(signum).name)
@@ -184,8 +214,7 @@ class EngineService:
                 publisher.add_quote(top_of(message))
             elif not engine.has_quote(message.exchange, message.symbol):  # a book-lost tick (is_book_lost)
                 publisher.add_quote(message)  # the quote went with the book: its cached price goes too
-        if signals:
-            publisher.add_signals(signals)
+        publisher.publish(signals)  # written now, in this loop turn (with the quote cache when it is due)
 
     def _decoded(self, batch: list[bytes]) -> list[Tick | FeedState]:
         """The valid ticks and feed states of `batch`'s messages, in order; every message counted,
@@ -255,7 +284,7 @@ class EngineService:
             await asyncio.sleep(TIMER_INTERVAL_S)
             closed = self.engine.expire(time.time_ns() // 1_000_000)
             if closed:
-                self.publisher.add_signals(closed)
+                self.publisher.publish(closed)
 
     async def _heartbeat(self) -> None:
         next_matrix = 0.0
@@ -294,6 +323,13 @@ class EngineService:
             "signals_pending": self.publisher.pending(),
             "signals_published": self.publisher.published,
             "signals_dropped": self.publisher.signals_dropped,
+            "signals_holding": self.publisher.held(),
+            "signals_held": self.publisher.signals_held_total,
+            "redis_outages": self.publisher.outages,
+            "signals_republished": self.publisher.signals_republished,
+            "signals_refused": self.publisher.signals_refused,
+            "redis_errors": dict(self.publisher.redis_errors),
+            "open_restore": self.open_restore,
             "latency_frame_to_decision": self.decision_latency.percentiles(),
             "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
@@ -373,8 +409,28 @@ class _EngineCollector(Collector):
             "arb_engine_signals_dropped", "Signals lost: held beyond the publisher's bound while Redis was away"
         )
         dropped.add_metric([], service.publisher.signals_dropped)
-        redis_up = GaugeMetricFamily("arb_engine_redis_up", "1 when the last Redis round trip succeeded")
-        redis_up.add_metric([], 1.0 if service.publisher.connected else 0.0)
+        publisher = service.publisher
+        held = GaugeMetricFamily("arb_engine_signals_holding", "Signals waiting now to be written to Redis")
+        held.add_metric([], publisher.held())
+        held_total = CounterMetricFamily("arb_engine_signals_held", "Signals that had to wait for Redis")
+        held_total.add_metric([], publisher.signals_held_total)
+        outages = CounterMetricFamily(
+            "arb_engine_redis_outages", "Times Redis went away: connection lost, unreachable, or replies over 1 s late"
+        )
+        outages.add_metric([], publisher.outages)
+        republished = CounterMetricFamily(
+            "arb_engine_signals_republished", "Signals written again after their connection ended before Redis answered"
+        )
+        republished.add_metric([], publisher.signals_republished)
+        refused = CounterMetricFamily("arb_engine_signals_refused", "Signals with a command Redis refused")
+        refused.add_metric([], publisher.signals_refused)
+        errors = CounterMetricFamily(
+            "arb_engine_redis_errors", "Commands Redis refused, by command", labels=["command"]
+        )
+        for command, count in sorted(publisher.redis_errors.items()):
+            errors.add_metric([command], count)
+        redis_up = GaugeMetricFamily("arb_engine_redis_up", "1 when Redis answers the engine's writes")
+        redis_up.add_metric([], 1.0 if publisher.connected else 0.0)
         open_now = GaugeMetricFamily("arb_engine_open_opportunities", "Opportunities open now")
         open_now.add_metric([], len(service.engine.lifecycle.open))
         matrix = GaugeMetricFamily("arb_engine_matrix_seconds", "Time the last spread matrix for engine:markets took")
@@ -394,4 +450,5 @@ class _EngineCollector(Collector):
             "Markets left out in the last 10 s: mid beyond MAX_MARKET_DEVIATION_PCT of the other venues' median",
         )
         suspects.add_metric([], len(service.engine.suspect_markets(time.time_ns() // 1_000_000)))
-        yield from (ticks, bad, signals, published, pending, dropped, redis_up, open_now, matrix, latency, suspects)
+        yield from (ticks, bad, signals, published, pending, dropped, held, held_total, outages, republished, refused)
+        yield from (errors, redis_up, open_now, matrix, latency, suspects)

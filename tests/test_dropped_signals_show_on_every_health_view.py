@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
 import urllib.request
 
 import orjson
@@ -43,8 +44,11 @@ def crossing_quotes(now_ms: int) -> list[bytes]:
 
 
 def fetch(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return response.status, response.read()
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:  # 503 while the engine has no Redis: the body says so
+        return error.code, error.read()
 
 
 def test_dropped_signals_are_on_the_engines_health_metrics_and_api_health(
@@ -63,7 +67,8 @@ def test_dropped_signals_are_on_the_engines_health_metrics_and_api_health(
         server = await start_http("127.0.0.1", 0, {"/health": service.health, "/metrics": service.metrics})
         port = server.sockets[0].getsockname()[1]
         try:
-            _, health = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/health")
+            status, health = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/health")
+            assert (status, orjson.loads(health)["failing"]) == (503, ["redis"])  # never connected yet
             _, metrics = await asyncio.to_thread(fetch, f"http://127.0.0.1:{port}/metrics")
             await service.beat()  # the heartbeat step: engine:heartbeat (and engine:markets) on Redis
         finally:
@@ -74,6 +79,7 @@ def test_dropped_signals_are_on_the_engines_health_metrics_and_api_health(
     health, metrics = asyncio.run(engine_views())
     assert health["signals_dropped"] == 3
     assert health["signals_pending"] == 2
+    assert (health["signals_holding"], health["signals_held"]) == (2, len(ASSETS))
     assert "arb_engine_signals_dropped_total 3.0" in metrics.splitlines()
 
     engine_check = orjson.loads(client.get("/api/health").content)["engine"]

@@ -43,12 +43,34 @@ class EngineHeartbeat(TypedDict):
     signals_pending: int | None  # held for Redis
     signals_published: int | None
     signals_dropped: int | None  # held beyond the publisher's bound while Redis was away: lost
+    # The hold (engine_worker.publish): signals waiting now for Redis, signals that had to wait in
+    # total, times Redis went away (lost, unreachable, or its replies over a second late), signals
+    # written again after their connection ended unanswered (Redis may have applied them: maybe
+    # twice), signals with a command Redis refused, and the refused commands by name.
+    signals_holding: int | None
+    signals_held: int | None
+    redis_outages: int | None
+    signals_republished: int | None
+    signals_refused: int | None
+    redis_errors: dict[str, int]
+    # engine:open at start-up (DESIGN.md lifecycle rule 8): what was found, restored and deleted as
+    # no open signal, and whether Redis could not be reached (then the engine started without it).
+    open_restore: OpenRestore | None
     latency_frame_to_decision: Percentiles | None
     latency_engine_receive_to_decision: Percentiles | None
     latency_frame_to_signal_published: Percentiles | None
     quote_rates: dict[str, float | None] | None  # QUOTE_RATES=live: each currency's rate now; else None
     # Markets that took no part in the last 10 s: their mid too far from the other venues' median.
     suspect_markets: list[SuspectMarket]
+
+
+class OpenRestore(TypedDict):
+    """What the engine found in `keys.ENGINE_OPEN` when it started."""
+
+    found: int  # entries
+    restored: int | None  # handed back to the engine as open (None: this engine cannot restore)
+    invalid: int  # not an open/update signal of their id: deleted
+    redis_unreachable: bool  # no answer within the start-up wait: started without them
 
 
 class SuspectMarket(TypedDict):
@@ -92,11 +114,7 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "messages": _int_or_none(raw.get("messages")),
         "bad_messages": _int_or_none(raw.get("bad_messages")),
         "bad_ticks": _int_or_none(raw.get("bad_ticks")),
-        "signals": (
-            {str(status): count for status, count in counts.items() if _int_or_none(count) is not None}
-            if isinstance(counts, dict)
-            else {}
-        ),
+        "signals": _counts(counts),
         "open_opportunities": _int_or_none(raw.get("open_opportunities")),
         "feeds": (
             {str(name): state for name, state in feeds.items() if isinstance(state, str)}
@@ -107,12 +125,36 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "signals_pending": _int_or_none(raw.get("signals_pending")),
         "signals_published": _int_or_none(raw.get("signals_published")),
         "signals_dropped": _int_or_none(raw.get("signals_dropped")),
+        "signals_holding": _int_or_none(raw.get("signals_holding")),
+        "signals_held": _int_or_none(raw.get("signals_held")),
+        "redis_outages": _int_or_none(raw.get("redis_outages")),
+        "signals_republished": _int_or_none(raw.get("signals_republished")),
+        "signals_refused": _int_or_none(raw.get("signals_refused")),
+        "redis_errors": _counts(raw.get("redis_errors")),
+        "open_restore": _open_restore(raw.get("open_restore")),
         "latency_frame_to_decision": _percentiles(raw.get("latency_frame_to_decision")),
         "latency_engine_receive_to_decision": _percentiles(raw.get("latency_engine_receive_to_decision")),
         "latency_frame_to_signal_published": _percentiles(raw.get("latency_frame_to_signal_published")),
         "quote_rates": _percentiles(rates),  # the same shape: name -> number or None
         "suspect_markets": _suspects(raw.get("suspect_markets")),
     }
+
+
+def _counts(value: object) -> dict[str, int]:
+    if not isinstance(value, dict):
+        return {}
+    return {str(name): count for name, count in value.items() if _int_or_none(count) is not None}
+
+
+def _open_restore(value: object) -> OpenRestore | None:
+    """A well-formed open_restore, else None."""
+    if not isinstance(value, dict):
+        return None
+    found, restored, invalid = (_int_or_none(value.get(name)) for name in ("found", "restored", "invalid"))
+    unreachable = value.get("redis_unreachable")
+    if found is None or invalid is None or not isinstance(unreachable, bool):
+        return None
+    return {"found": found, "restored": restored, "invalid": invalid, "redis_unreachable": unreachable}
 
 
 def _suspects(value: object) -> list[SuspectMarket]:

@@ -15,6 +15,10 @@ ENGINE_HEARTBEAT_TTL_S = 5
 # computed with (signals_app.contracts.markets), what /api/markets serves
 ENGINE_MARKETS = "engine:markets"
 ENGINE_MARKETS_TTL_S = 5
+# hash: field = signal id, value = the JSON of the last open/update signal published for it,
+# written in the same write as that signal and deleted with its close (engine_worker.publish):
+# the engine's open opportunities, where a restarted engine finds them (DESIGN.md lifecycle rule 8)
+ENGINE_OPEN = "engine:open"
 
 
 def price_key(exchange: str, symbol: str) -> str:
