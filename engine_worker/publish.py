@@ -498,9 +498,10 @@ class RedisPublisher:
                             hdel = pack("HDEL", keys.ENGINE_OPEN, *invalid)
                             self._conn.send(hdel, PendingWrite(1, _ignore, _nothing))
                         return signals
-                if time.monotonic() + backoff > deadline:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     return None
-                await asyncio.sleep(backoff)
+                await asyncio.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, 1.0)
         finally:
             self._reading_open = False
