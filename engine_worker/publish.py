@@ -80,6 +80,7 @@ _XADD = (
 )
 _HSET_OPEN = b"*4\r\n$4\r\nHSET\r\n" + bulk(keys.ENGINE_OPEN.encode())
 _HDEL_OPEN = b"*3\r\n$4\r\nHDEL\r\n" + bulk(keys.ENGINE_OPEN.encode())
+_CRLF = b"\r\n"
 _TRIM_HISTORY = pack("ZREMRANGEBYRANK", keys.SIGNALS_HISTORY, 0, -keys.SIGNALS_HISTORY_KEEP - 1)
 _SIGNAL_COMMANDS = ("PUBLISH", "ZADD", "XADD", "HSET/HDEL")  # the replies of one signal, in order
 
@@ -115,14 +116,15 @@ class _Write:
             parts.append(_open_change(signal_id, change))
         for signal_id, view in self.views.items():  # before the signals: a reader told of one finds its view
             parts.append(pack("SET", depth_view_key(signal_id), view, "EX", DEPTH_VIEW_TTL_S))
-        for signal, data in self.signals:
-            size = bulk(data)
-            parts += (
-                _PUBLISH + size,
-                _ZADD + bulk(b"%d" % signal["timestamp"]) + size,
-                _XADD + size,
-                _open_change(signal["id"], None if signal["status"] == CLOSE else data),
-            )
+        for signal, data in self.signals:  # the JSON joined once, never copied per command
+            head = b"$%d\r\n" % len(data)
+            field = bulk(signal["id"].encode())
+            parts += (_PUBLISH, head, data, _CRLF, _ZADD, bulk(b"%d" % signal["timestamp"]), head, data, _CRLF)
+            parts += (_XADD, head, data, _CRLF)
+            if signal["status"] == CLOSE:
+                parts += (_HDEL_OPEN, field)
+            else:
+                parts += (_HSET_OPEN, field, head, data, _CRLF)
         if self.signals:
             parts.append(_TRIM_HISTORY)
         for tick in self.quotes:
@@ -131,7 +133,12 @@ class _Write:
                 parts.append(pack("DEL", key))
             else:
                 parts.append(pack("SET", key, encode(tick), "EX", keys.PRICE_KEY_TTL_S))
-        return b"".join(parts), len(parts)
+        count = len(self.fixes) + len(self.views) + 4 * len(self.signals) + len(self.quotes)
+        if self.signals:
+            count += 1  # the history trim
+        if self.rewrite is not None:
+            count += 2 if self.rewrite else 1
+        return b"".join(parts), count
 
 
 class RedisPublisher:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import redis
+import uvloop
 
 from arbsite.redis_server import EmbeddedRedis
 from engine_worker.tests.publishing import Driver, open_hash, still_open, stream
@@ -39,7 +40,7 @@ def test_a_refused_zadd_counts_the_signal_refused_and_keeps_its_other_writes() -
             await driver.finish()
             return driver, refused
 
-        driver, refused = asyncio.run(scenario())
+        driver, refused = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         assert refused == 3
         publisher = driver.service.publisher
         assert publisher.signals_refused == 3

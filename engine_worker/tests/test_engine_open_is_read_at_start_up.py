@@ -14,6 +14,7 @@ import time
 
 import orjson
 import redis
+import uvloop
 
 from arbsite.redis_server import EmbeddedRedis, free_port
 from engine_worker.tests.publishing import Driver, open_hash
@@ -58,7 +59,7 @@ def test_the_hash_is_read_at_start_up_and_entries_that_are_no_open_signal_are_de
             await driver.finish()
             return driver
 
-        driver = asyncio.run(scenario())
+        driver = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         assert driver.service.publisher.outages == 1
         assert open_hash(client) == {opened["id"]: opened, updated["id"]: updated}
         client.close()
@@ -95,7 +96,7 @@ def test_an_unreachable_redis_at_start_up_is_waited_for_counted_and_the_hash_kep
         return driver, waited
 
     try:
-        driver, waited = asyncio.run(scenario())
+        driver, waited = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         assert 0.4 < waited < 2.0
         client = redis.Redis.from_url(server.url)
         eth = next(s for s in driver.raised if s["asset"] == "ETH")

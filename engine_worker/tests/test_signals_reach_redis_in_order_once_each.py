@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 import redis
+import uvloop
 
 from arbsite.redis_server import EmbeddedRedis
 from engine_worker.publish import STALL_S
@@ -56,7 +57,7 @@ def test_signals_are_published_in_the_order_raised_once_each() -> None:
             await driver.finish()
             return driver
 
-        driver = asyncio.run(scenario())
+        driver = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         assert len(driver.raised) == 2 + 20 * 8 * 2
         assert ids(stream(client)) == ids(driver.raised)
         assert ids(driver.confirmed) == ids(driver.raised)
@@ -99,7 +100,7 @@ def test_a_redis_killed_and_restarted_gets_every_signal_raised_since_in_order_on
             await driver.finish()
             return driver, raised_at_kill, ticks_down
 
-        driver, raised_at_kill, _ = asyncio.run(scenario())
+        driver, raised_at_kill, _ = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         after = stream(client)  # the new Redis: nothing of the old one survived (no persistence)
         skipped = len(driver.raised) - len(after)
         assert 0 < skipped <= raised_at_kill
@@ -155,7 +156,7 @@ def test_a_frozen_redis_holds_signals_without_blocking_the_engine_and_gets_each_
             await driver.finish()
             return driver, gaps
 
-        driver, gaps = asyncio.run(scenario())
+        driver, gaps = uvloop.run(scenario())  # the engine's own loop (arbsite.runtime)
         assert max(gaps) < 0.5, max(gaps)  # the loop never waited on Redis
         assert ids(stream(client)) == ids(driver.raised)  # the same connection: once each, in order
         assert ids(driver.confirmed) == ids(driver.raised)
