@@ -515,8 +515,10 @@ class RedisPublisher:
 
     async def set_engine_state(self, heartbeat: bytes, markets: bytes | None = None) -> None:
         """The heartbeat and (when given) the spread matrix, in one write; skipped while Redis is away."""
+        if self._conn is None and self._connections:
+            return  # away: the publishing task reconnects (with backoff) and reports it
         if not await self._connect() or self._conn is None or self._stalled:
-            return  # failures are the publishing task's to report
+            return
         commands = [pack("SET", keys.ENGINE_HEARTBEAT, heartbeat, "EX", keys.ENGINE_HEARTBEAT_TTL_S)]
         if markets is not None:
             commands.append(pack("SET", keys.ENGINE_MARKETS, markets, "EX", keys.ENGINE_MARKETS_TTL_S))

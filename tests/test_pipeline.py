@@ -85,8 +85,11 @@ def test_a_forced_dislocation_opens_and_closes_a_signal_on_redis(pipeline: Pipel
     assert opened["net_spread_pct"] > 0.5  # type: ignore[operator]
     assert opened["buy_symbol"] == "BTC/USDT"
     assert opened["sell_symbol"] == "BTC/USD"
+    # engine:open holds it while it is open (written with the signal), and not once it closed.
+    wait_until(lambda: listener.client.hget("engine:open", str(opened["id"])) is not None, 2, "open in engine:open")
     closed = listener.wait_for(lambda s: s["id"] == opened["id"] and s["status"] == "close", 15, "close signal")
     assert closed["duration_ms"] > 0  # type: ignore[operator]
+    wait_until(lambda: listener.client.hget("engine:open", str(opened["id"])) is None, 2, "gone from engine:open")
     history = [orjson.loads(member) for member in cast(list[bytes], listener.client.zrange("signals:history", 0, -1))]
     assert opened in history
     assert closed in history
@@ -149,6 +152,9 @@ def test_the_engine_survives_redis_going_away_and_publishes_when_it_returns(
     assert pipeline.engine_status()[1]["ticks"] > ticks_before
     redis_server.start()
     wait_until(lambda: pipeline.engine_status()[0] == 200, 15, "engine reconnected")
+    _, body = pipeline.engine_status()
+    assert body["redis_outages"] >= 1
+    assert body["signals_held"] >= 1  # the SOL open waited for Redis
     client = redis.Redis.from_url(redis_server.url)
     held = [orjson.loads(member) for member in cast(list[bytes], client.zrange("signals:history", 0, -1))]
     assert any(s["asset"] == "SOL" and s["status"] == "open" for s in held), held
