@@ -397,7 +397,8 @@ class RedisPublisher:
             self._connecting = None
         if ok:
             self._up("redis back" if self.outages else "redis connected")
-            self._write(include_quotes=True)  # a backlog goes on over the next loop turns, oldest first
+            if not self._reading_open:  # (read_open writes once it has read engine:open)
+                self._write(include_quotes=True)  # a backlog goes on over the next loop turns, oldest first
         return ok
 
     def _connection_lost(self, exc: Exception | None) -> None:
@@ -504,6 +505,7 @@ class RedisPublisher:
                             )
                             hdel = pack("HDEL", keys.ENGINE_OPEN, *invalid)
                             self._conn.send(hdel, PendingWrite(1, _ignore, _nothing))
+                        self._write(include_quotes=True)  # what was raised before, if anything
                         return signals
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:

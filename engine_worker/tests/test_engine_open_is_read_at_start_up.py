@@ -17,7 +17,7 @@ import redis
 import uvloop
 
 from arbsite.redis_server import EmbeddedRedis, free_port
-from engine_worker.tests.publishing import Driver, open_hash
+from engine_worker.tests.publishing import Driver, open_hash, still_open, stream
 from signals_app.contracts import keys
 from signals_app.tests.api_fixtures import make_signal
 
@@ -104,3 +104,28 @@ def test_an_unreachable_redis_at_start_up_is_waited_for_counted_and_the_hash_kep
         client.close()
     finally:
         server.cleanup()
+
+
+def test_signals_dropped_while_redis_is_away_still_leave_engine_open_exact() -> None:
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+
+        async def scenario() -> Driver:
+            driver = Driver(server.url)
+            driver.service.publisher.max_pending = 3
+            driver.round(["BTC", "ETH", "SOL", "XRP", "ADA"], crossing=True)  # not connected yet: held
+            driver.round(["BTC", "ETH"], crossing=False)
+            assert driver.service.publisher.signals_dropped == 4
+            restore = await driver.service.restore_open(1.0)  # read before anything is written
+            assert restore["found"] == 0
+            await driver.settle()
+            await driver.finish()
+            return driver
+
+        driver = uvloop.run(scenario())
+        assert len(driver.raised) == 7
+        assert [(s["id"], s["status"]) for s in stream(client)] == [(s["id"], s["status"]) for s in driver.raised[4:]]
+        # The dropped opens of SOL and XRP and the dropped close of BTC are in engine:open all the same.
+        assert open_hash(client) == still_open(driver.raised)
+        assert {s["asset"] for s in open_hash(client).values()} == {"SOL", "XRP", "ADA"}
+        client.close()
