@@ -38,6 +38,7 @@ from typing import Any
 
 import orjson
 
+from arbsite.latency import LatencyWindow
 from engine_worker.resp import (
     ErrorReply,
     PendingWrite,
@@ -94,7 +95,7 @@ def _open_change(signal_id: str, data: bytes | None) -> bytes:
 class _Write:
     """What one write carried, in the order of its commands, to settle when its replies come."""
 
-    __slots__ = ("fixes", "quotes", "rewrite", "signals", "views")
+    __slots__ = ("fixes", "quotes", "rewrite", "sent_ns", "signals", "views")
 
     def __init__(self) -> None:
         self.rewrite: dict[str, bytes] | None = None  # DEL engine:open + HSET of these
@@ -102,6 +103,7 @@ class _Write:
         self.views: dict[str, bytes] = {}
         self.signals: list[tuple[Signal, bytes]] = []
         self.quotes: list[Tick] = []
+        self.sent_ns = 0
 
     def commands(self) -> tuple[bytes, int]:
         parts: list[bytes] = []
@@ -185,6 +187,7 @@ class RedisPublisher:
         self.signals_republished = 0  # written again after their connection ended before the replies
         self.redis_errors: dict[str, int] = {}  # refused commands by name
         self.last_error: str | None = None
+        self.write_to_reply = LatencyWindow()  # µs from a write with signals to its last reply read
         self._down_since: float | None = time.monotonic()  # not connected yet
         self._last_failure_log = 0.0
         self._last_refusal_log = 0.0
@@ -273,6 +276,7 @@ class RedisPublisher:
         payload, count = write.commands()
         if not count:
             return None
+        write.sent_ns = time.perf_counter_ns()
         conn.send(payload, PendingWrite(count, lambda replies: self._settle(write, replies), lambda: self._lost(write)))
         return write
 
@@ -284,6 +288,8 @@ class RedisPublisher:
     def _settle(self, write: _Write, replies: list[Reply]) -> None:
         """A write's replies are all in: confirm its signals, count what Redis refused."""
         published_ns = time.time_ns()
+        if write.signals:  # the publish path's own share of signal_latency: Redis and the wire
+            self.write_to_reply.add((time.perf_counter_ns() - write.sent_ns) / 1000)
         at = 0
         if write.rewrite is not None:
             at += 1 if not write.rewrite else 2
@@ -517,7 +523,7 @@ class RedisPublisher:
 
     async def set_engine_state(self, heartbeat: bytes, markets: bytes | None = None) -> None:
         """The heartbeat and (when given) the spread matrix, in one write; skipped while Redis is away."""
-        if self._conn is None and self._connections:
+        if self._conn is None and self._connections and self._down_since is not None:
             return  # away: the publishing task reconnects (with backoff) and reports it
         if not await self._connect() or self._conn is None or self._stalled:
             return

@@ -333,6 +333,7 @@ class EngineService:
             "latency_frame_to_decision": self.decision_latency.percentiles(),
             "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
+            "latency_signal_write_to_reply": self.publisher.write_to_reply.percentiles(),
             # QUOTE_RATES=live: each currency's rate now (null: none fresh, its markets are out).
             "quote_rates": None if rates is None else rates.snapshot(now_ms),
             "suspect_markets": [
@@ -442,6 +443,7 @@ class _EngineCollector(Collector):
             ("frame_to_decision", service.decision_latency),
             ("engine_receive_to_decision", service.engine_latency),
             ("frame_to_signal_published", service.signal_latency),
+            ("signal_write_to_reply", service.publisher.write_to_reply),
         ):
             for name, value in window.percentiles().items():
                 latency.add_metric([path, name.removesuffix("_us")], float("nan") if value is None else value)

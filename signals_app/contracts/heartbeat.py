@@ -59,6 +59,8 @@ class EngineHeartbeat(TypedDict):
     latency_frame_to_decision: Percentiles | None
     latency_engine_receive_to_decision: Percentiles | None
     latency_frame_to_signal_published: Percentiles | None
+    # From the write that carried a signal to Redis's last reply to it, read (engine_worker.publish).
+    latency_signal_write_to_reply: Percentiles | None
     quote_rates: dict[str, float | None] | None  # QUOTE_RATES=live: each currency's rate now; else None
     # Markets that took no part in the last 10 s: their mid too far from the other venues' median.
     suspect_markets: list[SuspectMarket]
@@ -135,6 +137,7 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "latency_frame_to_decision": _percentiles(raw.get("latency_frame_to_decision")),
         "latency_engine_receive_to_decision": _percentiles(raw.get("latency_engine_receive_to_decision")),
         "latency_frame_to_signal_published": _percentiles(raw.get("latency_frame_to_signal_published")),
+        "latency_signal_write_to_reply": _percentiles(raw.get("latency_signal_write_to_reply")),
         "quote_rates": _percentiles(rates),  # the same shape: name -> number or None
         "suspect_markets": _suspects(raw.get("suspect_markets")),
     }
