@@ -51,7 +51,7 @@ from engine_worker.resp import (
 )
 from signals_app.contracts import keys
 from signals_app.contracts.depth_view import DEPTH_VIEW_TTL_S, DepthView, depth_view_key, encode_depth_view
-from signals_app.contracts.signal import CLOSE, OPEN, UPDATE, Signal
+from signals_app.contracts.signal import CLOSE, Signal, open_problem
 from signals_app.contracts.tick import Tick, encode, is_book_lost
 
 log = logging.getLogger("engine_worker.publish")
@@ -487,7 +487,8 @@ class RedisPublisher:
 
         Entries that are not an open or update signal of their own id are deleted and counted
         (`open_invalid`). When Redis cannot be reached, the first connection later takes what
-        engine:open holds as it is (nothing is restored then, nothing deleted).
+        engine:open holds as its base: the open signals there stay (this engine does not restore
+        them, a later restart finds them), the rest goes with the next reconnection's rewrite.
         """
         deadline = time.monotonic() + wait_s
         backoff = BACKOFF_START_S
@@ -569,7 +570,10 @@ async def _read_open(conn: RespConnection) -> dict[str, bytes]:
 
 
 def _valid_open(stored: dict[str, bytes]) -> tuple[dict[str, bytes], dict[str, Signal], list[str]]:
-    """(entries that are an open/update signal of their own id, those decoded, the ids of the rest)."""
+    """(entries that are a whole open/update signal of their own id, those decoded, the ids of the rest).
+
+    Whole as `Engine.restore_open` takes them (`signal.open_problem`): what it would skip is deleted.
+    """
     valid: dict[str, bytes] = {}
     signals: dict[str, Signal] = {}
     invalid: list[str] = []
@@ -578,7 +582,7 @@ def _valid_open(stored: dict[str, bytes]) -> tuple[dict[str, bytes], dict[str, S
             decoded: Any = orjson.loads(data)
         except orjson.JSONDecodeError:
             decoded = None
-        if isinstance(decoded, dict) and decoded.get("id") == signal_id and decoded.get("status") in (OPEN, UPDATE):
+        if open_problem(decoded) is None and decoded["id"] == signal_id:
             valid[signal_id] = data
             signals[signal_id] = decoded
         else:

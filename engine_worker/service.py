@@ -149,18 +149,16 @@ class EngineService:
             log.warning("engine: redis unreachable for %.0f s at start-up: starting without engine:open", wait_s)
             restore: OpenRestore = {"found": 0, "restored": 0, "invalid": 0, "redis_unreachable": True}
         else:
-            restored: int | None = 0
-            if stored and hasattr(self.engine, "restore_open"):
-                restored = self.engine.restore_open(list(stored.values()), time.time_ns() // 1_000_000)
-            elif stored:
-                restored = None
-                log.warning(
-                    "engine: %d open opportunities in engine:open, and this engine cannot restore them", len(stored)
-                )
+            restored = self.engine.restore_open(list(stored.values()), time.time_ns() // 1_000_000) if stored else 0
             found, invalid = self.publisher.open_found, self.publisher.open_invalid
-            restore = {"found": found, "restored": restored, "invalid": invalid, "redis_unreachable": False}
+            restore = {
+                "found": found,
+                "restored": restored,
+                "invalid": invalid + self.engine.restore_skipped,
+                "redis_unreachable": False,
+            }
             if found:
-                log.info("engine: engine:open held %d: %s restored, %d not open signals", found, restored, invalid)
+                log.info("engine: engine:open held %d: %d restored, %d no open signal", found, restored, invalid)
         self.open_restore = restore
         return restore
 

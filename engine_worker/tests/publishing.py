@@ -34,8 +34,8 @@ def quotes(assets: list[str], crossing: bool, now_ms: int) -> list[bytes]:
 
 
 class Driver:
-    def __init__(self, redis_url: str) -> None:
-        config = EngineConfig(fees_pct={"binance": 0.1, "coinbase": 0.1}, update_ms=10**9)
+    def __init__(self, redis_url: str, stale_ms: int = 2000) -> None:
+        config = EngineConfig(fees_pct={"binance": 0.1, "coinbase": 0.1}, update_ms=10**9, stale_ms=stale_ms)
         self.service = EngineService(EngineServiceConfig(engine=config, redis_url=redis_url, health_port=0))
         self.raised: list[Signal] = []
         self.turns = 0  # rounds so far (the tests' own schedule)

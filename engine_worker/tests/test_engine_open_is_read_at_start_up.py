@@ -19,13 +19,20 @@ import uvloop
 from arbsite.redis_server import EmbeddedRedis, free_port
 from engine_worker.tests.publishing import Driver, open_hash, still_open, stream
 from signals_app.contracts import keys
+from signals_app.contracts.signal import FIELDS, Signal
 from signals_app.tests.api_fixtures import make_signal
 
 
-def test_the_hash_is_read_at_start_up_and_entries_that_are_no_open_signal_are_deleted() -> None:
-    opened = make_signal(1_705_670_000_000, asset="BTC")
-    updated = make_signal(1_705_670_001_000, asset="ETH", status="update", opened_at=1_705_670_000_500)
-    closed = make_signal(1_705_670_002_000, asset="SOL", status="close", opened_at=1_705_670_000_000)
+def whole(signal: Signal) -> Signal:
+    """A stored signal with every field of the contract (the depth figures null: no books)."""
+    return {name: signal.get(name) for name in FIELDS}
+
+
+def test_the_hash_is_read_at_start_up_restored_and_entries_that_are_no_open_signal_are_deleted() -> None:
+    now = time.time_ns() // 1_000_000
+    opened = whole(make_signal(now - 500, asset="BTC"))
+    updated = whole(make_signal(now - 100, asset="ETH", status="update", opened_at=now - 900))
+    closed = whole(make_signal(now - 200, asset="SOL", status="close", opened_at=now - 1000))
     with EmbeddedRedis() as server:
         client = redis.Redis.from_url(server.url)
         client.hset(
@@ -35,19 +42,17 @@ def test_the_hash_is_read_at_start_up_and_entries_that_are_no_open_signal_are_de
                 updated["id"]: orjson.dumps(updated),
                 closed["id"]: orjson.dumps(closed),  # a close is no open opportunity
                 "XRP:binance:coinbase:1": b"{not json",
-                "ADA:binance:coinbase:1": orjson.dumps(make_signal(5, asset="DOT")),  # another id's signal
+                "ADA:binance:coinbase:1": orjson.dumps(whole(make_signal(5, asset="DOT"))),  # another id's signal
+                "DOT:binance:coinbase:1": orjson.dumps(make_signal(5, asset="DOT")),  # no depth fields: not whole
             },
         )
 
         async def scenario() -> Driver:
             driver = Driver(server.url)
             restore = await driver.service.restore_open(1.0)
-            engine = driver.service.engine
-            if hasattr(engine, "restore_open"):
-                assert isinstance(restore["restored"], int)
-            else:
-                assert restore["restored"] is None
-            assert restore == {**restore, "found": 5, "invalid": 3, "redis_unreachable": False}
+            assert restore == {"found": 6, "restored": 2, "invalid": 4, "redis_unreachable": False}
+            held = {o.id for o in driver.service.engine.lifecycle.by_exchange.get("binance", {}).values()}
+            assert held == {opened["id"], updated["id"]}  # resuming, as a previous engine left them
             assert driver.service.snapshot()["open_restore"] == restore
             driver.start()
             await driver.settle()
@@ -68,7 +73,7 @@ def test_the_hash_is_read_at_start_up_and_entries_that_are_no_open_signal_are_de
 def test_an_unreachable_redis_at_start_up_is_waited_for_counted_and_the_hash_kept() -> None:
     port = free_port()
     server = EmbeddedRedis(port=port)
-    previous = make_signal(1_705_670_000_000, asset="BTC")
+    previous = whole(make_signal(time.time_ns() // 1_000_000 - 60_000, asset="BTC"))
 
     async def scenario() -> tuple[Driver, float]:
         driver = Driver(server.url)
@@ -128,4 +133,35 @@ def test_signals_dropped_while_redis_is_away_still_leave_engine_open_exact() -> 
         # The dropped opens of SOL and XRP and the dropped close of BTC are in engine:open all the same.
         assert open_hash(client) == still_open(driver.raised)
         assert {s["asset"] for s in open_hash(client).values()} == {"SOL", "XRP", "ADA"}
+        client.close()
+
+
+def test_a_restored_opportunity_that_does_not_resume_is_closed_and_leaves_engine_open() -> None:
+    now = time.time_ns() // 1_000_000
+    stored = whole(make_signal(now - 5000, asset="BTC"))
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+        client.hset(keys.ENGINE_OPEN, stored["id"], orjson.dumps(stored))
+
+        async def scenario() -> Driver:
+            driver = Driver(server.url, stale_ms=300)
+            assert (await driver.service.restore_open(1.0))["restored"] == 1
+            driver.start()
+            timers = asyncio.create_task(driver.service._timers())  # as run_engine runs them
+            deadline = time.monotonic() + 3
+            while not driver.confirmed:
+                assert time.monotonic() < deadline, "no restart close"
+                await asyncio.sleep(0.02)
+            timers.cancel()
+            await asyncio.gather(timers, return_exceptions=True)
+            await driver.settle()
+            await driver.finish()
+            return driver
+
+        driver = uvloop.run(scenario())
+        (close,) = driver.confirmed
+        assert (close["id"], close["status"], close["close_reason"]) == (stored["id"], "close", "engine_restart")
+        assert (close["opened_at"], close["buy_price"]) == (stored["opened_at"], stored["buy_price"])
+        assert open_hash(client) == {}  # its open ended in a close every consumer sees
+        assert [(s["id"], s["status"]) for s in stream(client)] == [(stored["id"], "close")]
         client.close()

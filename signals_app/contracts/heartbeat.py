@@ -70,8 +70,8 @@ class OpenRestore(TypedDict):
     """What the engine found in `keys.ENGINE_OPEN` when it started."""
 
     found: int  # entries
-    restored: int | None  # handed back to the engine as open (None: this engine cannot restore)
-    invalid: int  # not an open/update signal of their id: deleted
+    restored: int | None  # held again by the engine (Engine.restore_open), resuming
+    invalid: int  # not a whole open/update signal of their id: deleted, not restored
     redis_unreachable: bool  # no answer within the start-up wait: started without them
 
 
