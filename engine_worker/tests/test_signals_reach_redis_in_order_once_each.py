@@ -2,9 +2,10 @@
 
 A real EngineService steps crossing and flat quotes (opens and closes on many assets) while its
 publishing task runs as in `run_engine`; Redis is an EmbeddedRedis that the tests kill and
-restart, or freeze with SIGSTOP. What must hold: the stream holds the signals in the order they
-were raised, none twice, none missing; the hold is counted; the engine keeps applying ticks
-while Redis is frozen; `engine:open` is exactly the opportunities opened and not closed.
+restart, freeze with SIGSTOP, or kill while frozen (its unanswered writes must go again). What
+must hold: the stream holds the signals in the order they were raised, none twice, none
+missing; the hold is counted; the engine keeps applying ticks while Redis is frozen;
+`engine:open` is exactly the opportunities opened and not closed.
 """
 
 from __future__ import annotations
@@ -168,4 +169,39 @@ def test_a_frozen_redis_holds_signals_without_blocking_the_engine_and_gets_each_
         publisher = driver.service.publisher
         assert (publisher.outages, publisher.signals_republished, publisher.signals_dropped) == (1, 0, 0)
         assert publisher.signals_held_total > 0
+        client.close()
+
+
+def test_writes_unanswered_when_redis_dies_go_again_in_order_on_the_next_connection() -> None:
+    with EmbeddedRedis() as server:
+        client = redis.Redis.from_url(server.url)
+        assert server.process is not None
+        process = server.process
+
+        async def scenario() -> tuple[Driver, int]:
+            driver = Driver(server.url)
+            await driver.service.restore_open(1.0)
+            driver.start()
+            await rounds(driver, 4)
+            await driver.settle()
+            confirmed = len(driver.confirmed)
+            os.kill(process.pid, signal.SIGSTOP)  # it reads nothing more: what is written now stays unanswered
+            await rounds(driver, 2, pause_s=0.001)
+            in_flight = driver.service.publisher.pending()
+            assert in_flight > 0
+            assert driver.service.publisher.held() == 0  # written, not held: under STALL_S
+            os.kill(process.pid, signal.SIGKILL)
+            await asyncio.to_thread(process.wait)
+            await asyncio.to_thread(server.stop)
+            await asyncio.to_thread(server.start)
+            await rounds(driver, 2)
+            await driver.settle()
+            await driver.finish()
+            assert driver.service.publisher.signals_republished == in_flight
+            return driver, confirmed
+
+        driver, confirmed = uvloop.run(scenario())
+        assert ids(stream(client)) == ids(driver.raised[confirmed:])  # the unanswered first, once each, in order
+        assert ids(driver.confirmed) == ids(driver.raised)
+        assert open_hash(client) == still_open(driver.raised)
         client.close()
