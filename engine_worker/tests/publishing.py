@@ -18,19 +18,20 @@ from engine_worker.config import EngineConfig
 from engine_worker.service import EngineService, EngineServiceConfig
 from signals_app.contracts import keys
 from signals_app.contracts.signal import CLOSE, Signal
-from signals_app.contracts.tick import encode, quote
+from signals_app.contracts.tick import encode_ticks, quote
 
 
 def quotes(assets: list[str], crossing: bool, now_ms: int) -> list[bytes]:
-    """Each asset 1 % dearer on coinbase than on binance (crossing: an open per asset), or level (flat: a close)."""
+    """Each asset 1 % dearer on coinbase than on binance (crossing: an open per asset), or level (flat: a close).
+
+    One ZeroMQ message of all the ticks, as the ingestor sends a frame's (contracts/tick.py encode_ticks).
+    """
     rich = 101.0 if crossing else 100.0
-    messages = []
+    ticks = []
     for asset in assets:
-        messages.append(encode(quote("binance", f"{asset}/USDT", 99.9, 100.0, 1.0, 1.0, now_ms, now_ms * 1_000_000)))
-        messages.append(
-            encode(quote("coinbase", f"{asset}/USD", rich, rich + 0.1, 1.0, 1.0, now_ms, now_ms * 1_000_000))
-        )
-    return messages
+        ticks.append(quote("binance", f"{asset}/USDT", 99.9, 100.0, 1.0, 1.0, now_ms, now_ms * 1_000_000))
+        ticks.append(quote("coinbase", f"{asset}/USD", rich, rich + 0.1, 1.0, 1.0, now_ms, now_ms * 1_000_000))
+    return [encode_ticks(ticks)]
 
 
 class Driver:
