@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run demo test lint style types install demo-capture demo-record bench bench-pipeline bench-web bench-depth clean
+.PHONY: run demo test lint style types install demo-capture demo-record bench bench-pipeline bench-web bench-depth bench-transport bench-publish bench-lifecycle bench-soak clean
 
 # The virtualenv, with the pinned runtime and test requirements; redone when they change.
 $(STAMP): requirements.txt requirements-dev.txt
@@ -57,6 +57,20 @@ bench-web: $(STAMP)
 
 bench-depth: $(STAMP)
 	$(PY) bench/depth.py
+
+bench-transport: $(STAMP)
+	$(PY) bench/transport.py
+
+bench-publish: $(STAMP)
+	$(PY) bench/publish.py
+
+bench-lifecycle: $(STAMP)
+	$(PY) bench/lifecycle.py
+
+# The whole system for 30 minutes (SOAK_MINUTES), sampled every minute: RSS, latency, drops, drift.
+SOAK_MINUTES ?= 30
+bench-soak: $(STAMP)
+	$(PY) bench/soak.py --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

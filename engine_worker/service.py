@@ -37,7 +37,7 @@ from engine_worker.publish import RedisPublisher
 from signals_app.contracts.heartbeat import EngineHealth, EngineHeartbeat, OpenRestore, encode_heartbeat
 from signals_app.contracts.markets import EngineMarkets
 from signals_app.contracts.markets import encode as encode_markets
-from signals_app.contracts.signal import CLOSE, Signal, pct
+from signals_app.contracts.signal import CLOSE, THRESHOLD, Signal, pct
 from signals_app.contracts.tick import (
     FEED_DOWN,
     TRADE,
@@ -51,7 +51,7 @@ from signals_app.contracts.tick import (
 log = logging.getLogger("engine_worker.service")
 
 TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
-DRAIN_MAX = 2000  # messages handled per wake-up before letting the publisher run
+DRAIN_MAX = 2000  # messages handled per wake-up (their signals are written at its end)
 RESTORE_WAIT_S = 3.0  # how long start-up waits for Redis to read engine:open before starting without
 # The spread matrix for engine:markets is computed on the engine's loop (about 0.4 ms per asset
 # on seven venues): every second while it costs under 1 % of the loop's time, less often beyond,
@@ -265,7 +265,10 @@ class EngineService:
 
     def _published(self, signals: list[Signal], published_ns: int) -> None:
         for published in signals:
-            if published["tick_recv_ns"]:
+            # Frame -> signal is the latency of what a frame caused: an open, an update, a close by
+            # the threshold. A close by a timer, a feed going down or a restart carries the receive
+            # time of the last quote it used, seconds old by design: it would only say STALE_MS.
+            if published["tick_recv_ns"] and published.get("close_reason", THRESHOLD) == THRESHOLD:
                 self.signal_latency.add((published_ns - published["tick_recv_ns"]) / 1000)
             log.info(
                 "signal %s %s %s net %.4f%% size %s",

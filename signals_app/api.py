@@ -459,6 +459,12 @@ class EngineCheck(TypedDict):
     signals_published: int | None
     signals_pending: int | None
     signals_dropped: int | None  # lost: held beyond the engine's bound while Redis was away
+    bad_ticks: int | None  # ticks of well-formed messages that broke a rule, each dropped alone
+    signals_holding: int | None  # held now while Redis is away or frozen
+    signals_held: int | None  # held in total
+    redis_outages: int | None
+    signals_republished: int | None  # unanswered writes written again on a new connection
+    signals_refused: int | None  # refused by an error reply (counted, not sent again)
     latency_frame_to_decision: Percentiles | None  # p50_us, p90_us, p99_us, max_us
     latency_frame_to_signal_published: Percentiles | None
     suspect_markets: list[SuspectMarket]  # left out: too far from the other venues' median mid
@@ -518,6 +524,12 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
         "signals_published": None,
         "signals_pending": None,
         "signals_dropped": None,
+        "bad_ticks": None,
+        "signals_holding": None,
+        "signals_held": None,
+        "redis_outages": None,
+        "signals_republished": None,
+        "signals_refused": None,
         "latency_frame_to_decision": None,
         "latency_frame_to_signal_published": None,
         "suspect_markets": [],
@@ -548,6 +560,12 @@ def check_engine(client: redis.Redis, redis_ok: bool, clock_ms: int) -> EngineCh
     check["signals_published"] = heartbeat["signals_published"]
     check["signals_pending"] = heartbeat["signals_pending"]
     check["signals_dropped"] = heartbeat["signals_dropped"]
+    check["bad_ticks"] = heartbeat["bad_ticks"]
+    check["signals_holding"] = heartbeat["signals_holding"]
+    check["signals_held"] = heartbeat["signals_held"]
+    check["redis_outages"] = heartbeat["redis_outages"]
+    check["signals_republished"] = heartbeat["signals_republished"]
+    check["signals_refused"] = heartbeat["signals_refused"]
     check["latency_frame_to_decision"] = heartbeat["latency_frame_to_decision"]
     check["latency_frame_to_signal_published"] = heartbeat["latency_frame_to_signal_published"]
     check["suspect_markets"] = heartbeat["suspect_markets"]

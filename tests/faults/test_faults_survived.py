@@ -19,13 +19,16 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from arbsite.redis_server import EmbeddedRedis
 from signals_app.contracts import keys
+from signals_app.contracts.signal import CLOSE_REASONS
 from tests.faults.system import RunningSystem
+from tests.procs import wait_until
 
 LAG_LIMIT_S = 4.0  # /api/health's persistence limit here: below the 10 s default, for a short stop
 
@@ -83,18 +86,54 @@ def open_opportunities(system: RunningSystem) -> set[str]:
     return {signal_id for signal_id, status in last.items() if status != "close"}
 
 
-def test_the_engine_killed_is_restarted_and_signals_resume(healthy: RunningSystem):
+def stream_signals(system: RunningSystem) -> list[dict[str, Any]]:
+    return [orjson.loads(fields[keys.SIGNALS_STREAM_FIELD.encode()]) for _entry_id, fields in system.stream_entries()]
+
+
+def test_the_engine_killed_is_restarted_and_leaves_no_orphans(healthy: RunningSystem):
+    """DESIGN.md lifecycle rule 8: what a SIGKILLed engine left open is taken back by the one the
+    supervisor starts: resumed under its old id while its market is still crossed, closed
+    otherwise; every open ends in a close on the stream (and so in the table and the browsers)."""
     system = healthy
     system.dislocate(asset="SOL", seconds=60)  # an opportunity open when the engine dies
-    time.sleep(2)
-    open_at_kill = open_opportunities(system)
-    assert any(signal_id.startswith("SOL:") for signal_id in open_at_kill), open_at_kill
-    kill_and_recover(system, "engine")
+    wait_until(lambda: any(i.startswith("SOL:") for i in open_opportunities(system)), 10, "a SOL opportunity open")
+    system.sleep_with_load(1.0)
+    starts = len(system.pids("engine"))
+    killed = system.kill("engine")
+    time.sleep(0.5)  # whatever the killed engine wrote has landed; it writes nothing more
+    orphans = open_opportunities(system)
+    resuming = {signal_id for signal_id in orphans if signal_id.startswith("SOL:binance:coinbase:")}
+    assert resuming, orphans
+    system.wait_restarted("engine", starts)
+    assert system.pids("engine")[-1] != killed
+    system.wait_healthy()
+    system.signals_flow()
     system.dislocate(asset="SOL", seconds=0.5)  # ends the long one
-    # No orphans (issue 12, item 5): once a restarted engine closes what its predecessor left
-    # open, assert here that every id of `open_at_kill` has a close on the stream with
-    # close_reason "engine_restart" (e.g. `assert not open_opportunities(system) & open_at_kill`
-    # after a wait, and the close's `close_reason`).
+    try:
+        wait_until(lambda: not open_opportunities(system) & orphans, 20, "every orphan closed")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {open_opportunities(system) & orphans}\n{system.output()}") from None
+    signals = stream_signals(system)
+    closes = {each["id"]: each for each in signals if each["status"] == "close" and each["id"] in orphans}
+    assert set(closes) == orphans
+    assert {each["close_reason"] for each in closes.values()} <= set(CLOSE_REASONS)
+    # The SOL route stayed crossed across the restart: it resumed under its old id (no second open
+    # of the key) and closed when the dislocation ended, by the threshold.
+    (resumed_id,) = resuming
+    assert closes[resumed_id]["close_reason"] == "threshold", closes[resumed_id]
+    assert closes[resumed_id]["opened_at"] == int(resumed_id.rsplit(":", 1)[1])
+    reopened = [
+        each["id"]
+        for each in signals
+        if each["status"] == "open"
+        and each["id"].startswith("SOL:binance:coinbase:")
+        and each["id"] != resumed_id
+        and each["timestamp"] <= closes[resumed_id]["timestamp"]
+        and each["timestamp"] >= closes[resumed_id]["opened_at"]
+    ]
+    assert not reopened, reopened
+    assert not system.redis.hgetall(keys.ENGINE_OPEN).keys() & {i.encode() for i in orphans}
+    system.assert_stream_stored_exactly_once()
 
 
 def test_the_ingestor_killed_is_restarted_and_signals_resume(healthy: RunningSystem):
