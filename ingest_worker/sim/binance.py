@@ -26,7 +26,8 @@ As `wss://stream.binance.com:9443` does:
   snapshot's lastUpdateId and each event's U..u follow, each event's U the previous event's u
   + 1, so a client following Binance's "How to manage a local order book correctly" holds
   exactly the server's book (an event names every level on which the book it follows, or a
-  snapshot served since, differs: `IncrementalSide`). A silence loses events: the first one
+  snapshot served since, differs: `IncrementalSide`; a snapshot counts until an event beyond its
+  lastUpdateId is built, since a client drops the events that end on it). A silence loses events: the first one
   after it skips ids, as a client that missed some sees it.
 - `fault(symbol, kind)` (`/sim/fault?venue=binance&market=BTCUSDT&kind=...`): `gap` sends the
   market's diff-depth subscribers an event whose U skips an id (the event before it lost);
@@ -271,14 +272,16 @@ class BinanceServer(VenueServer):
                 "msg": "Illegal characters found in parameter 'limit'; legal range is '^[0-9]{1,20}$'.",
             }
         bids, asks = self.frames.book(native, min(int(text), REST_DEPTH_LIMIT[1], DIFF_LEVELS))
+        last_update_id = self.frames.update_id[native]
         for stream in self.depth.values():
             if stream.native == native and stream.sides is not None:
-                stream.sides[0].served(dict(bids))  # the client holds this from now on
-                stream.sides[1].served(dict(asks))
+                # The client holds this from now on, until it applies an event beyond last_update_id.
+                stream.sides[0].served(dict(bids), last_update_id)
+                stream.sides[1].served(dict(asks), last_update_id)
         quote = self.frames.latest.get(native)
         d, s = (quote.market.price_decimals, quote.market.size_decimals) if quote is not None else (0, 0)
         return 200, {
-            "lastUpdateId": self.frames.update_id[native],
+            "lastUpdateId": last_update_id,
             "bids": [[decimal8(p, d), decimal8(q, s)] for p, q in bids],
             "asks": [[decimal8(p, d), decimal8(q, s)] for p, q in asks],
         }
@@ -455,11 +458,11 @@ class BinanceServer(VenueServer):
         assert stream.sides is not None
         native = stream.native
         bids, asks = self.frames.book(native, DIFF_LEVELS)
-        bid_changes = stream.sides[0].changes(dict(bids))
-        ask_changes = stream.sides[1].changes(dict(asks))
+        first, final = stream.pushed_id + 1, self.frames.update_id[native]
+        bid_changes = stream.sides[0].changes(dict(bids), final)
+        ask_changes = stream.sides[1].changes(dict(asks), final)
         if not bid_changes and not ask_changes:
             return None  # the next event covers these update ids too
-        first, final = stream.pushed_id + 1, self.frames.update_id[native]
         stream.pushed_id = final
         return self.frames.diff_event(native, first, final, bid_changes, ask_changes, now_ns)
 
@@ -498,11 +501,11 @@ class BinanceServer(VenueServer):
                     sent.append(payload)
                 continue
             assert stream.sides is not None
-            bid_changes = stream.sides[0].changes(dict(bids))
-            ask_changes = stream.sides[1].changes(dict(asks))
             # gap: the event skips the id after the last one sent; crossed: it adds a bid the book does not hold.
             first = stream.pushed_id + (2 if kind == "gap" else 1)
             final = frames.update_id[native] = max(frames.update_id[native], first)
+            bid_changes = stream.sides[0].changes(dict(bids), final)
+            ask_changes = stream.sides[1].changes(dict(asks), final)
             if kind == "crossed":
                 bid_changes.append(crossing)
             payload = frames.diff_event(native, first, final, bid_changes, ask_changes, time.time_ns())

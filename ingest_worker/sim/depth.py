@@ -98,25 +98,36 @@ class IncrementalSide:
     snapshot served since (a REST answer, a subscription's first frame). `changes(new)` names
     every level on which any of those differ from `new`, with `new`'s size (0: removed), so
     that every client applying them holds `new` exactly, whichever of them it started from.
+
+    A snapshot that carries an update id (Binance's `lastUpdateId`) is held until an update
+    beyond that id is built: a client drops every update whose final id is not past its
+    snapshot's (`u <= lastUpdateId`), so an update built after the snapshot was served but
+    ending on its very id (no change came between the two) does not bring that client level,
+    and the next update must still name the snapshot's differences.
     """
 
     __slots__ = ("held",)
 
     def __init__(self, sent: Mapping[int, int]) -> None:
-        self.held: list[Mapping[int, int]] = [sent]  # the last update's book, then snapshots served since
+        # What clients hold: the last update's book (id None), then snapshots served since, with their update id.
+        self.held: list[tuple[Mapping[int, int], int | None]] = [(sent, None)]
 
-    def served(self, snapshot: Mapping[int, int]) -> None:
-        """A client was given `snapshot` (it holds that book now)."""
-        self.held.append(snapshot)
+    def served(self, snapshot: Mapping[int, int], update_id: int | None = None) -> None:
+        """A client was given `snapshot` (it holds that book now); `update_id`: the id the snapshot is at,
+        if its clients drop the updates that end at or before it (None: it applies the next update)."""
+        self.held.append((snapshot, update_id))
 
-    def changes(self, new: Mapping[int, int]) -> list[tuple[int, int]]:
-        """The changes every holder needs to reach `new` (removals first); `new` is then what all hold."""
+    def changes(self, new: Mapping[int, int], final_id: int | None = None) -> list[tuple[int, int]]:
+        """The changes every holder needs to reach `new` (removals first), in an update ending on
+        `final_id`; `new` is then what they hold, except the holders of a snapshot at `final_id` or
+        later, who drop this update and still hold their snapshot."""
         removed: dict[int, int] = {}
         changed: dict[int, int] = {}
-        for old in self.held:
+        for old, _ in self.held:
             for price, size in level_changes(old, new):
                 (changed if size else removed)[price] = size
-        self.held = [new]
+        still = [] if final_id is None else [(old, at) for old, at in self.held if at is not None and at >= final_id]
+        self.held = [(new, None), *still]
         return [*removed.items(), *changed.items()]
 
 
