@@ -624,6 +624,9 @@ def test_a_closed_row_says_why_it_closed_as_text(page: Page, system: System) -> 
 def test_a_missed_message_refills_from_history_and_is_shown(page: Page, system: System) -> None:
     """The web process dropped signals this page was too slow for: MISSED, then a refill from the history API."""
     page.wait_for_selector('#connection[data-state="connected"]', timeout=15_000)
+    # The page's own loads of history are done (the first one and the one on opening the socket):
+    # what goes into history from now on reaches it only by a refill.
+    page.wait_for_function("() => Number(document.getElementById('feed-note').dataset.historyLoads) >= 2")
     now_ms = int(time.time() * 1000)
     # In history, never sent to this page (the kind of signal a MISSED stands for).
     dropped = {**xss_signal(f"LTC:gemini:okx:{now_ms}", now_ms, "open"), "asset": "LTC", "buy_exchange": "gemini"}

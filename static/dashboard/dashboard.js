@@ -677,6 +677,7 @@
 
   // --- history: the initial load and the refill after each reconnect ---------------------------
   var feedNote = $("feed-note");
+  var historyLoads = 0; // finished loads, on #feed-note's data-history-loads (what a test waits for)
   function loadHistory(limit, live) {
     return fetchJson(config.history_url + "?limit=" + encodeURIComponent(limit))
       .then(function (result) {
@@ -690,6 +691,10 @@
       })
       .catch(function () {
         setText(feedNote, "history unavailable (network)");
+      })
+      .then(function () {
+        historyLoads += 1;
+        feedNote.setAttribute("data-history-loads", String(historyLoads));
       });
   }
 
