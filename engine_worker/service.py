@@ -2,13 +2,15 @@
 
 `run_engine` builds an `EngineService` from settings and awaits `run()`. At start-up,
 before pulling ticks, it reads the open opportunities a previous engine left in
-`engine:open` and hands them to the engine. The receive loop drains every waiting
-message in one go (a message holds the ticks of one frame:
-`signals_app.contracts.tick.decode_message` decodes it once and checks each tick),
-steps the pure engine for each tick, and at the end of the batch the publisher writes
-its signals (and the quote cache when due) to Redis in one write, in the same loop turn
-(engine_worker/publish.py). SIGINT/SIGTERM: stop receiving, flush what is held to
-Redis, close the sockets, exit 0.
+`engine:open` and hands them to the engine. The receive loop drains what is waiting,
+up to DRAIN_MAX messages or BATCH_BUDGET_S of work a wake-up (a message holds the ticks
+of one frame: `signals_app.contracts.tick.decode_message` decodes it once and checks
+each tick), steps the pure engine for each tick, and hands a message's signals to the
+publisher as soon as it caused them, which writes them to Redis at once (engine_worker/
+publish.py); the quote cache goes at the batch's end when due. Nothing on the loop runs
+long: the heartbeat's spread matrix is computed an asset at a time, and `arbsite.stalls`
+shows on /health what still held the loop up (GC pauses, late wake-ups, slow steps).
+SIGINT/SIGTERM: stop receiving, flush what is held to Redis, close the sockets, exit 0.
 """
 
 from __future__ import annotations
@@ -105,6 +107,7 @@ class EngineService:
         self.matrix_seconds = 0.0  # what the last spread matrix for engine:markets took
         self.open_restore: OpenRestore | None = None  # what start-up found in engine:open
         self.stalls = StallProbe()
+        self.batch_deadline = 0.0  # perf_counter: when the receive loop's wake-up stops draining (_drained)
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(self))
 
@@ -190,7 +193,8 @@ class EngineService:
                     receiver.cancel()
                     break
                 started, cpu_started = time.perf_counter(), time.thread_time()
-                self.handle_batch(_drained(receiver.result(), drain, started + BATCH_BUDGET_S))
+                self.batch_deadline = started + BATCH_BUDGET_S
+                self.handle_batch(self._drained(receiver.result(), drain))
                 steps.add("batch", time.perf_counter() - started, time.thread_time() - cpu_started)
         finally:
             stopper.cancel()
@@ -210,9 +214,25 @@ class EngineService:
                 self._bad_ticks(refused)
             signals = self._apply(items, received_ns)
             if signals:
-                # now, not at the batch's end: Redis answers while the rest of the batch is applied
+                # now, not at the batch's end; and the wake-up ends here (`_drained`), so that the
+                # loop reads Redis's replies as they come instead of after the rest of the budget
                 self.publisher.publish(signals)
+                self.batch_deadline = 0.0
         self.publisher.publish([])  # the quote cache, when due
+
+    def _drained(self, first: bytes, drain: zmq.Socket[bytes]) -> Iterator[bytes]:
+        """`first`, then what is queued on `drain` without waiting, up to DRAIN_MAX messages, until
+        `batch_deadline` (perf_counter) passed or a message caused signals (`handle_batch` sets it
+        to 0 then); what is left stays queued for the next wake-up."""
+        yield first
+        for _ in range(DRAIN_MAX - 1):
+            if time.perf_counter() >= self.batch_deadline:
+                return
+            try:
+                data = drain.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            yield data
 
     def _apply(self, items: Sequence[Tick | FeedState], received_ns: int) -> list[Signal]:
         """The ticks and feed states of one message, stepped through the engine: the signals they caused."""
@@ -396,20 +416,6 @@ class EngineService:
 
     def metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)
-
-
-def _drained(first: bytes, drain: zmq.Socket[bytes], deadline: float) -> Iterator[bytes]:
-    """`first`, then what is queued on `drain` without waiting, up to DRAIN_MAX messages or until
-    `deadline` (perf_counter) passed; what is left stays queued for the next wake-up."""
-    yield first
-    for _ in range(DRAIN_MAX - 1):
-        if time.perf_counter() >= deadline:
-            return
-        try:
-            data = drain.recv(zmq.NOBLOCK)
-        except zmq.Again:
-            return
-        yield data
 
 
 def engine_markets(engine: Engine, now_ms: int, spreads: SpreadMatrix | None = None) -> EngineMarkets:

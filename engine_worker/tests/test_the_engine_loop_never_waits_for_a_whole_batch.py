@@ -14,7 +14,7 @@ import zmq
 
 from engine_worker import service as service_module
 from engine_worker.config import EngineConfig
-from engine_worker.service import DRAIN_MAX, EngineService, EngineServiceConfig, _drained
+from engine_worker.service import DRAIN_MAX, EngineService, EngineServiceConfig
 from signals_app.contracts.signal import OPEN, Signal
 from signals_app.contracts.tick import encode_ticks, quote
 
@@ -60,27 +60,47 @@ def test_a_messages_signals_are_handed_on_before_the_batch_goes_on() -> None:
     assert service.engine.ticks == 102
 
 
-def test_a_wake_up_stops_at_its_budget_and_leaves_the_rest_queued() -> None:
+def test_a_wake_up_stops_at_its_budget_or_its_first_signals_and_leaves_the_rest_queued() -> None:
+    service = a_service()
+    now_ms = time.time_ns() // 1_000_000
     context = zmq.Context()
     push, pull = context.socket(zmq.PUSH), context.socket(zmq.PULL)
+
+    def wake_up(budget_s: float) -> list[bytes]:
+        service.batch_deadline = time.perf_counter() + budget_s
+        taken: list[bytes] = []
+
+        def recorded() -> Iterator[bytes]:
+            for data in service._drained(pull.recv(), pull):
+                taken.append(data)
+                yield data
+
+        service.handle_batch(recorded())
+        return taken
+
     try:
         for socket in (push, pull):
             socket.setsockopt(zmq.SNDHWM if socket is push else zmq.RCVHWM, 10 * DRAIN_MAX)
         pull.bind("inproc://drain")
         push.connect("inproc://drain")
-        for n in range(20):
-            push.send(b"%d" % n)
+        flat = [pair(f"F{n}", 100.0, now_ms) for n in range(20)]
+        for data in flat:
+            push.send(data)
         time.sleep(0.05)
-        first = pull.recv()
-        spent = list(_drained(first, pull, deadline=time.perf_counter() - 1))  # budget already spent
-        assert spent == [b"0"]
-        rest = list(_drained(pull.recv(), pull, deadline=time.perf_counter() + 60))
-        assert rest == [b"%d" % n for n in range(1, 20)]  # nothing skipped, nothing twice
+        assert wake_up(-1.0) == flat[:1]  # budget already spent: the first only
+        assert wake_up(60.0) == flat[1:]  # the rest, nothing skipped, nothing twice
+        crossing = [*flat[:3], pair("BTC", 101.0, now_ms), *flat[3:6]]
+        for data in crossing:
+            push.send(data)
+        time.sleep(0.05)
+        assert wake_up(60.0) == crossing[:4]  # up to the message that caused a signal
+        assert wake_up(60.0) == crossing[4:]
         for _ in range(DRAIN_MAX + 5):
-            push.send(b"x")
+            push.send(flat[0])
         time.sleep(0.2)
-        assert len(list(_drained(pull.recv(), pull, deadline=time.perf_counter() + 60))) == DRAIN_MAX
-        assert len(list(_drained(pull.recv(), pull, deadline=time.perf_counter() + 60))) == 5
+        assert len(wake_up(60.0)) == DRAIN_MAX
+        assert len(wake_up(60.0)) == 5
+        assert service.messages == 20 + 7 + DRAIN_MAX + 5
     finally:
         push.close(0)
         pull.close(0)
