@@ -20,6 +20,8 @@ import gc
 import time
 from typing import Any
 
+from prometheus_client.core import CounterMetricFamily
+
 STALL_MS = (1.0, 5.0, 20.0)  # a late wake-up beyond each of these is counted in its bucket
 PROBE_INTERVAL_S = 0.01
 _frozen = 0  # objects freeze_start_up_heap() froze
@@ -179,3 +181,23 @@ def freeze_start_up_heap() -> int:
     # counted once, here: gc.get_freeze_count() walks the whole frozen list (9 ms for 72k objects)
     _frozen = gc.get_freeze_count()
     return _frozen
+
+
+def stall_metrics(prefix: str, probe: StallProbe) -> list[CounterMetricFamily]:
+    """The probe's counters for /metrics, named `{prefix}_...` (arb_engine, arb_ingestor)."""
+    pauses = CounterMetricFamily(
+        f"{prefix}_gc_pause_seconds", "Time the cyclic GC held the loop, by generation", labels=["generation"]
+    )
+    collections = CounterMetricFamily(f"{prefix}_gc_collections", "Cyclic GC collections", labels=["generation"])
+    for generation in range(3):
+        pauses.add_metric([str(generation)], probe.gc.seconds[generation])
+        collections.add_metric([str(generation)], probe.gc.collections[generation])
+    late = CounterMetricFamily(
+        f"{prefix}_loop_late_wakeups",
+        "Times the loop woke a sleeping task later than `over_ms`: something held the loop (or the CPU) that long",
+        labels=["over_ms"],
+    )
+    lag = probe.loop
+    for index, bucket in enumerate(lag.buckets_ms):
+        late.add_metric([f"{bucket:g}"], lag.over[index])
+    return [pauses, collections, late]

@@ -33,7 +33,7 @@ from prometheus_client.registry import Collector
 
 from arbsite.health import start_http
 from arbsite.latency import LatencyWindow
-from arbsite.stalls import StallProbe
+from arbsite.stalls import StallProbe, stall_metrics
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.publish import RedisPublisher
@@ -516,3 +516,4 @@ class _EngineCollector(Collector):
         suspects.add_metric([], len(service.engine.suspect_markets(time.time_ns() // 1_000_000)))
         yield from (ticks, bad, signals, published, pending, dropped, held, held_total, outages, republished, refused)
         yield from (errors, redis_up, open_now, matrix, latency, suspects)
+        yield from stall_metrics("arb_engine", service.stalls)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 
 from arbsite.env import enabled_exchanges
 from arbsite.health import start_http
-from arbsite.stalls import StallProbe
+from arbsite.stalls import StallProbe, stall_metrics
 from ingest_worker.feed import STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
@@ -260,3 +260,4 @@ class _IngestorCollector(Collector):
         holding.add_metric([], self.service.pusher.holding)
         yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
         yield from (book_ticks, skewed, lost, messages, backpressure, held, holding)
+        yield from stall_metrics("arb_ingestor", self.service.stalls)

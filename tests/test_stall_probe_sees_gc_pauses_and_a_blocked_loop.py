@@ -6,7 +6,7 @@ import asyncio
 import gc
 import time
 
-from arbsite.stalls import GcPauses, LoopLag, SlowSteps, StallProbe
+from arbsite.stalls import GcPauses, LoopLag, SlowSteps, StallProbe, stall_metrics
 
 
 def test_a_full_collection_is_counted_with_its_pause_only_while_installed() -> None:
@@ -38,6 +38,12 @@ def test_a_blocked_loop_is_a_late_wake_up_in_its_buckets() -> None:
     assert lag["over_20ms"] >= 1
     assert lag["over_5ms"] >= lag["over_20ms"]
     assert lag["max_ms"] >= 35  # blocked 50 ms, at most 10 ms of it the probe's own sleep
+    shown = {
+        (sample.name, sample.labels.get("over_ms")): sample.value
+        for family in stall_metrics("arb_test", probe)
+        for sample in family.samples
+    }
+    assert shown[("arb_test_loop_late_wakeups_total", "20")] == lag["over_20ms"]
     before = probe.gc.collections[2]  # uninstalled on stop: a later collection is not counted
     gc.collect()
     assert probe.gc.collections[2] == before
