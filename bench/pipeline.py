@@ -285,11 +285,13 @@ def main() -> None:
         rss = r["rss"]
         signals = r["signals"]
         bad = f" ({r['bad']} refused as bad)" if r["bad"] else ""
+        # lost at the ingestor's ZeroMQ high-water mark (the engine, or the ingestor's own I/O thread, behind)
+        refused = f" ({r['refused']} at the ingestor's high-water mark)" if r["refused"] else ""
         missed = f" ({r['missed_controls']} dislocations unanswered)" if r["missed_controls"] else ""
         print(
             f"| {r['rate']} | {r['frames_per_s']:.0f} | {r['ticks_per_s']:.0f} "
             f"| {fmt(push['binance'])}, {fmt(push['coinbase'])} | {fmt(r['decision'])} | {fmt(r['frame_to_decision'])} "
-            f"| {fmt(r['signal'])} | {sum(signals.values())}{missed} | {r['lost']} of {r['sent']}{bad} "
+            f"| {fmt(r['signal'])} | {sum(signals.values())}{missed} | {r['lost']} of {r['sent']}{bad}{refused} "
             f"| {'1' if r['ticks_per_message'] is None else format(r['ticks_per_message'], '.2f')} "
             f"| {rss['sim']:.0f}, {rss['ingestor']:.0f}, {rss['engine']:.0f} |"
         )
