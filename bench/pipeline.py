@@ -66,6 +66,18 @@ def settled(ingest_health: str, engine_health: str) -> tuple[dict[str, Any], dic
         time.sleep(SETTLE_S)
 
 
+def cpu_use(pid: int) -> tuple[float, int]:
+    """(CPU seconds the process used so far, user and system; involuntary context switches: the
+    times the kernel took the CPU from it to run another process on these shared cores)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    seconds = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    switches = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("nonvoluntary_ctxt_switches:"):
+            switches = int(line.split()[1])
+    return seconds, switches
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -104,6 +116,8 @@ def run_rate(rate: int) -> dict[str, Any]:
         wait_until(lambda: get_json(ingest_health)[0] == 200, 30, "ingestor live", 0.1)
         wait_until(lambda: get_json(engine_health)[0] == 200, 30, "engine up", 0.1)
 
+        assert redis_server.process is not None
+        redis_pid = redis_server.process.pid
         rng = random.Random(rate)
         started = time.monotonic()
         next_dislocation = 0.0
@@ -130,9 +144,14 @@ def run_rate(rate: int) -> dict[str, Any]:
                     engine_body["ticks"],
                     ingest_body["ticks_dropped_backpressure"],
                 )
+                start_stalls = (engine_body.get("stalls"), ingest_body.get("stalls"))
+                start_cpu = {proc.name: cpu_use(proc.popen.pid) for proc in procs}
+                start_cpu["redis"] = cpu_use(redis_pid)
             time.sleep(0.05)
         ingest_body = health(ingest_health)
         engine_body = health(engine_health)
+        end_cpu = {proc.name: cpu_use(proc.popen.pid) for proc in procs}
+        end_cpu["redis"] = cpu_use(redis_pid)
         assert start_counts is not None
         frames = sum(feed["frames"] for feed in ingest_body["feeds"].values())
         frames_per_s = (frames - start_counts[0]) / MEASURE_S
@@ -165,6 +184,16 @@ def run_rate(rate: int) -> dict[str, Any]:
             "signals": engine_final["signals"],
             "rss": {proc.name: peak_rss_mb(proc.popen.pid) for proc in procs},
             "missed_controls": missed_controls,
+            # each process's share of one core over the window, and the times it was preempted
+            "cpu": {
+                name: ((end_cpu[name][0] - start_cpu[name][0]) / MEASURE_S, end_cpu[name][1] - start_cpu[name][1])
+                for name in end_cpu
+            },
+            # what held up each worker's loop over the measured window (None at a checkout without it)
+            "stalls": {
+                "engine": stalls_delta(start_stalls[0], engine_body.get("stalls")),
+                "ingestor": stalls_delta(start_stalls[1], ingest_body.get("stalls")),
+            },
         }
         return result
     finally:
@@ -172,6 +201,45 @@ def run_rate(rate: int) -> dict[str, Any]:
             with contextlib.suppress(AssertionError):
                 proc.terminate(8)
         redis_server.cleanup()
+
+
+def stalls_delta(before: dict[str, Any] | None, after: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The counters of `arbsite.stalls` over a window: counts and totals subtracted, maxima as at its end."""
+    if before is None or after is None:
+        return None
+
+    def minus(new: Any, old: Any, key: str) -> Any:
+        if isinstance(new, dict):
+            return {
+                name: minus(value, old.get(name, 0) if isinstance(old, dict) else 0, name)
+                for name, value in new.items()
+            }
+        return new if key.startswith("max") or not isinstance(new, (int, float)) else new - old
+
+    return {name: minus(after[name], before.get(name), name) for name in ("gc", "loop_lag", "steps")}
+
+
+def fmt_stalls(stalls: dict[str, Any] | None) -> str:
+    """`gc` ms in gen 0/1/2 (gen-2 collections), loop wake-ups late > 5 / > 20 ms, longest lateness."""
+    if stalls is None:
+        return "–"
+    gc_ms = "/".join(f"{stalls['gc'][f'gen{generation}']['ms']:.0f}" for generation in range(3))
+    lag = stalls["loop_lag"]
+    return (
+        f"gc {gc_ms} ms ({stalls['gc']['gen2']['collections']} gen2, longest {stalls['gc']['gen2']['max_ms']:.0f}); "
+        f"late >5 ms {lag['over_5ms']}, >20 ms {lag['over_20ms']}, longest {lag['max_ms']:.0f}"
+    )
+
+
+def fmt_steps(stalls: dict[str, Any] | None) -> str:
+    if stalls is None or not stalls["steps"]:
+        return "–"
+    return ", ".join(
+        f"{name} {step['over_5ms']}/{step['count']} > 5 ms"
+        + (f", {step['preempted']} of them preempted" if step.get("preempted") else "")
+        + f" (longest {step['max_ms']:.1f})"
+        for name, step in stalls["steps"].items()
+    )
 
 
 def fmt(percentiles: dict[str, float | None]) -> str:
@@ -217,13 +285,27 @@ def main() -> None:
         rss = r["rss"]
         signals = r["signals"]
         bad = f" ({r['bad']} refused as bad)" if r["bad"] else ""
+        # lost at the ingestor's ZeroMQ high-water mark (the engine, or the ingestor's own I/O thread, behind)
+        refused = f" ({r['refused']} at the ingestor's high-water mark)" if r["refused"] else ""
         missed = f" ({r['missed_controls']} dislocations unanswered)" if r["missed_controls"] else ""
         print(
             f"| {r['rate']} | {r['frames_per_s']:.0f} | {r['ticks_per_s']:.0f} "
             f"| {fmt(push['binance'])}, {fmt(push['coinbase'])} | {fmt(r['decision'])} | {fmt(r['frame_to_decision'])} "
-            f"| {fmt(r['signal'])} | {sum(signals.values())}{missed} | {r['lost']} of {r['sent']}{bad} "
+            f"| {fmt(r['signal'])} | {sum(signals.values())}{missed} | {r['lost']} of {r['sent']}{bad}{refused} "
             f"| {'1' if r['ticks_per_message'] is None else format(r['ticks_per_message'], '.2f')} "
             f"| {rss['sim']:.0f}, {rss['ingestor']:.0f}, {rss['engine']:.0f} |"
+        )
+    print(
+        "\n| target updates/s | engine: GC ms gen 0/1/2 and loop lag over the window | engine steps "
+        "| ingestor: GC and loop lag | CPU % of a core (preempted) |"
+    )
+    print("|---:|---|---|---|---|")
+    for r in results:
+        stalls = r["stalls"]
+        cpu = ", ".join(f"{name} {share * 100:.0f} ({switches})" for name, (share, switches) in r["cpu"].items())
+        print(
+            f"| {r['rate']} | {fmt_stalls(stalls['engine'])} | {fmt_steps(stalls['engine'])} "
+            f"| {fmt_stalls(stalls['ingestor'])} | {cpu} |"
         )
     sustained = [
         rate

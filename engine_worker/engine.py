@@ -213,21 +213,29 @@ class Engine:
         The same evaluation as a tick's (fresh quotes, best markets, rates, fees); None where
         the two exchanges have no fresh markets in a common quote group.
         """
-        matrix: dict[str, dict[str, dict[str, float | None]]] = {}
-        for asset in sorted(self.book.assets):
-            asset_book = self.book.assets[asset]
-            bests = self._bests(asset_book, now_ms)
-            exchanges = sorted(asset_book.exchanges)
-            rows: dict[str, dict[str, float | None]] = {}
-            for buy in exchanges:
-                row: dict[str, float | None] = {}
-                for sell in exchanges:
-                    if sell != buy:
-                        found = self._best_pair(bests, buy, sell, now_ms)
-                        row[sell] = None if found is None else found.net_spread_pct
-                rows[buy] = row
-            matrix[asset] = rows
-        return matrix
+        return {asset: self.asset_spreads(asset, now_ms) for asset in self.matrix_assets()}
+
+    def matrix_assets(self) -> list[str]:
+        """The assets of `spread_matrix`, in its order."""
+        return sorted(self.book.assets)
+
+    def asset_spreads(self, asset: str, now_ms: int) -> dict[str, dict[str, float | None]]:
+        """One asset's rows of `spread_matrix` (buy exchange -> sell exchange -> net %); {} when
+        the asset is not held (a caller that computes the matrix an asset at a time)."""
+        asset_book = self.book.assets.get(asset)
+        if asset_book is None:
+            return {}
+        bests = self._bests(asset_book, now_ms)
+        exchanges = sorted(asset_book.exchanges)
+        rows: dict[str, dict[str, float | None]] = {}
+        for buy in exchanges:
+            row: dict[str, float | None] = {}
+            for sell in exchanges:
+                if sell != buy:
+                    found = self._best_pair(bests, buy, sell, now_ms)
+                    row[sell] = None if found is None else found.net_spread_pct
+            rows[buy] = row
+        return rows
 
     def expire(self, now_ms: int) -> list[Signal]:
         """The timer step: re-evaluate open opportunities with a quote gone stale by `now_ms`.

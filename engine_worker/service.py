@@ -2,13 +2,15 @@
 
 `run_engine` builds an `EngineService` from settings and awaits `run()`. At start-up,
 before pulling ticks, it reads the open opportunities a previous engine left in
-`engine:open` and hands them to the engine. The receive loop drains every waiting
-message in one go (a message holds the ticks of one frame:
-`signals_app.contracts.tick.decode_message` decodes it once and checks each tick),
-steps the pure engine for each tick, and at the end of the batch the publisher writes
-its signals (and the quote cache when due) to Redis in one write, in the same loop turn
-(engine_worker/publish.py). SIGINT/SIGTERM: stop receiving, flush what is held to
-Redis, close the sockets, exit 0.
+`engine:open` and hands them to the engine. The receive loop drains what is waiting,
+up to DRAIN_MAX messages or BATCH_BUDGET_S of work a wake-up (a message holds the ticks
+of one frame: `signals_app.contracts.tick.decode_message` decodes it once and checks
+each tick), steps the pure engine for each tick, and hands a message's signals to the
+publisher as soon as it caused them, which writes them to Redis at once (engine_worker/
+publish.py); the quote cache goes at the batch's end when due. Nothing on the loop runs
+long: the heartbeat's spread matrix is computed an asset at a time, and `arbsite.stalls`
+shows on /health what still held the loop up (GC pauses, late wake-ups, slow steps).
+SIGINT/SIGTERM: stop receiving, flush what is held to Redis, close the sockets, exit 0.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +33,7 @@ from prometheus_client.registry import Collector
 
 from arbsite.health import start_http
 from arbsite.latency import LatencyWindow
+from arbsite.stalls import StallProbe, stall_metrics
 from engine_worker.config import EngineConfig
 from engine_worker.engine import Engine
 from engine_worker.publish import RedisPublisher
@@ -51,13 +54,20 @@ from signals_app.contracts.tick import (
 log = logging.getLogger("engine_worker.service")
 
 TIMER_INTERVAL_S = 0.05  # how often stale quotes are looked for between ticks
-DRAIN_MAX = 2000  # messages handled per wake-up (their signals are written at its end)
+# A wake-up handles what is queued, up to DRAIN_MAX messages or BATCH_BUDGET_S of work, then lets the
+# loop run: Redis's replies (a signal counts as published when they are read), the timers, the
+# heartbeat and /health wait for the batch's end, so a batch of 2000 messages (30 ms at 20k/s)
+# held every signal of it that long.
+DRAIN_MAX = 2000
+BATCH_BUDGET_S = 0.001
 RESTORE_WAIT_S = 3.0  # how long start-up waits for Redis to read engine:open before starting without
 # The spread matrix for engine:markets is computed on the engine's loop (about 0.4 ms per asset
 # on seven venues): every second while it costs under 1 % of the loop's time, less often beyond,
 # but at least every 3 s so that the key (EX 5) never lapses while the engine runs.
 MATRIX_LOOP_SHARE = 0.01
 MATRIX_MAX_INTERVAL_S = 3.0
+MATRIX_SLICE_S = 0.0005  # the loop runs between slices of the matrix at least this often
+SpreadMatrix = dict[str, dict[str, dict[str, float | None]]]  # asset -> buy -> sell -> net % (Engine.spread_matrix)
 
 
 @dataclass
@@ -96,6 +106,8 @@ class EngineService:
         self._last_bad_log = 0.0
         self.matrix_seconds = 0.0  # what the last spread matrix for engine:markets took
         self.open_restore: OpenRestore | None = None  # what start-up found in engine:open
+        self.stalls = StallProbe()
+        self.batch_deadline = 0.0  # perf_counter: when the receive loop's wake-up stops draining (_drained)
         self.registry = CollectorRegistry()
         self.registry.register(_EngineCollector(self))
 
@@ -112,6 +124,7 @@ class EngineService:
             self.config.health_host, self.config.health_port, {"/health": self.health, "/metrics": self.metrics}
         )
         await self.restore_open()
+        self.stalls.start()
         log.info(
             "engine: pulling from %s, publishing to %s, health on %s:%d, threshold %.4g %% net of fees",
             self.config.zmq_endpoint,
@@ -134,6 +147,7 @@ class EngineService:
                 await asyncio.wait_for(publisher, 3)
             await asyncio.gather(timers, heartbeat, return_exceptions=True)
             await self.publisher.close()
+            await self.stalls.stop()
             health.close()
             pull.close()
             context.term()
@@ -170,6 +184,7 @@ class EngineService:
         # The same socket, seen synchronously, to drain what is already queued without awaiting.
         drain: zmq.Socket[bytes] = zmq.Socket.shadow(pull.underlying)
         stopper = asyncio.create_task(self.stop.wait())
+        steps = self.stalls.steps
         try:
             while not self.stop.is_set():
                 receiver = asyncio.ensure_future(pull.recv())
@@ -177,23 +192,54 @@ class EngineService:
                 if not receiver.done():
                     receiver.cancel()
                     break
-                batch = [receiver.result()]
-                while len(batch) < DRAIN_MAX:
-                    try:
-                        batch.append(drain.recv(zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-                self.handle_batch(batch)
+                started, cpu_started = time.perf_counter(), time.thread_time()
+                self.batch_deadline = started + BATCH_BUDGET_S
+                self.handle_batch(self._drained(receiver.result(), drain))
+                steps.add("batch", time.perf_counter() - started, time.thread_time() - cpu_started)
         finally:
             stopper.cancel()
 
-    def handle_batch(self, batch: list[bytes]) -> None:
-        """One step: decode and apply each message, then hand the results to the publisher."""
+    def handle_batch(self, batch: Iterable[bytes]) -> None:
+        """One step: decode and apply each message, one at a time, its signals written as soon as
+        it caused them; then what else is due (the quote cache) is handed to the publisher."""
+        received_ns = time.time_ns()  # engine receive -> decision counts from the batch's start, as before
+        for data in batch:
+            self.messages += 1
+            try:
+                items, refused = decode_message(data)
+            except TickDecodeError as exc:
+                self._bad_message(exc)
+                continue
+            if refused:
+                self._bad_ticks(refused)
+            signals = self._apply(items, received_ns)
+            if signals:
+                # now, not at the batch's end; and the wake-up ends here (`_drained`), so that the
+                # loop reads Redis's replies as they come instead of after the rest of the budget
+                self.publisher.publish(signals)
+                self.batch_deadline = 0.0
+        self.publisher.publish([])  # the quote cache, when due
+
+    def _drained(self, first: bytes, drain: zmq.Socket[bytes]) -> Iterator[bytes]:
+        """`first`, then what is queued on `drain` without waiting, up to DRAIN_MAX messages, until
+        `batch_deadline` (perf_counter) passed or a message caused signals (`handle_batch` sets it
+        to 0 then); what is left stays queued for the next wake-up."""
+        yield first
+        for _ in range(DRAIN_MAX - 1):
+            if time.perf_counter() >= self.batch_deadline:
+                return
+            try:
+                data = drain.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            yield data
+
+    def _apply(self, items: Sequence[Tick | FeedState], received_ns: int) -> list[Signal]:
+        """The ticks and feed states of one message, stepped through the engine: the signals they caused."""
         engine = self.engine
         publisher = self.publisher
         signals: list[Signal] = []
-        received_ns = time.time_ns()
-        for message in self._decoded(batch):
+        for message in items:
             now_ns = time.time_ns()
             if isinstance(message, FeedState):
                 self._feed_state(message, now_ns // 1_000_000, signals)
@@ -212,23 +258,7 @@ class EngineService:
                 publisher.add_quote(top_of(message))
             elif not engine.has_quote(message.exchange, message.symbol):  # a book-lost tick (is_book_lost)
                 publisher.add_quote(message)  # the quote went with the book: its cached price goes too
-        publisher.publish(signals)  # written now, in this loop turn (with the quote cache when it is due)
-
-    def _decoded(self, batch: list[bytes]) -> list[Tick | FeedState]:
-        """The valid ticks and feed states of `batch`'s messages, in order; every message counted,
-        a message that is no message of ticks dropped and counted, a tick that breaks a rule too."""
-        decoded: list[Tick | FeedState] = []
-        for data in batch:
-            self.messages += 1
-            try:
-                items, refused = decode_message(data)
-            except TickDecodeError as exc:
-                self._bad_message(exc)
-                continue
-            decoded.extend(items)
-            if refused:
-                self._bad_ticks(refused)
-        return decoded
+        return signals
 
     def _depth_views(self, signals: list[Signal], now_ms: int) -> None:
         """The depth panel's picture of each signal with depth, of the books as this tick left them."""
@@ -283,9 +313,11 @@ class EngineService:
         """Close opportunities whose quotes went stale while no tick came."""
         while True:
             await asyncio.sleep(TIMER_INTERVAL_S)
+            started = time.perf_counter()
             closed = self.engine.expire(time.time_ns() // 1_000_000)
             if closed:
                 self.publisher.publish(closed)
+            self.stalls.steps.add("timer", time.perf_counter() - started)
 
     async def _heartbeat(self) -> None:
         next_matrix = 0.0
@@ -299,13 +331,36 @@ class EngineService:
 
     async def beat(self, with_matrix: bool = True) -> None:
         """One heartbeat step: the counters to keys.ENGINE_HEARTBEAT, the spread matrix to keys.ENGINE_MARKETS."""
+        started = time.perf_counter()
         heartbeat = encode_heartbeat(self.snapshot())
+        self.stalls.steps.add("heartbeat", time.perf_counter() - started)
         markets: bytes | None = None
         if with_matrix:
-            started = time.perf_counter()
-            markets = encode_markets(engine_markets(self.engine, time.time_ns() // 1_000_000))
-            self.matrix_seconds = time.perf_counter() - started
+            now_ms = time.time_ns() // 1_000_000
+            spreads, self.matrix_seconds = await self._spread_matrix(now_ms)
+            markets = encode_markets(engine_markets(self.engine, now_ms, spreads))
         await self.publisher.set_engine_state(heartbeat, markets)
+
+    async def _spread_matrix(self, now_ms: int) -> tuple[SpreadMatrix, float]:
+        """`Engine.spread_matrix(now_ms)` an asset at a time, letting the loop run (ticks, Redis's
+        replies) every MATRIX_SLICE_S: on seven venues it costs ~0.4 ms an asset, tens of ms in all,
+        which held every tick and signal behind it. Returns it and the loop time it took."""
+        engine = self.engine
+        steps = self.stalls.steps
+        spreads: SpreadMatrix = {}
+        spent = 0.0
+        assets = engine.matrix_assets()
+        started = time.perf_counter()
+        for index, asset in enumerate(assets, 1):
+            spreads[asset] = engine.asset_spreads(asset, now_ms)
+            elapsed = time.perf_counter() - started
+            if elapsed >= MATRIX_SLICE_S or index == len(assets):
+                steps.add("matrix", elapsed)
+                spent += elapsed
+                if index < len(assets):
+                    await asyncio.sleep(0)
+                    started = time.perf_counter()
+        return spreads, spent
 
     # --- /health and /metrics ---------------------------------------------------------
     def snapshot(self) -> EngineHeartbeat:
@@ -331,6 +386,7 @@ class EngineService:
             "signals_refused": self.publisher.signals_refused,
             "redis_errors": dict(self.publisher.redis_errors),
             "open_restore": self.open_restore,
+            "stalls": self.stalls.snapshot(),
             "latency_frame_to_decision": self.decision_latency.percentiles(),
             "latency_engine_receive_to_decision": self.engine_latency.percentiles(),
             "latency_frame_to_signal_published": self.signal_latency.percentiles(),
@@ -352,21 +408,26 @@ class EngineService:
         }
 
     def health(self) -> tuple[int, str, bytes]:
+        started = time.perf_counter()
         failing = [] if self.publisher.connected else ["redis"]
         body: EngineHealth = {**self.snapshot(), "status": "ok" if not failing else "degraded", "failing": failing}
+        self.stalls.steps.add("health", time.perf_counter() - started)
         return (200 if not failing else 503), "application/json", orjson.dumps(body)
 
     def metrics(self) -> tuple[int, str, bytes]:
         return 200, "text/plain; version=0.0.4; charset=utf-8", generate_latest(self.registry)
 
 
-def engine_markets(engine: Engine, now_ms: int) -> EngineMarkets:
-    """The engine's spread matrix at `now_ms` (net %, 4 dp) and the settings it was computed with."""
+def engine_markets(engine: Engine, now_ms: int, spreads: SpreadMatrix | None = None) -> EngineMarkets:
+    """The engine's spread matrix at `now_ms` (net %, 4 dp) and the settings it was computed with;
+    `spreads`: the matrix when already computed (`Engine.spread_matrix(now_ms)`)."""
+    if spreads is None:
+        spreads = engine.spread_matrix(now_ms)
     matrix = {
         asset: {
             buy: {sell: None if net is None else pct(net) for sell, net in row.items()} for buy, row in rows.items()
         }
-        for asset, rows in engine.spread_matrix(now_ms).items()
+        for asset, rows in spreads.items()
     }
     exchanges = sorted({exchange for rows in matrix.values() for exchange in rows})
     config = engine.config
@@ -455,3 +516,4 @@ class _EngineCollector(Collector):
         suspects.add_metric([], len(service.engine.suspect_markets(time.time_ns() // 1_000_000)))
         yield from (ticks, bad, signals, published, pending, dropped, held, held_total, outages, republished, refused)
         yield from (errors, redis_up, open_now, matrix, latency, suspects)
+        yield from stall_metrics("arb_engine", service.stalls)

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from arbsite.env import enabled_exchanges
 from arbsite.health import start_http
+from arbsite.stalls import StallProbe, stall_metrics
 from ingest_worker.feed import STATES, Feed
 from ingest_worker.push import TickPusher
 from ingest_worker.record import CaptureWriter
@@ -110,6 +111,7 @@ class IngestorService:
                 )
             )
         self.stop = asyncio.Event()
+        self.stalls = StallProbe()
         self.registry = CollectorRegistry()
         self.registry.register(_IngestorCollector(self))
 
@@ -129,6 +131,7 @@ class IngestorService:
             self.config.health_host,
             self.config.health_port,
         )
+        self.stalls.start()
         tasks = [asyncio.create_task(feed.run(self.stop), name=f"feed-{feed.name}") for feed in self.feeds]
         stopped = asyncio.create_task(self.stop.wait())
         misconfigured: BaseException | None = None
@@ -147,6 +150,7 @@ class IngestorService:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
         finally:
+            await self.stalls.stop()
             health.close()
             if self.recorder is not None:
                 self.recorder.close()
@@ -176,6 +180,7 @@ class IngestorService:
                 pusher.holding,
                 messages_sent=pusher.messages_sent,
                 states_sent=pusher.states_sent,
+                stalls=self.stalls.snapshot(),
             )
         )
         return status, "application/json", body
@@ -255,3 +260,4 @@ class _IngestorCollector(Collector):
         holding.add_metric([], self.service.pusher.holding)
         yield from (state, age, frames, ticks, connects, dead, resyncs, connections, drops, control)
         yield from (book_ticks, skewed, lost, messages, backpressure, held, holding)
+        yield from stall_metrics("arb_ingestor", self.service.stalls)

@@ -19,6 +19,10 @@ from typing import Any, TypedDict
 import orjson
 
 Percentiles = dict[str, float | None]  # p50_us, p90_us, p99_us, max_us (arbsite.latency.LatencyWindow)
+# What held up a worker's loop (arbsite.stalls.StallProbe.snapshot): the cyclic GC's pauses by
+# generation, the objects gc.freeze() left out of its collections, the loop's late wake-ups by
+# lateness, and the loop's own steps (count, how many over 5 ms, total and longest ms).
+Stalls = dict[str, Any]
 
 FEED_LIVE = "live"  # the ingestor's word for a feed that is up (ingest_worker.feed.LIVE)
 
@@ -56,6 +60,7 @@ class EngineHeartbeat(TypedDict):
     # engine:open at start-up (DESIGN.md lifecycle rule 8): what was found, restored and deleted as
     # no open signal, and whether Redis could not be reached (then the engine started without it).
     open_restore: OpenRestore | None
+    stalls: Stalls | None  # what held up the engine's loop (arbsite.stalls)
     latency_frame_to_decision: Percentiles | None
     latency_engine_receive_to_decision: Percentiles | None
     latency_frame_to_signal_published: Percentiles | None
@@ -110,6 +115,7 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
     feeds = raw.get("feeds")
     connected = raw.get("redis_connected")
     rates = raw.get("quote_rates")
+    stalls = raw.get("stalls")
     return {
         "timestamp": timestamp,
         "ticks": _int_or_none(raw.get("ticks")),
@@ -134,6 +140,7 @@ def decode_heartbeat(data: bytes | str) -> EngineHeartbeat:
         "signals_refused": _int_or_none(raw.get("signals_refused")),
         "redis_errors": _counts(raw.get("redis_errors")),
         "open_restore": _open_restore(raw.get("open_restore")),
+        "stalls": stalls if isinstance(stalls, dict) else None,
         "latency_frame_to_decision": _percentiles(raw.get("latency_frame_to_decision")),
         "latency_engine_receive_to_decision": _percentiles(raw.get("latency_engine_receive_to_decision")),
         "latency_frame_to_signal_published": _percentiles(raw.get("latency_frame_to_signal_published")),
@@ -221,6 +228,7 @@ class IngestorHealth(TypedDict):
     ticks_dropped_backpressure: int  # refused at the ZeroMQ high-water mark, or behind a held feed state
     feed_states_held: int  # venue down/up messages that met the mark and waited (none is dropped)
     feed_states_holding: int  # waiting now
+    stalls: Stalls | None  # what held up the ingestor's loop (arbsite.stalls)
 
 
 class FeedStatus(TypedDict):
@@ -248,6 +256,7 @@ def ingestor_health(
     states_holding: int = 0,
     messages_sent: int = 0,
     states_sent: int = 0,
+    stalls: Stalls | None = None,
 ) -> IngestorHealth:
     """The body for these feeds: `degraded`, naming them, while any feed is not live."""
     not_live = [name for name, feed in feeds.items() if feed["state"] != FEED_LIVE]
@@ -261,6 +270,7 @@ def ingestor_health(
         "ticks_dropped_backpressure": ticks_dropped,
         "feed_states_held": states_held,
         "feed_states_holding": states_holding,
+        "stalls": stalls,
     }
 
 

@@ -72,8 +72,11 @@ def test_all_fine_is_200_with_what_the_dashboard_shows(client, api_redis, fake_i
     assert 0 <= engine["heartbeat_age_ms"] < 1000
     assert engine["ticks"] == 1234
     assert engine["signals"] == {"open": 0, "update": 0, "close": 0}
-    assert engine["latency_frame_to_decision"] == {"p50_us": 300.0, "p90_us": 900.0, "p99_us": 900.0, "max_us": 900.0}
-    assert engine["latency_frame_to_signal_published"]["max_us"] == 2700.0
+    # the window's figures are its histogram's, within half a 1 % bucket (arbsite.latency)
+    assert engine["latency_frame_to_decision"] == pytest.approx(
+        {"p50_us": 300.0, "p90_us": 900.0, "p99_us": 900.0, "max_us": 900.0}, rel=0.005
+    )
+    assert engine["latency_frame_to_signal_published"]["max_us"] == pytest.approx(2700.0, rel=0.005)
     assert engine["suspect_markets"] == []
 
 

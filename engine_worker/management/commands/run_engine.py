@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from arbsite.runtime import run_async
+from arbsite.stalls import freeze_start_up_heap
 from engine_worker.service import EngineService, EngineServiceConfig
 from ingest_worker.venues import DEFAULT_FEES_PCT
 
@@ -20,4 +21,5 @@ class Command(BaseCommand):
     help = "Pull ticks from the ingestor, detect fee-aware arbitrage, publish signals to Redis."
 
     def handle(self, *args: Any, **options: Any) -> None:
+        freeze_start_up_heap()  # arbsite.stalls: full collections walk only what it makes from now on
         run_async(EngineService(EngineServiceConfig.from_settings(settings, DEFAULT_FEES_PCT)).run())

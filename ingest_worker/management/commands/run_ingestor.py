@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from arbsite.runtime import run_async
+from arbsite.stalls import freeze_start_up_heap
 from ingest_worker.service import IngestorConfig, IngestorService
 
 
@@ -20,4 +21,5 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         config = IngestorConfig.from_settings(settings, record=options["record"])
+        freeze_start_up_heap()  # arbsite.stalls: full collections walk only what it makes from now on
         run_async(IngestorService(config).run())
