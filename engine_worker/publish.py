@@ -52,7 +52,7 @@ from engine_worker.resp import (
 from signals_app.contracts import keys
 from signals_app.contracts.depth_view import DEPTH_VIEW_TTL_S, DepthView, depth_view_key, encode_depth_view
 from signals_app.contracts.signal import CLOSE, Signal, open_problem
-from signals_app.contracts.tick import Tick, encode, is_book_lost
+from signals_app.contracts.tick import Tick, encode, is_book_lost, top_of
 
 log = logging.getLogger("engine_worker.publish")
 
@@ -134,7 +134,7 @@ class _Write:
             if is_book_lost(tick):  # the market's quote went with its book
                 parts.append(pack("DEL", key))
             else:
-                parts.append(pack("SET", key, encode(tick), "EX", keys.PRICE_KEY_TTL_S))
+                parts.append(pack("SET", key, encode(top_of(tick)), "EX", keys.PRICE_KEY_TTL_S))
         count = len(self.fixes) + len(self.views) + 4 * len(self.signals) + len(self.quotes)
         if self.signals:
             count += 1  # the history trim
@@ -223,6 +223,8 @@ class RedisPublisher:
         self._write(include_quotes=time.monotonic() >= self._next_quote_flush)
 
     def add_quote(self, tick: Tick) -> None:
+        """The market's newest quote or book tick for the price cache (a book tick's top is taken
+        when the cache is written, at most every QUOTE_FLUSH_S, not for every tick)."""
         self._quotes[(tick.exchange, tick.symbol)] = tick
 
     def add_depth_view(self, view: DepthView) -> None:

@@ -48,7 +48,6 @@ from signals_app.contracts.tick import (
     Tick,
     TickDecodeError,
     decode_message,
-    top_of,
 )
 
 log = logging.getLogger("engine_worker.service")
@@ -254,8 +253,8 @@ class EngineService:
             if message.type == TRADE:
                 continue
             levels = message.bids
-            if levels is None or levels:  # a quote, or a book tick whose top goes to the cache as one
-                publisher.add_quote(top_of(message))
+            if levels is None or levels:  # a quote, or a book tick (the publisher caches its top)
+                publisher.add_quote(message)
             elif not engine.has_quote(message.exchange, message.symbol):  # a book-lost tick (is_book_lost)
                 publisher.add_quote(message)  # the quote went with the book: its cached price goes too
         return signals
